@@ -1,0 +1,9 @@
+"""The Function App: wiring only. Each responder module is one trigger family."""
+
+import azure.functions as func
+
+from responders import alerts, effects, events, incidents, timers
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (alerts.bp, events.bp, incidents.bp, effects.bp, timers.bp):
+    app.register_functions(blueprint)

@@ -1,0 +1,63 @@
+"""Shaping HTTP answers the same way in every responder: JSON, and errors as {error, detail}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import BadInput
+from shared.intake.pipeline import StoreContention
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """A JSON answer."""
+    return func.HttpResponse(
+        json.dumps(data, separators=(",", ":")),
+        status_code=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def error_response(status: int, error: str, detail: str) -> func.HttpResponse:
+    """An error answer a person can act on."""
+    return json_response({"error": error, "detail": detail}, status)
+
+
+def answers_errors(handler: Handler) -> Handler:
+    """Bad input becomes its 4xx, a store that keeps losing races a 503; nothing becomes a 500."""
+
+    @wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except BadInput as e:
+            return error_response(e.status, e.error, e.detail)
+        except StoreContention as e:
+            log.warning("store contention: %s", e)
+            return error_response(503, "busy", "too many concurrent updates; retry shortly")
+
+    return wrapper
+
+
+def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within bounds, or BadInput naming it."""
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput("invalid_parameter", f"{name} must be an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise BadInput("invalid_parameter", f"{name} must be an integer from {low} to {high}")
+    return value

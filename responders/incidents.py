@@ -1,0 +1,62 @@
+"""Reading state: GET /api/health, /api/incidents, /api/incidents/{id}, /api/signals."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from responders.http import answers_errors, error_response, json_response, query_int
+from shared.bootstrap import services
+from shared.errors import BadInput
+from shared.incidents import ACKNOWLEDGED, OPEN, RESOLVED
+
+bp = func.Blueprint()
+
+STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """200 once the policy is valid and the store answers; 503 otherwise."""
+    app = services()
+    try:
+        app.store.ping()
+        policy = app.policy
+    except Exception as e:  # a health check reports, it does not fail
+        return error_response(503, "not_ready", f"{type(e).__name__}: {e}")
+    return json_response({"status": "ok", "policy": policy.source, "rules": len(policy.rules)})
+
+
+@bp.route(route="incidents", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_errors
+def list_incidents(req: func.HttpRequest) -> func.HttpResponse:
+    """Newest first; ?status=, ?tenant=, ?limit= (default 100, at most 1000)."""
+    status = req.params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadInput("invalid_parameter", f"status must be one of {', '.join(STATUSES)}")
+    limit = query_int(req, "limit", 100, 1, 1000)
+    incidents = services().store.list_incidents(status, req.params.get("tenant") or None, limit)
+    return json_response({"incidents": [i.to_dict() for i in incidents], "count": len(incidents)})
+
+
+@bp.route(route="incidents/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_errors
+def get_incident(req: func.HttpRequest) -> func.HttpResponse:
+    """One incident with its timeline and latest signals."""
+    incident_id = req.route_params.get("id", "")
+    store = services().store
+    found = store.get(incident_id)
+    if found is None:
+        return error_response(404, "not_found", f"no incident {incident_id!r}")
+    body = found.incident.to_dict()
+    body["timeline"] = [e.to_dict() for e in store.timeline(incident_id)]
+    body["signals"] = [s.to_dict() for s in store.signals(incident_id, limit=20)]
+    return json_response(body)
+
+
+@bp.route(route="signals", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_errors
+def informational_signals(req: func.HttpRequest) -> func.HttpResponse:
+    """Signals recorded without an incident (routine and unknown events), newest first."""
+    limit = query_int(req, "limit", 100, 1, 1000)
+    signals = services().store.signals(None, limit)
+    return json_response({"signals": [s.to_dict() for s in signals], "count": len(signals)})

@@ -1,0 +1,1 @@
+"""DR Responder's domain, ports and adapters; nothing here imports azure.functions."""

@@ -1,0 +1,63 @@
+"""Opening SQLite the same way everywhere: WAL, a busy timeout, one connection per thread."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# NORMAL in WAL mode: a commit is in the WAL file before we answer, so it survives a crash of
+# this process; FULL also fsyncs each commit, surviving power loss at a cost in throughput.
+SYNCHRONOUS = os.environ.get("DR_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """A SQLite file shared by threads and processes; each thread gets its own connection."""
+
+    def __init__(self, path: str | Path, schema: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._schema = schema
+        # executescript commits as it goes; CREATE … IF NOT EXISTS makes a concurrent start harmless.
+        self.connection().executescript(schema)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE in `write`).
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front, so two processes never deadlock."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        """A connection for reads (each statement sees a consistent snapshot)."""
+        return self.connection()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,237 @@
+"""IncidentStore on SQLite: the local and test store, shaped like Azure Table Storage.
+
+Each incident with its signals and timeline is one "partition" written in one transaction; every
+write is conditional on the ETag read, and a partial unique index keeps one open incident per
+correlation key even when several processes share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.adapters.sqlite_db import Database
+from shared.errors import Conflict, PreconditionFailed
+from shared.incidents import Incident, TimelineEntry
+from shared.ports import DuplicateSignal, Versioned
+from shared.signals import Signal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    correlation_key TEXT NOT NULL,
+    condition_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    has_outbox INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_incident_per_key
+    ON incidents (correlation_key) WHERE status != 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_newest ON incidents (opened_at DESC);
+CREATE INDEX IF NOT EXISTS incidents_open_by_condition
+    ON incidents (condition_key, opened_at) WHERE status != 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_with_outbox ON incidents (updated_at) WHERE has_outbox = 1;
+CREATE TABLE IF NOT EXISTS signals (
+    id TEXT PRIMARY KEY,
+    incident_id TEXT,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_by_incident ON signals (incident_id, received_at);
+CREATE TABLE IF NOT EXISTS timeline (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_by_incident ON timeline (incident_id, seq);
+"""
+
+
+class SqliteIncidentStore:
+    """Implements `shared.ports.IncidentStore` on one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = Database(path, SCHEMA)
+
+    def open_incident(self, correlation_key: str) -> Versioned | None:
+        """The open incident for a key."""
+        row = (
+            self.db.read()
+            .execute(
+                "SELECT body, etag FROM incidents WHERE correlation_key = ? AND status != 'resolved'",
+                (correlation_key,),
+            )
+            .fetchone()
+        )
+        return _versioned(row)
+
+    def get(self, incident_id: str) -> Versioned | None:
+        """An incident by id."""
+        row = (
+            self.db.read().execute("SELECT body, etag FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        )
+        return _versioned(row)
+
+    def commit(
+        self,
+        incident: Incident,
+        etag: str | None,
+        signal: Signal | None = None,
+        timeline: Sequence[TimelineEntry] = (),
+    ) -> str:
+        """Write incident, signal and timeline in one transaction, conditional on the ETag."""
+        new_etag = uuid.uuid4().hex
+        record = incident.to_record()
+        row = (
+            incident.correlation_key,
+            incident.condition_key,
+            incident.status,
+            incident.tenant,
+            incident.opened_at,
+            incident.updated_at,
+            int(bool(incident.outbox)),
+            new_etag,
+            json.dumps(record, separators=(",", ":")),
+        )
+        with self.db.write() as conn:
+            if signal is not None:
+                self._insert_signal(conn, signal, incident.id, incident.updated_at)
+            if etag is None:
+                try:
+                    conn.execute(
+                        "INSERT INTO incidents (correlation_key, condition_key, status, tenant, opened_at,"
+                        " updated_at, has_outbox, etag, body, id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (*row, incident.id),
+                    )
+                except sqlite3.IntegrityError as e:
+                    raise Conflict(f"incident {incident.id} or an open one for its key exists") from e
+            else:
+                updated = conn.execute(
+                    "UPDATE incidents SET correlation_key=?, condition_key=?, status=?, tenant=?,"
+                    " opened_at=?,"
+                    " updated_at=?, has_outbox=?, etag=?, body=? WHERE id=? AND etag=?",
+                    (*row, incident.id, etag),
+                ).rowcount
+                if updated != 1:
+                    raise PreconditionFailed(f"incident {incident.id} changed since it was read")
+            conn.executemany(
+                "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)",
+                [(incident.id, e.at, e.kind, e.text) for e in timeline],
+            )
+        return new_etag
+
+    def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
+        """Append history rows."""
+        with self.db.write() as conn:
+            conn.executemany(
+                "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)",
+                [(incident_id, e.at, e.kind, e.text) for e in entries],
+            )
+
+    def has_signal(self, signal_id: str) -> bool:
+        """Whether the signal was accepted before."""
+        return (
+            self.db.read().execute("SELECT 1 FROM signals WHERE id = ?", (signal_id,)).fetchone() is not None
+        )
+
+    def record_informational(self, signal: Signal) -> bool:
+        """Store a signal without an incident; False if already stored."""
+        try:
+            with self.db.write() as conn:
+                self._insert_signal(conn, signal, None, signal.occurred_at)
+        except DuplicateSignal:
+            return False
+        return True
+
+    def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:
+        """Newest first, optionally filtered."""
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if tenant:
+            where.append("tenant = ?")
+            args.append(tenant)
+        sql = "SELECT body FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY opened_at DESC, id LIMIT ?"
+        rows = self.db.read().execute(sql, (*args, limit)).fetchall()
+        return [Incident.from_record(json.loads(r["body"])) for r in rows]
+
+    def timeline(self, incident_id: str) -> list[TimelineEntry]:
+        """Oldest first."""
+        rows = (
+            self.db.read()
+            .execute("SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY seq", (incident_id,))
+            .fetchall()
+        )
+        return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]
+
+    def signals(self, incident_id: str | None, limit: int) -> list[Signal]:
+        """Newest first."""
+        clause = "incident_id = ?" if incident_id is not None else "incident_id IS NULL"
+        args: tuple[object, ...] = (incident_id, limit) if incident_id is not None else (limit,)
+        rows = (
+            self.db.read()
+            .execute(
+                f"SELECT body FROM signals WHERE {clause} ORDER BY received_at DESC, rowid DESC LIMIT ?", args
+            )
+            .fetchall()
+        )
+        return [Signal.from_dict(json.loads(r["body"])) for r in rows]
+
+    def open_tenants(self, condition_key: str, since: str) -> dict[str, str]:
+        """Tenant → incident id, for open incidents of this condition opened since `since`."""
+        rows = (
+            self.db.read()
+            .execute(
+                "SELECT tenant, id FROM incidents WHERE condition_key = ? AND status != 'resolved'"
+                " AND opened_at >= ? AND tenant != '' ORDER BY opened_at",
+                (condition_key, since),
+            )
+            .fetchall()
+        )
+        return {r["tenant"]: r["id"] for r in rows}
+
+    def with_pending_effects(self, older_than: str, limit: int) -> list[Versioned]:
+        """Incidents whose outbox was not emptied (a crash between commit and send)."""
+        rows = (
+            self.db.read()
+            .execute(
+                "SELECT body, etag FROM incidents WHERE has_outbox = 1 AND updated_at < ?"
+                " ORDER BY updated_at LIMIT ?",
+                (older_than, limit),
+            )
+            .fetchall()
+        )
+        return [v for v in (_versioned(r) for r in rows) if v is not None]
+
+    def ping(self) -> None:
+        """Raise if the file cannot be read."""
+        self.db.read().execute("SELECT 1").fetchone()
+
+    @staticmethod
+    def _insert_signal(conn: sqlite3.Connection, signal: Signal, incident_id: str | None, at: str) -> None:
+        try:
+            conn.execute(
+                "INSERT INTO signals (id, incident_id, received_at, body) VALUES (?,?,?,?)",
+                (signal.id, incident_id, at, json.dumps(signal.to_dict(), separators=(",", ":"))),
+            )
+        except sqlite3.IntegrityError as e:
+            raise DuplicateSignal(signal.id) from e
+
+
+def _versioned(row: sqlite3.Row | None) -> Versioned | None:
+    if row is None:
+        return None
+    return Versioned(Incident.from_record(json.loads(row["body"])), row["etag"])

@@ -1,0 +1,62 @@
+"""Effects: the side effects triage decides on (page, notify, act), as queue messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from shared.ports import QueueMessage
+
+# One queue per kind, so a Slack outage never holds up a page, nor a stuck action a notification.
+QUEUES = {"page": "pages", "notify": "notifications", "act": "actions"}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One side effect for one incident; the same effect decided twice has the same message id."""
+
+    kind: str  # "page" | "notify" | "act"
+    incident_id: str
+    event: str  # page: "trigger"/"resolve"; notify: "opened"/"severity"/"resolved"/"count"; act: the action
+    severity: str
+    at: str
+    target: str = ""  # act: the resource acted on
+    mode: str = ""  # act: auto / approve / suggest / dry-run
+
+    @property
+    def queue(self) -> str:
+        """The queue this kind of effect travels on."""
+        return QUEUES[self.kind]
+
+    @property
+    def message_id(self) -> str:
+        """Stable over retries, so the queue's duplicate detection drops a resend."""
+        key = "|".join([self.kind, self.incident_id, self.event, self.severity, self.target])
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    @property
+    def session_id(self) -> str:
+        """Actions serialize per target resource; pages and notifications per incident, in order."""
+        return self.target if self.kind == "act" and self.target else self.incident_id
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Effect:
+        """Inverse of `to_dict`; KeyError/TypeError on a malformed message."""
+        return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__ if k in data})
+
+    def to_message(self) -> QueueMessage:
+        """The queue message that carries it."""
+        return QueueMessage(
+            queue=self.queue,
+            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
+            message_id=self.message_id,
+            session_id=self.session_id,
+            application_properties={"kind": self.kind, "incident_id": self.incident_id},
+        )

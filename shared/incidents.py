@@ -1,0 +1,97 @@
+"""Incident: the signals of one correlation key while it is open, with its severity and why."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from shared.severity import Severity
+
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of an incident's history."""
+
+    at: str
+    kind: str  # "opened", "signal", "severity", "resolved", "effect", …
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """State of one incident; changed only by building a new one (see `shared.triage`)."""
+
+    id: str
+    correlation_key: str
+    condition_key: str  # the same failure on another tenant shares it (cross-tenant escalation)
+    title: str
+    severity: Severity
+    status: str
+    tenant: str
+    environment: str
+    component: str
+    resource_id: str
+    rule: str
+    signal_count: int
+    opened_at: str
+    updated_at: str
+    last_signal_at: str
+    reasons: tuple[str, ...]
+    resolved_at: str | None = None
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    all_tenants: bool = False
+    paged: bool = False  # a page was triggered, so resolving must resolve it too
+    planned_actions: tuple[str, ...] = ()
+    # Effects decided but not yet confirmed on the queue (transactional outbox): the intake
+    # clears them after a successful send, the sweeper re-sends what a crash left behind.
+    outbox: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def is_open(self) -> bool:
+        """Not resolved."""
+        return self.status != RESOLVED
+
+    def evolve(self, **changes: Any) -> Incident:
+        """A copy with changes."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON form (the outbox is internal and left out)."""
+        data = asdict(self)
+        data["severity"] = self.severity.label
+        data["reasons"] = list(self.reasons)
+        data["planned_actions"] = list(self.planned_actions)
+        del data["outbox"]
+        return data
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored form: public fields plus the outbox."""
+        data = self.to_dict()
+        data["outbox"] = [dict(e) for e in self.outbox]
+        return data
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Incident:
+        """Inverse of `to_record`."""
+        fields = dict(data)
+        fields["severity"] = Severity.parse(fields["severity"])
+        fields["reasons"] = tuple(fields["reasons"])
+        fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
+        fields["outbox"] = tuple(fields.get("outbox", ()))
+        return cls(**fields)
+
+
+def incident_id(correlation_key: str, opened_at: str) -> str:
+    """Short, stable and readable: date of opening plus a hash of key and opening time."""
+    digest = hashlib.sha256(f"{correlation_key}\n{opened_at}".encode()).hexdigest()[:10]
+    return f"inc-{opened_at[:10].replace('-', '')}-{digest}"

@@ -1,0 +1,159 @@
+"""Intake: store each signal with its incident, then hand the decided effects to the queue."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.clock import Clock, iso, minutes_before
+from shared.correlation import Outcome, correlate, escalate_for_peers
+from shared.effects import Effect
+from shared.errors import Conflict, PreconditionFailed
+from shared.policy import Policy
+from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
+from shared.signals import Signal
+from shared.triage import assess
+
+log = logging.getLogger(__name__)
+
+# Conditional writes that lose a race re-read and try again; this many losses in a row means
+# something is wrong (a hot key under heavy contention would still settle well within it).
+MAX_ATTEMPTS = 50
+
+
+class StoreContention(Exception):
+    """A conditional write kept losing; the caller should answer 503 so the sender retries."""
+
+
+@dataclass
+class IntakeReport:
+    """What happened to the signals of one request."""
+
+    incidents: list[str] = field(default_factory=list)  # ids touched, in order
+    opened: int = 0
+    updated: int = 0
+    resolved: int = 0
+    informational: int = 0
+    duplicates: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "incidents": self.incidents,
+            "opened": self.opened,
+            "updated": self.updated,
+            "resolved": self.resolved,
+            "informational": self.informational,
+            "duplicates": self.duplicates,
+        }
+
+
+class Intake:
+    """Accepts signals: triage, correlate, conditional write, then send effects (outbox pattern)."""
+
+    def __init__(self, store: IncidentStore, queue: EffectQueue, policy: Policy, clock: Clock) -> None:
+        self.store = store
+        self.queue = queue
+        self.policy = policy
+        self.clock = clock
+
+    def accept(self, signals: Sequence[Signal]) -> IntakeReport:
+        """Accept each signal; on return every one is on disk (sending may be left to the sweeper)."""
+        report = IntakeReport()
+        for signal in signals:
+            self._accept_one(signal, report)
+        return report
+
+    def _accept_one(self, signal: Signal, report: IntakeReport) -> None:
+        assessment = assess(signal, self.policy)
+        if assessment.informational:
+            self._record_informational(signal, report)
+            return
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock()
+            current = self.store.open_incident(assessment.correlation_key)
+            peers = {}
+            if current is None and signal.tenant:
+                since = minutes_before(now, self.policy.window_minutes)
+                peers = self.store.open_tenants(assessment.condition_key, since)
+                peers.pop(signal.tenant, None)
+            outcome = correlate(
+                current.incident if current else None, signal, assessment, iso(now), peers, self.policy
+            )
+            if outcome is None:  # a resolve with nothing open: keep it, it says something happened
+                self._record_informational(signal, report)
+                return
+            try:
+                etag = self.store.commit(
+                    outcome.incident, current.etag if current else None, signal, outcome.timeline
+                )
+            except DuplicateSignal:
+                report.duplicates += 1
+                if current is not None:  # a retry after a crash may find effects still unsent
+                    self.flush(current)
+                return
+            except (Conflict, PreconditionFailed):
+                continue
+            self._count(outcome, current, report)
+            self.flush(Versioned(outcome.incident, etag))
+            tenants = sorted({*peers, signal.tenant})
+            for peer_id in outcome.escalate_peers:
+                self._escalate_peer(peer_id, tenants)
+            return
+        raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
+
+    def flush(self, versioned: Versioned) -> None:
+        """Send the incident's outbox, then clear what was sent; a failure leaves it for the sweeper."""
+        pending = versioned.incident.outbox
+        if not pending:
+            return
+        try:
+            self.queue.send([Effect.from_dict(e).to_message() for e in pending])
+        except Exception:
+            log.exception("effects of %s not sent; the sweeper will retry", versioned.incident.id)
+            return
+        sent = {Effect.from_dict(e).message_id for e in pending}
+        for _ in range(MAX_ATTEMPTS):
+            incident = versioned.incident
+            remaining = tuple(e for e in incident.outbox if Effect.from_dict(e).message_id not in sent)
+            try:
+                self.store.commit(incident.evolve(outbox=remaining), versioned.etag)
+                return
+            except PreconditionFailed:
+                fresh = self.store.get(incident.id)
+                if fresh is None:
+                    return
+                versioned = fresh
+        # Not cleared: the sweeper resends, and the queue drops the duplicates by message id.
+
+    def _escalate_peer(self, peer_id: str, tenants: list[str]) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            current = self.store.get(peer_id)
+            if current is None:
+                return
+            outcome = escalate_for_peers(current.incident, tenants, iso(self.clock()), self.policy)
+            if outcome is None:
+                return
+            try:
+                etag = self.store.commit(outcome.incident, current.etag, None, outcome.timeline)
+            except PreconditionFailed:
+                continue
+            self.flush(Versioned(outcome.incident, etag))
+            return
+
+    def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
+        if self.store.record_informational(signal):
+            report.informational += 1
+        else:
+            report.duplicates += 1
+
+    @staticmethod
+    def _count(outcome: Outcome, current: Versioned | None, report: IntakeReport) -> None:
+        report.incidents.append(outcome.incident.id)
+        if current is None:
+            report.opened += 1
+        elif not outcome.incident.is_open:
+            report.resolved += 1
+        else:
+            report.updated += 1

@@ -1,0 +1,171 @@
+"""An ASGI app that serves the HTTP-triggered functions of a FunctionApp as the Functions host would."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+
+from shared.localhost.routes import Route, compile_template
+from shared.settings import MAX_BODY_BYTES
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ROUTE_PREFIX = "/api/"
+
+
+def http_routes(functions: Iterable[Any]) -> list[Route]:
+    """The HTTP routes of built functions (`FunctionApp.get_functions()`), as the host registers them."""
+    routes = []
+    for function in functions:
+        trigger = function.get_trigger()
+        if trigger is None or trigger.type != "httpTrigger":
+            continue
+        template = trigger.route or function.get_function_name()
+        methods = frozenset(
+            str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])
+        ) or frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+        level = str(getattr(trigger.auth_level, "value", trigger.auth_level or "function")).lower()
+        routes.append(
+            Route(
+                compile_template(template),
+                template,
+                methods,
+                level,
+                function.get_function_name(),
+                function.get_user_function(),
+            )
+        )
+    # Literal routes before parameterised ones, as the host's router prefers them.
+    return sorted(routes, key=lambda r: ("{" in r.template, r.template))
+
+
+class FunctionsHttpHost:
+    """Routes /api/... to the registered functions; enforces function keys like the host does."""
+
+    def __init__(self, routes: list[Route], function_key: str | None) -> None:
+        self.routes = routes
+        self.function_key = function_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, headers, body = await self._handle(scope, receive)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        path: str = scope["path"]
+        if not path.startswith(ROUTE_PREFIX):
+            return _error(404, "not_found", f"no function at {path}; functions are under {ROUTE_PREFIX}")
+        route, params, allowed = self._route(path[len(ROUTE_PREFIX) :].strip("/"), scope["method"])
+        if route is None:
+            if allowed:
+                return _error(405, "method_not_allowed", f"{path} accepts {', '.join(sorted(allowed))}")
+            return _error(404, "not_found", f"no function at {path}")
+        headers = _headers(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if route.auth_level != "anonymous" and not self._authorized(query, headers):
+            return _error(
+                401, "unauthorized", "missing or wrong function key: pass ?code= or x-functions-key"
+            )
+        body = await _read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+        request = func.HttpRequest(
+            method=scope["method"],
+            url=_url(scope),
+            headers=headers,
+            params=query,
+            route_params=params,
+            body=body,
+        )
+        try:
+            response = route.handler(request)
+        except Exception:
+            log.exception("function %s failed", route.function_name)
+            return _error(500, "internal_error", f"function {route.function_name} failed; see the log")
+        return _response(response)
+
+    def _route(self, path: str, method: str) -> tuple[Route | None, dict[str, str], set[str]]:
+        allowed: set[str] = set()
+        for route in self.routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            if method in route.methods:
+                return route, params, allowed
+            allowed |= route.methods
+        return None, {}, allowed
+
+    def _authorized(self, query: dict[str, str], headers: dict[str, str]) -> bool:
+        if self.function_key is None:
+            return True
+        given = query.get("code") or headers.get("x-functions-key") or ""
+        return hmac.compare_digest(given.encode(), self.function_key.encode())
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes the limit (never buffered past it)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _url(scope: Scope) -> str:
+    host, port = scope.get("server") or ("127.0.0.1", 80)
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"http://{host}:{port}{scope['path']}" + (f"?{query}" if query else "")
+
+
+def _response(response: func.HttpResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    if not any(k == b"content-type" for k, _ in headers) and response.mimetype:
+        content_type = response.mimetype
+        if response.charset and response.mimetype.startswith(("text/", "application/json")):
+            content_type += f"; charset={response.charset}"
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    return response.status_code, headers, response.get_body() or b""
+
+
+def _error(status: int, error: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    return status, [(b"content-type", b"application/json")], body

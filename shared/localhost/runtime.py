@@ -1,0 +1,114 @@
+"""Runs queue- and timer-triggered functions locally: the embedded queue and NCRONTAB timers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+
+from shared.adapters.sqlite_queue import Received, SqliteQueue
+from shared.localhost.ncrontab import Schedule
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.05  # other processes may enqueue: look again this often when idle
+
+
+class QueuePump(threading.Thread):
+    """Delivers one queue's messages to its function: complete on success, abandon on error."""
+
+    def __init__(
+        self, queue: SqliteQueue, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
+    ):
+        super().__init__(name=f"queue-{queue_name}", daemon=True)
+        self.queue = queue
+        self.queue_name = queue_name
+        self.handler = handler
+        self.stop = stop
+
+    def run(self) -> None:
+        """Until stopped."""
+        while not self.stop.is_set():
+            try:
+                received = self.queue.receive(self.queue_name)
+            except Exception:
+                log.exception("receiving from %s failed", self.queue_name)
+                self.stop.wait(1.0)
+                continue
+            if received is None:
+                self.stop.wait(IDLE_POLL_SECONDS)
+                continue
+            self.deliver(received)
+
+    def deliver(self, received: Received) -> None:
+        """Call the function with a Service Bus message, then settle it."""
+        try:
+            self.handler(_service_bus_message(received))
+        except Exception as e:
+            log.warning(
+                "%s: message %s failed (delivery %d): %s",
+                self.queue_name,
+                received.message_id,
+                received.delivery_count,
+                e,
+            )
+            self.queue.abandon(received)
+            return
+        self.queue.complete(received)
+
+
+class TimerThread(threading.Thread):
+    """Calls a timer-triggered function on its NCRONTAB schedule."""
+
+    def __init__(self, name: str, schedule: Schedule, handler: Callable[[Any], None], stop: threading.Event):
+        super().__init__(name=f"timer-{name}", daemon=True)
+        self.schedule = schedule
+        self.handler = handler
+        self.stop = stop
+
+    def run(self) -> None:
+        """Until stopped."""
+        while not self.stop.is_set():
+            now = datetime.now(UTC)
+            due = self.schedule.next_after(now)
+            if self.stop.wait((due - now).total_seconds()):
+                return
+            try:
+                self.handler(TimerRequest(past_due=False))
+            except Exception:
+                log.exception("timer %s failed", self.name)
+
+
+def start_triggers(functions: Iterable[Any], queue: SqliteQueue, stop: threading.Event) -> list[str]:
+    """Start a pump per queue trigger and a thread per timer; returns what was started, for the banner."""
+    started = []
+    for function in functions:
+        trigger = function.get_trigger()
+        name = function.get_function_name()
+        if trigger.type == "serviceBusTrigger":
+            QueuePump(queue, trigger.queue_name, function.get_user_function(), stop).start()
+            started.append(f"{name}: queue {trigger.queue_name}")
+        elif trigger.type == "timerTrigger":
+            TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
+            started.append(f"{name}: timer {trigger.schedule}")
+    return started
+
+
+def _service_bus_message(received: Received) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        body=received.body,
+        message_id=received.message_id,
+        session_id=received.session_id,
+        content_type=received.content_type,
+        delivery_count=received.delivery_count,
+        sequence_number=received.sequence_number,
+        lock_token=received.lock_token,
+        enqueued_time_utc=received.enqueued_at,
+        application_properties=dict(received.application_properties),
+        user_properties=dict(received.application_properties),
+    )

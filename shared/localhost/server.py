@@ -1,0 +1,62 @@
+"""`dr serve`: the registered functions over HTTP, their queues and timers, on one data dir."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from shared import bootstrap
+from shared.localhost.asgi import FunctionsHttpHost, http_routes
+from shared.localhost.runtime import start_triggers
+
+log = logging.getLogger("dr.serve")
+
+
+def function_key(data_dir: Path, given: str | None) -> str:
+    """The key callers must present: given, or one kept in the data dir across restarts."""
+    if given:
+        return given
+    path = data_dir / "function-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None) -> None:
+    """Run until interrupted."""
+    import uvicorn
+
+    os.environ["DR_DATA_DIR"] = str(data_dir)
+    bootstrap.reset()
+    services = bootstrap.services()
+    policy = services.policy  # fail fast, with the policy's own message, before serving anything
+    functions = importlib.import_module(app_module).app.get_functions()
+    stop = threading.Event()
+    started = start_triggers(functions, services.local_queue, stop)
+    routes = http_routes(functions)
+    secret = function_key(data_dir, key)
+    banner = [f"DR Responder on http://{host}:{port}/api (data: {data_dir}, policy: {policy.source})"]
+    banner += [f"  {'/'.join(sorted(r.methods))} /api/{r.template}  [{r.auth_level}]" for r in routes]
+    banner += [f"  {line}" for line in started]
+    banner.append(f"  function key: {data_dir / 'function-key'} (pass ?code= or x-functions-key)")
+    print("\n".join(banner), flush=True)
+    config = uvicorn.Config(
+        FunctionsHttpHost(routes, secret),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop.set()

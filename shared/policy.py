@@ -1,0 +1,243 @@
+"""The policy file: severity rules, correlation, paging and first responses, validated on load."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.errors import PolicyError
+from shared.severity import Severity
+
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
+ACTION_MODES = ("auto", "approve", "suggest", "dry-run")
+SIGNAL_FIELDS = ("rule", "resource_id", "kind", "tenant", "environment", "component", "resource_type")
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    """A first-response action a rule asks for, and how much a person must be involved."""
+
+    action: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One severity rule: when every condition matches, it sets severity, resolves, or marks noise."""
+
+    id: str
+    when: Mapping[str, tuple[str, ...]]  # field → lower-case glob patterns, any of which may match
+    reason: str
+    severity: Severity | None = None
+    resolves: bool = False
+    informational: bool = False
+    actions: tuple[ActionPlan, ...] = ()
+
+    def matches(self, values: Mapping[str, tuple[str, ...]]) -> bool:
+        """Every condition has at least one value matching one of its patterns."""
+        return all(
+            any(
+                fnmatch.fnmatchcase(value.lower(), pattern)
+                for value in values.get(key, ())
+                for pattern in patterns
+            )
+            for key, patterns in self.when.items()
+        )
+
+
+@dataclass(frozen=True)
+class Component:
+    """A platform component as the DR plan names it."""
+
+    name: str
+    types: tuple[str, ...]
+    service_names: tuple[str, ...]
+    tier: int
+    rto_minutes: int
+    runbook: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The validated policy."""
+
+    source: str
+    naming: re.Pattern[str]
+    correlation_key: tuple[str, ...]
+    window_minutes: int
+    cross_tenant_threshold: int
+    paging: frozenset[Severity]
+    notify: frozenset[Severity]
+    response_minutes: Mapping[str, int]
+    components: Mapping[str, Component]
+    rules: tuple[Rule, ...]
+    component_by_type: Mapping[str, str] = field(default_factory=dict)
+
+    def component(self, name: str) -> Component | None:
+        """A component by name."""
+        return self.components.get(name)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read and validate a policy file (the default DR plan when path is None)."""
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PolicyError(f"{path}: cannot read: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"{path}: not valid TOML: {e}") from e
+    return _Validator(str(path)).policy(raw)
+
+
+class _Validator:
+    """Turns the raw TOML into a Policy, naming the file and the place of the first problem."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> PolicyError:
+        return PolicyError(f"{self.source}: {where}: {problem}")
+
+    def get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if key not in table:
+            raise self.fail(f"{where}.{key}" if where else key, "missing")
+        value = table[key]
+        # bool is an int in Python; a policy that says `tier = true` is a mistake.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            names = " or ".join(t.__name__ for t in _as_tuple(kind))
+            raise self.fail(f"{where}.{key}" if where else key, f"expected {names}, got {value!r}")
+        return value
+
+    def severities(self, values: Any, where: str) -> frozenset[Severity]:
+        if not isinstance(values, list):
+            raise self.fail(where, f"expected a list of severities, got {values!r}")
+        return frozenset(self.severity(v, f"{where}[{i}]") for i, v in enumerate(values))
+
+    def severity(self, value: Any, where: str) -> Severity:
+        try:
+            return Severity.parse(value if isinstance(value, str) else "")
+        except ValueError:
+            raise self.fail(where, f"{value!r} is not one of sev1, sev2, sev3, sev4") from None
+
+    def policy(self, raw: dict[str, Any]) -> Policy:
+        if raw.get("version") != 1:
+            raise self.fail("version", f"expected 1, got {raw.get('version')!r}")
+        naming = self.get(raw, "naming", dict, "")
+        pattern = self.get(naming, "pattern", str, "naming")
+        try:
+            naming_re = re.compile(pattern)
+        except re.error as e:
+            raise self.fail("naming.pattern", f"not a valid regular expression: {e}") from e
+        if "tenant" not in naming_re.groupindex:
+            raise self.fail("naming.pattern", "needs a named group (?P<tenant>…)")
+
+        correlation = self.get(raw, "correlation", dict, "")
+        key = self.get(correlation, "key", list, "correlation")
+        for i, part in enumerate(key):
+            if part not in SIGNAL_FIELDS:
+                raise self.fail(f"correlation.key[{i}]", f"{part!r} is not one of {', '.join(SIGNAL_FIELDS)}")
+        window = self.get(correlation, "window_minutes", int, "correlation")
+        threshold = self.get(correlation, "cross_tenant_threshold", int, "correlation")
+        if window < 1 or threshold < 2:
+            raise self.fail("correlation", "window_minutes must be ≥ 1 and cross_tenant_threshold ≥ 2")
+
+        components = {
+            name: self.component(name, table) for name, table in self.get(raw, "components", dict, "").items()
+        }
+        by_type = {t: c.name for c in components.values() for t in c.types}
+        rules = tuple(self.rule(i, r) for i, r in enumerate(self.get(raw, "rules", list, "")))
+        seen: set[str] = set()
+        for i, rule in enumerate(rules):
+            if rule.id in seen:
+                raise self.fail(f"rules[{i}].id", f"{rule.id!r} is used twice")
+            seen.add(rule.id)
+        response = self.get(raw, "response_minutes", dict, "")
+        for label, minutes in response.items():
+            self.severity(label, f"response_minutes.{label}")
+            if not isinstance(minutes, int) or minutes < 1:
+                raise self.fail(f"response_minutes.{label}", f"expected minutes ≥ 1, got {minutes!r}")
+        return Policy(
+            source=self.source,
+            naming=naming_re,
+            correlation_key=tuple(key),
+            window_minutes=window,
+            cross_tenant_threshold=threshold,
+            paging=self.severities(self.get(raw, "paging", dict, "").get("severities"), "paging.severities"),
+            notify=self.severities(self.get(raw, "notify", dict, "").get("severities"), "notify.severities"),
+            response_minutes=dict(response),
+            components=components,
+            rules=rules,
+            component_by_type=by_type,
+        )
+
+    def component(self, name: str, table: Any) -> Component:
+        where = f"components.{name}"
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        types = self.strings(self.get(table, "types", list, where), f"{where}.types")
+        return Component(
+            name=name,
+            types=tuple(t.lower() for t in types),
+            service_names=self.strings(table.get("service_names", []), f"{where}.service_names"),
+            tier=self.get(table, "tier", int, where),
+            rto_minutes=self.get(table, "rto_minutes", int, where),
+            runbook=self.get(table, "runbook", str, where),
+        )
+
+    def rule(self, index: int, table: Any) -> Rule:
+        where = f"rules[{index}]"
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        rule_id = self.get(table, "id", str, where)
+        where = f"rules[{index}] ({rule_id})"
+        unknown = set(table) - {"id", "when", "reason", "severity", "resolves", "informational", "actions"}
+        if unknown:
+            raise self.fail(where, f"unknown keys {sorted(unknown)}")
+        when = self.get(table, "when", dict, where)
+        if not when:
+            raise self.fail(f"{where}.when", "needs at least one condition")
+        conditions = {
+            key: tuple(p.lower() for p in self.strings(value, f"{where}.when.{key}"))
+            for key, value in when.items()
+        }
+        severity = self.severity(table["severity"], f"{where}.severity") if "severity" in table else None
+        resolves = bool(table.get("resolves", False))
+        informational = bool(table.get("informational", False))
+        if [severity is not None, resolves, informational].count(True) != 1:
+            raise self.fail(where, "needs exactly one of severity, resolves = true, informational = true")
+        actions = tuple(
+            self.action(a, f"{where}.actions[{i}]") for i, a in enumerate(table.get("actions", []))
+        )
+        return Rule(
+            id=rule_id,
+            when=conditions,
+            reason=self.get(table, "reason", str, where),
+            severity=severity,
+            resolves=resolves,
+            informational=informational,
+            actions=actions,
+        )
+
+    def action(self, table: Any, where: str) -> ActionPlan:
+        if not isinstance(table, dict):
+            raise self.fail(where, 'expected a table like { action = "redis.failover", mode = "approve" }')
+        mode = self.get(table, "mode", str, where)
+        if mode not in ACTION_MODES:
+            raise self.fail(f"{where}.mode", f"{mode!r} is not one of {', '.join(ACTION_MODES)}")
+        return ActionPlan(action=self.get(table, "action", str, where), mode=mode)
+
+    def strings(self, value: Any, where: str) -> tuple[str, ...]:
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise self.fail(where, f"expected a string or a list of strings, got {value!r}")
+        return tuple(values)
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)

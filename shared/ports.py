@@ -1,0 +1,133 @@
+"""Ports: what the domain needs from the outside world. Adapters live in `shared.adapters`.
+
+They are shaped so that the production adapters fit without change: the store like Azure Table
+Storage (ETag-conditional writes, atomic only within one incident's partition) and the queue like
+Service Bus (message_id duplicate detection, session_id per target, scheduled delivery, dead-letter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.incidents import Incident, TimelineEntry
+from shared.signals import Signal
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An incident as read, with the ETag a conditional write must present."""
+
+    incident: Incident
+    etag: str
+
+
+class IncidentStore(Protocol):
+    """Incidents, their signals and timelines; every write is conditional."""
+
+    def open_incident(self, correlation_key: str) -> Versioned | None:
+        """The open (not resolved) incident for a correlation key, if any."""
+
+    def get(self, incident_id: str) -> Versioned | None:
+        """An incident by id."""
+
+    def commit(
+        self,
+        incident: Incident,
+        etag: str | None,
+        signal: Signal | None = None,
+        timeline: Sequence[TimelineEntry] = (),
+    ) -> str:
+        """Write the incident with its new signal and timeline entries atomically; return the new ETag.
+
+        etag None means create: raises Conflict if the incident id exists or its correlation key
+        already has an open incident. Otherwise raises PreconditionFailed if the ETag is stale.
+        A signal whose id is already stored raises DuplicateSignal and nothing is written.
+        """
+
+    def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
+        """Append history without touching the incident (no ETag: entries never conflict)."""
+
+    def has_signal(self, signal_id: str) -> bool:
+        """Whether a signal with this id was already accepted."""
+
+    def record_informational(self, signal: Signal) -> bool:
+        """Store a signal that opens no incident; False if it was already stored."""
+
+    def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:
+        """Newest first."""
+
+    def timeline(self, incident_id: str) -> list[TimelineEntry]:
+        """Oldest first."""
+
+    def signals(self, incident_id: str | None, limit: int) -> list[Signal]:
+        """Signals of one incident, or the informational ones when incident_id is None; newest first."""
+
+    def open_tenants(self, condition_key: str, since: str) -> dict[str, str]:
+        """Tenant → incident id of open incidents with this condition opened at or after `since`."""
+
+    def with_pending_effects(self, older_than: str, limit: int) -> list[Versioned]:
+        """Incidents whose outbox still holds effects written before `older_than` (for the sweeper)."""
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+
+class DuplicateSignal(Exception):
+    """The signal was accepted before; the write was not repeated."""
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """A message to send; `message_id` makes a resend within the dedup window a no-op."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    session_id: str | None = None
+    scheduled_at: datetime | None = None  # None = deliver now
+    application_properties: Mapping[str, Any] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that gave up, with the reason a person reads in /dr status."""
+
+    queue: str
+    message_id: str
+    session_id: str | None
+    body: bytes
+    reason: str
+    description: str
+    delivery_count: int
+    dead_lettered_at: str
+
+
+class EffectQueue(Protocol):
+    """Sends effect messages; receiving is the Functions host's job (or the local runtime's)."""
+
+    def send(self, messages: Sequence[QueueMessage]) -> None:
+        """Enqueue; a message_id seen within the duplicate-detection window is dropped silently."""
+
+    def dead_letters(self, queue: str, limit: int) -> list[DeadLetter]:
+        """Dead-lettered messages, newest first."""
+
+
+class Pager(Protocol):
+    """Pages the on-call engineer (PagerDuty in production)."""
+
+    def trigger(self, incident: Incident) -> str:
+        """Open or update the page for an incident; returns a line for the timeline."""
+
+    def resolve(self, incident: Incident) -> str:
+        """Resolve the page; returns a line for the timeline."""
+
+
+class Chat(Protocol):
+    """Tells people in the incident channel (Slack in production)."""
+
+    def post(self, incident: Incident, event: str) -> str:
+        """Post or update the incident's card for an event; returns a line for the timeline."""

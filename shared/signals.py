@@ -1,0 +1,54 @@
+"""Signal: one alert or event, normalized from whatever schema it arrived in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.resources import ResourceId
+
+FactValue = str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What intake hands to triage; built by the parsers in `shared.intake`."""
+
+    id: str  # stable across redeliveries of the same alert or event: the dedupe key
+    source: str  # "azure-monitor" | "event-grid"
+    schema: str  # the schema it arrived in, e.g. "azureMonitorCommonAlertSchema", "CloudEvents"
+    kind: str  # monitoringService ("Platform", "Resource Health", …) or the Event Grid event type
+    rule: str  # alert rule name; for Event Grid the event type
+    state: str  # "fired" | "resolved" | "event"
+    azure_severity: str  # "Sev0" … "Sev4"; "" for events
+    resource: ResourceId
+    title: str
+    occurred_at: str  # ISO 8601, UTC
+    description: str = ""
+    tenant: str = ""
+    environment: str = ""
+    component: str = ""
+    # Specifics that policy rules match on (health, metric, impacted_services, operation, …).
+    facts: Mapping[str, FactValue] = field(default_factory=dict)
+    informational: bool = False  # recorded, never opens an incident (e.g. an unknown event type)
+
+    @property
+    def resource_id(self) -> str:
+        """The target resource's ARM id ("" when the signal has none)."""
+        return self.resource.raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data["resource"] = asdict(self.resource)
+        data["facts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.facts.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signal:
+        """Inverse of `to_dict`."""
+        fields = dict(data)
+        fields["resource"] = ResourceId(**fields["resource"])
+        fields["facts"] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields["facts"].items()}
+        return cls(**fields)

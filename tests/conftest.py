@@ -1,0 +1,19 @@
+"""Shared fixtures: where the reference payloads are, and a fresh data dir per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# ../shared/refdata beside the checkout (CI lays a copy there too); DR_REFDATA overrides.
+REFDATA = Path(os.environ.get("DR_REFDATA", ROOT.parent / "shared" / "refdata"))
+
+
+@pytest.fixture
+def refdata() -> Path:
+    """The reference payloads from Microsoft, PagerDuty and Slack."""
+    assert REFDATA.is_dir(), f"reference data not found at {REFDATA}; set DR_REFDATA"
+    return REFDATA

@@ -1,0 +1,73 @@
+"""Hand-built signals and a settable clock, for tests of the pure parts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.resources import parse_resource_id
+from shared.signals import Signal
+
+SUB = "/subscriptions/11111111-1111-1111-1111-111111111111"
+
+
+def resource(kind: str, name: str, rg: str = "rg-amicis-ikea-dev") -> str:
+    """An ARM id for one of the platform's resource kinds."""
+    provider = {
+        "cosmosdb": "Microsoft.DocumentDB/databaseAccounts",
+        "redis": "Microsoft.Cache/Redis",
+        "aks": "Microsoft.ContainerService/managedClusters",
+        "acr": "Microsoft.ContainerRegistry/registries",
+        "keyvault": "Microsoft.KeyVault/vaults",
+    }[kind]
+    return f"{SUB}/resourceGroups/{rg}/providers/{provider}/{name}"
+
+
+def signal(
+    *,
+    rule: str = "cosmos-availability",
+    resource_id: str | None = None,
+    tenant: str = "ikea",
+    component: str = "cosmosdb",
+    state: str = "fired",
+    azure_severity: str = "Sev2",
+    kind: str = "Platform",
+    facts: dict[str, Any] | None = None,
+    id: str | None = None,
+    occurred_at: str = "2026-11-25T10:00:00.000Z",
+    **changes: Any,
+) -> Signal:
+    """A normalized signal with sensible defaults."""
+    rid = resource_id or resource(component, f"cosmos-amicis-{tenant}-dev", f"rg-amicis-{tenant}-dev")
+    made = Signal(
+        id=id or f"sig-{rule}-{rid}-{state}-{occurred_at}",
+        source="azure-monitor",
+        schema="azureMonitorCommonAlertSchema",
+        kind=kind,
+        rule=rule,
+        state=state,
+        azure_severity=azure_severity,
+        resource=parse_resource_id(rid),
+        title=f"{rule} on {rid.rsplit('/', 1)[-1]}",
+        occurred_at=occurred_at,
+        tenant=tenant,
+        environment="dev",
+        component=component,
+        facts=facts or {},
+    )
+    return replace(made, **changes)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        """Move forward."""
+        self.now += timedelta(**kwargs)

@@ -1,0 +1,109 @@
+"""Correlation: open, repeat, raise, resolve, cross-tenant, and the effects each decides."""
+
+from __future__ import annotations
+
+from shared.correlation import correlate, escalate_for_peers
+from shared.policy import load_policy
+from shared.severity import Severity
+from shared.triage import assess
+from tests.factories import signal
+
+POLICY = load_policy()
+NOW = "2026-11-25T10:00:00.000Z"
+
+
+def test_first_signal_opens_an_incident_that_pages_and_notifies() -> None:
+    s = signal(azure_severity="Sev1")
+    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    assert outcome is not None
+    incident = outcome.incident
+    assert (incident.status, incident.severity, incident.signal_count, incident.tenant) == (
+        "open",
+        Severity.SEV2,
+        1,
+        "ikea",
+    )
+    assert [(e.kind, e.event) for e in outcome.effects] == [("notify", "opened"), ("page", "trigger")]
+    assert incident.paged and len(incident.outbox) == 2
+    assert outcome.timeline[0].kind == "opened"
+
+
+def test_sev3_opens_without_a_page() -> None:
+    s = signal(azure_severity="Sev2")
+    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    assert outcome is not None
+    assert [e.kind for e in outcome.effects] == ["notify"]
+
+
+def test_repeats_only_count_until_a_milestone() -> None:
+    s = signal(azure_severity="Sev1")
+    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    assert outcome is not None
+    incident = outcome.incident.evolve(outbox=())
+    effects_seen = []
+    for _ in range(9):
+        nxt = correlate(incident, s, assess(s, POLICY), NOW, {}, POLICY)
+        assert nxt is not None
+        incident = nxt.incident
+        effects_seen += [e.event for e in nxt.effects]
+    assert incident.signal_count == 10
+    assert effects_seen == ["count-10"]
+
+
+def test_a_more_severe_repeat_raises_and_pages_again() -> None:
+    low = signal(azure_severity="Sev2")
+    opened = correlate(None, low, assess(low, POLICY), NOW, {}, POLICY)
+    assert opened is not None
+    high = signal(azure_severity="Sev0", id="other")
+    raised = correlate(opened.incident, high, assess(high, POLICY), NOW, {}, POLICY)
+    assert raised is not None
+    assert raised.incident.severity == Severity.SEV1
+    assert [(e.kind, e.event, e.severity) for e in raised.effects] == [
+        ("notify", "severity", "sev1"),
+        ("page", "trigger", "sev1"),
+    ]
+
+
+def test_resolved_signal_resolves_and_resolves_the_page() -> None:
+    fired = signal(azure_severity="Sev1")
+    opened = correlate(None, fired, assess(fired, POLICY), NOW, {}, POLICY)
+    assert opened is not None
+    resolved = signal(azure_severity="Sev1", state="resolved")
+    outcome = correlate(opened.incident, resolved, assess(resolved, POLICY), NOW, {}, POLICY)
+    assert outcome is not None
+    assert outcome.incident.status == "resolved" and outcome.incident.resolved_at == NOW
+    assert [(e.kind, e.event) for e in outcome.effects] == [("notify", "resolved"), ("page", "resolve")]
+
+
+def test_resolve_with_nothing_open_is_none() -> None:
+    resolved = signal(state="resolved")
+    assert correlate(None, resolved, assess(resolved, POLICY), NOW, {}, POLICY) is None
+
+
+def test_same_condition_on_a_second_tenant_raises_one_level_for_all_tenants() -> None:
+    hm = signal(rule="cosmos-hm-errors", tenant="hm", azure_severity="Sev1")
+    outcome = correlate(None, hm, assess(hm, POLICY), NOW, {"ikea": "inc-ikea"}, POLICY)
+    assert outcome is not None
+    assert outcome.incident.severity == Severity.SEV1 and outcome.incident.all_tenants
+    assert "2 tenants (hm, ikea)" in outcome.incident.reasons[-1]
+    assert outcome.escalate_peers == ("inc-ikea",)
+
+
+def test_escalating_a_peer_happens_once() -> None:
+    ikea = signal(azure_severity="Sev1")
+    opened = correlate(None, ikea, assess(ikea, POLICY), NOW, {}, POLICY)
+    assert opened is not None
+    escalated = escalate_for_peers(opened.incident, ["hm", "ikea"], NOW, POLICY)
+    assert escalated is not None and escalated.incident.all_tenants
+    assert escalated.incident.severity == Severity.SEV1
+    assert escalate_for_peers(escalated.incident, ["hm", "ikea"], NOW, POLICY) is None
+
+
+def test_effect_message_ids_are_stable() -> None:
+    s = signal(azure_severity="Sev1")
+    one = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    two = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    assert one is not None and two is not None
+    assert [e.message_id for e in one.effects] == [e.message_id for e in two.effects]
+    page = one.effects[1].to_message()
+    assert (page.queue, page.session_id) == ("pages", one.incident.id)

@@ -1,0 +1,137 @@
+"""Severity: Azure's baseline, then the policy's rules, always with reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.policy import load_policy
+from shared.severity import Severity
+from shared.triage import assess
+from tests.factories import resource, signal
+
+POLICY = load_policy()
+
+
+@pytest.mark.parametrize(
+    ("azure", "expected"),
+    [
+        ("Sev0", Severity.SEV1),
+        ("Sev1", Severity.SEV2),
+        ("Sev2", Severity.SEV3),
+        ("Sev3", Severity.SEV4),
+        ("Sev4", Severity.SEV4),
+    ],
+)
+def test_baseline_maps_azure_severity(azure: str, expected: Severity) -> None:
+    decided = assess(signal(azure_severity=azure, component="acr", rule="plain"), POLICY)
+    assert decided.severity == expected
+    assert decided.reasons[0] == f"Azure Monitor severity {azure} → {expected.label} (baseline)"
+    assert decided.rules == ()
+
+
+@pytest.mark.parametrize("component", ["cosmosdb", "aks", "redis"])
+def test_tier0_unavailable_is_sev1_with_its_reason(component: str) -> None:
+    rid = resource(component, f"{component}-amicis-ikea-dev")
+    decided = assess(
+        signal(
+            component=component,
+            resource_id=rid,
+            kind="Resource Health",
+            azure_severity="Sev4",
+            facts={"health": "Unavailable"},
+        ),
+        POLICY,
+    )
+    assert decided.severity == Severity.SEV1
+    assert decided.rules == (f"{component}-unavailable",)
+    assert "Unavailable" in decided.reasons[1] and f"{component}-amicis-ikea-dev" in decided.reasons[1]
+    assert decided.actions and decided.actions[0].mode == "approve"
+
+
+def test_service_health_incident_on_a_tier0_service_is_sev1() -> None:
+    decided = assess(
+        signal(
+            kind="ServiceHealth",
+            component="",
+            resource_id="/subscriptions/x",
+            azure_severity="Sev3",
+            facts={
+                "incident_type": "Incident",
+                "impacted_services": ("Azure Cosmos DB", "Azure Synapse Analytics"),
+            },
+        ),
+        POLICY,
+    )
+    assert decided.severity == Severity.SEV1
+    assert "cosmosdb" in decided.reasons[-1]
+
+
+def test_service_health_maintenance_stays_at_baseline() -> None:
+    decided = assess(
+        signal(
+            kind="ServiceHealth",
+            component="",
+            resource_id="/subscriptions/x",
+            azure_severity="Sev3",
+            facts={"incident_type": "Maintenance", "impacted_services": ("Azure Cosmos DB",)},
+        ),
+        POLICY,
+    )
+    assert decided.severity == Severity.SEV4
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("Http5xx", Severity.SEV2),
+        ("ServerSideLatency", Severity.SEV3),
+        ("cachemissrate", Severity.SEV3),
+        ("Percentage CPU", Severity.SEV4),
+    ],
+)
+def test_metric_rules(metric: str, expected: Severity) -> None:
+    decided = assess(signal(azure_severity="Sev3", facts={"metric": (metric,)}), POLICY)
+    assert decided.severity == expected
+
+
+def test_the_most_severe_matching_rule_wins_and_all_reasons_are_kept() -> None:
+    decided = assess(
+        signal(
+            azure_severity="Sev3",
+            kind="Resource Health",
+            facts={"health": "Unavailable", "metric": ("Http5xx",)},
+        ),
+        POLICY,
+    )
+    assert decided.severity == Severity.SEV1
+    assert set(decided.rules) == {"cosmosdb-unavailable", "elevated-errors"}
+    assert len(decided.reasons) == 3
+
+
+def test_routine_and_unknown_events_are_informational() -> None:
+    routine = signal(kind="Microsoft.ContainerRegistry.ImagePushed", state="event", azure_severity="")
+    unknown = signal(kind="Contoso.Thing.Happened", state="event", azure_severity="", informational=True)
+    assert assess(routine, POLICY).informational
+    decided = assess(unknown, POLICY)
+    assert decided.informational
+    assert "Unknown event type Contoso.Thing.Happened" in decided.reasons[-1]
+
+
+def test_resolved_and_recovered_signals_resolve() -> None:
+    assert assess(signal(state="resolved"), POLICY).resolves
+    assert assess(signal(kind="Resource Health", facts={"health": "Available"}), POLICY).resolves
+    assert not assess(signal(), POLICY).resolves
+
+
+def test_correlation_key_is_rule_and_resource() -> None:
+    a = assess(signal(rule="r1"), POLICY)
+    b = assess(signal(rule="r1", azure_severity="Sev0"), POLICY)
+    c = assess(signal(rule="r2"), POLICY)
+    assert a.correlation_key == b.correlation_key != c.correlation_key
+
+
+def test_condition_key_ignores_the_tenant() -> None:
+    ikea = assess(signal(rule="cosmos-ikea-availability", tenant="ikea"), POLICY)
+    hm = assess(signal(rule="cosmos-hm-availability", tenant="hm"), POLICY)
+    assert ikea.condition_key == hm.condition_key
+    assert ikea.correlation_key != hm.correlation_key
