@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.clock import iso
 from shared.errors import BadInput
 from shared.intake.json_body import as_object, dig, optional, require, text
 from shared.resources import Ownership, ResourceId, parse_resource_id
@@ -111,8 +112,7 @@ def utc_iso(value: str) -> str:
         parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return raw
-    spec = "microseconds" if parsed.microsecond else "seconds"
-    return parsed.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    return iso(parsed)  # one format everywhere, so stored times compare as strings
 
 
 def dedupe_id(*parts: str) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import BadInput
-from shared.intake.azure_monitor import Owner, utc_iso
+from shared.intake.azure_monitor import Owner, dedupe_id, utc_iso
 from shared.intake.json_body import as_object, dig, join_path, optional, require, text
 from shared.resources import ResourceId, parse_resource_id
 from shared.signals import FactValue, Signal
@@ -184,7 +184,8 @@ def _signal(env: _Envelope, owner: Owner) -> Signal:
         title = _title(name, env.type, None)
     owned = owner(resource, {})
     return Signal(
-        id=f"eg:{env.id}",
+        # Event Grid promises uniqueness of source + id, not of id alone (CloudEvents 1.0).
+        id="eg:" + dedupe_id(env.topic.lower(), env.id),
         source=_SOURCE,
         schema=env.schema,
         kind=env.type,
@@ -194,7 +195,7 @@ def _signal(env: _Envelope, owner: Owner) -> Signal:
         resource=resource,
         title=title,
         occurred_at=utc_iso(env.time),
-        description="",
+        description=_str(facts.get("summary")),
         tenant=owned.tenant,
         environment=owned.environment,
         component=owned.component,

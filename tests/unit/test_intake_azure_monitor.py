@@ -96,7 +96,7 @@ CASES: dict[str, Case] = {
             ),
         },
         title="AcmeRule: testvm",
-        occurred_at="2020-07-09T14:04:49.996450Z",
+        occurred_at="2020-07-09T14:04:49.996Z",
     ),
     "cas_metric_static_resolved_full.json": Case(
         kind="Platform",
@@ -119,7 +119,7 @@ CASES: dict[str, Case] = {
             "aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e",
         },
         title="WCUS-R2-Gen2: wcus-r2-gen2",
-        occurred_at="2019-03-22T14:03:16.224631Z",  # the resolvedDateTime
+        occurred_at="2019-03-22T14:03:16.224Z",  # the resolvedDateTime
     ),
     "cas_metric_static_resolved_with_customProperties.json": Case(
         kind="Platform",
@@ -148,7 +148,7 @@ CASES: dict[str, Case] = {
             "configuration_items": ("test-VM",),
         },
         title="test-activityLogAlertRule: test-VM",
-        occurred_at="2025-04-15T11:26:21.386000Z",
+        occurred_at="2025-04-15T11:26:21.386Z",
     ),
     "cas_testaction_log_alert_v2_fired.json": Case(
         kind="Log Alerts V2",
@@ -254,7 +254,7 @@ CASES: dict[str, Case] = {
             "detected_value": "0.45 sec",
             "normal_value": "0.27 sec (over the last 7 days)",
         },
-        occurred_at="2021-10-28T19:09:09.111508Z",
+        occurred_at="2021-10-28T19:09:09.111Z",
     ),
     "ctx_metric_static_platform.json": Case(
         kind="Platform",
@@ -395,7 +395,7 @@ CASES: dict[str, Case] = {
         tenant="value1",
         tags={"key1": "value1", "key2": "value2"},
         title="ruleName1: mysite1",
-        occurred_at="2015-08-14T22:26:41.997539Z",
+        occurred_at="2015-08-14T22:26:41.997Z",
     ),
     "noncommon_activitylog_administrative.json": Case(
         kind="Activity Log - Administrative",
@@ -416,7 +416,7 @@ CASES: dict[str, Case] = {
         },
         tenant="value1",
         tags={"customKey1": "value1", "customKey2": "value2"},
-        occurred_at="2021-11-16T08:27:36.183690Z",
+        occurred_at="2021-11-16T08:27:36.183Z",
     ),
     "noncommon_activitylog_resourcehealth.json": Case(
         kind="Resource Health",
@@ -460,7 +460,7 @@ CASES: dict[str, Case] = {
         facts={"metric": ("Transactions",), "threshold": "0", "metric_value": "100"},
         tenant="value1",
         tags={"customKey1": "value1", "customKey2": "value2"},
-        occurred_at="2021-11-15T09:35:12.970368Z",
+        occurred_at="2021-11-15T09:35:12.970Z",
     ),
 }
 
@@ -537,7 +537,7 @@ def test_reference_payload_normalizes(refdata: Path, owner: Owner, name: str) ->
         assert signal.title.startswith(f"{case.rule}: ")
     if case.occurred_at:
         assert signal.occurred_at == case.occurred_at
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", signal.occurred_at)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", signal.occurred_at)
     assert re.fullmatch(r"[0-9a-f]{32}", signal.id)
     assert signal.informational is False
     _assert_well_formed(signal)
@@ -559,7 +559,7 @@ def test_dedupe_id_is_stable_and_separates_fired_from_resolved(refdata: Path, ow
     del fired_payload["data"]["essentials"]["resolvedDateTime"]
     fired = parse_alert(fired_payload, owner)
     assert fired.state == "fired"
-    assert fired.occurred_at == "2019-03-22T13:58:24.371321Z"
+    assert fired.occurred_at == "2019-03-22T13:58:24.371Z"
     assert fired.id != resolved.id
     # The same file with customProperties is the same alert.
     assert (
@@ -655,10 +655,10 @@ def test_noncommon_metric_alert_resolved(refdata: Path, owner: Owner) -> None:
 
 
 def test_utc_iso() -> None:
-    assert utc_iso("2019-06-24T11:31:19.0312699+00:00") == "2019-06-24T11:31:19.031269Z"
-    assert utc_iso("2021-07-01T04:52:57.0000000Z") == "2021-07-01T04:52:57Z"
-    assert utc_iso("2018-06-20T12:00:33.6125843-07:00") == "2018-06-20T19:00:33.612584Z"
-    assert utc_iso("2024-01-02T03:04:05") == "2024-01-02T03:04:05Z"
+    assert utc_iso("2019-06-24T11:31:19.0312699+00:00") == "2019-06-24T11:31:19.031Z"
+    assert utc_iso("2021-07-01T04:52:57.0000000Z") == "2021-07-01T04:52:57.000Z"
+    assert utc_iso("2018-06-20T12:00:33.6125843-07:00") == "2018-06-20T19:00:33.612Z"
+    assert utc_iso("2024-01-02T03:04:05") == "2024-01-02T03:04:05.000Z"
     assert utc_iso("0001-01-01T00:00:00+01:00") == "0001-01-01T00:00:00+01:00"
     assert utc_iso(" soon ") == "soon"
 

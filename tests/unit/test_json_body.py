@@ -203,7 +203,8 @@ def test_dig_and_text_never_raise() -> None:
     assert dig(DOC, "data.essentials.alertRule.x") is None
     assert dig(DOC, "data.essentials.list[9]") is None
     assert dig("str", "a[0]") is None
-    assert [text(v) for v in (" a ", 1, 2.5, 0.0, True, None, [], {})] == [
+    values: tuple[Any, ...] = (" a ", 1, 2.5, 0.0, True, None, [], {})
+    assert [text(v) for v in values] == [
         "a",
         "1",
         "2.5",

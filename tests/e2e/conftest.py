@@ -1,0 +1,121 @@
+"""`dr serve` as a real process on a free port, with its own data dir, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+
+KEY = "e2e-function-key"
+DR = Path(sys.executable).with_name("dr")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Responder:
+    """One `dr serve` process and an HTTP client for it."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/api"
+        self.log = data_dir.parent / f"dr-serve-{self.port}.log"
+        command = [
+            str(DR),
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--function-key",
+            KEY,
+        ]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
+        self.client = httpx.Client(base_url=self.base, timeout=30)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dr serve exited: {self.log.read_text()}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"dr serve not ready: {self.log.read_text()}")
+
+    def post(
+        self, path: str, body: bytes, content_type: str = "application/json", **headers: str
+    ) -> httpx.Response:
+        """POST with the function key."""
+        return self.client.post(
+            path, content=body, params={"code": KEY}, headers={"content-type": content_type, **headers}
+        )
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        """GET with the function key."""
+        return self.client.get(path, params={"code": KEY, **params})
+
+    def wait_for(self, check: Callable[[], bool], what: str, seconds: float = 20) -> None:
+        """Poll until the queue workers have done something (no timing is asserted, only the outcome)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"not done within {seconds}s: {what}\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGINT, as Ctrl-C would, then wait."""
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_responder(tmp_path: Path) -> Iterator[Callable[..., Responder]]:
+    """Start as many `dr serve` processes as a test needs; all are stopped after it."""
+    started: list[Responder] = []
+
+    def start(data_dir: Path | None = None, env: dict[str, str] | None = None) -> Responder:
+        responder = Responder(data_dir or tmp_path / f"data-{len(started)}", env)
+        started.append(responder)
+        return responder
+
+    yield start
+    for responder in started:
+        responder.stop()
+
+
+@pytest.fixture(scope="module")
+def responder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Responder]:
+    """One `dr serve` shared by a module's tests (tests that need a clean slate start their own)."""
+    started = Responder(tmp_path_factory.mktemp("responder") / "data")
+    yield started
+    started.stop()

@@ -1,0 +1,119 @@
+"""Over real HTTP against `dr serve`: an alert's whole way, duplicates, Resolved, auth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+
+from tests.alerts import body, metric_alert
+from tests.conftest import ROOT
+from tests.e2e.conftest import Responder
+from tests.factories import resource
+
+
+def _incident(responder: Responder, incident_id: str) -> dict:  # type: ignore[type-arg]
+    answer = responder.get(f"/incidents/{incident_id}")
+    assert answer.status_code == 200
+    return dict(answer.json())
+
+
+def test_sample_alert_opens_a_sev1_and_its_effects_run(start_responder: Callable[..., Responder]) -> None:
+    responder = start_responder()
+    answer = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["opened"] == 1
+    incident_id = answer.json()["incidents"][0]
+
+    listed = responder.get("/incidents").json()["incidents"]
+    assert [i["id"] for i in listed] == [incident_id]
+    incident = listed[0]
+    assert {
+        k: incident[k] for k in ("severity", "status", "tenant", "environment", "component", "signal_count")
+    } == {
+        "severity": "sev1",
+        "status": "open",
+        "tenant": "ikea",
+        "environment": "dev",
+        "component": "cosmosdb",
+        "signal_count": 1,
+    }
+    for field in ("id", "title", "resource_id", "opened_at", "resolved_at", "reasons"):
+        assert field in incident
+    assert any("rule cosmosdb-unavailable" in r for r in incident["reasons"])
+
+    # the queue workers inside dr serve page, notify and record the suggested action
+    def effects_done() -> bool:
+        kinds = {e["kind"] for e in _incident(responder, incident_id)["timeline"]}
+        return {"page", "notify", "act"} <= kinds
+
+    responder.wait_for(effects_done, "page, notify and act on the timeline")
+    lines = (responder.data_dir / "dry-run" / "pagerduty.jsonl").read_text().splitlines()
+    sent = [json.loads(line)["payload"] for line in lines]
+    assert [(p["event_action"], p["dedup_key"], p["payload"]["severity"]) for p in sent] == [
+        ("trigger", incident_id, "critical")
+    ]
+
+
+def test_duplicate_delivery_counts_once_and_resolved_resolves(
+    start_responder: Callable[..., Responder],
+) -> None:
+    responder = start_responder()
+    fired = body(metric_alert(alert_id="dup-1"))
+    first = responder.post("/alerts", fired).json()
+    again = responder.post("/alerts", fired).json()
+    assert (first["opened"], again["duplicates"]) == (1, 1)
+    second = responder.post("/alerts", body(metric_alert(alert_id="dup-2"))).json()
+    assert second["updated"] == 1 and second["incidents"] == first["incidents"]
+    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
+    assert resolved["resolved"] == 1
+    incident = _incident(responder, first["incidents"][0])
+    assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 3
+    assert responder.get("/incidents", status="open").json()["count"] == 0
+    assert responder.get("/incidents", status="resolved").json()["count"] == 1
+
+    def page_resolved() -> bool:
+        path = responder.data_dir / "dry-run" / "pagerduty.jsonl"
+        return path.exists() and '"operation": "resolve"' in path.read_text()
+
+    responder.wait_for(page_resolved, "the page resolved")
+
+
+def test_function_key_is_required(responder: Responder) -> None:
+    url = f"{responder.base}/alerts"
+    assert httpx.post(url, content=body(metric_alert())).status_code == 401
+    wrong = httpx.post(url, content=body(metric_alert()), params={"code": "nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+    assert "nope" not in wrong.text
+    assert httpx.get(f"{responder.base}/incidents").status_code == 401
+    assert httpx.get(f"{responder.base}/health").status_code == 200
+    header = httpx.get(f"{responder.base}/incidents", headers={"x-functions-key": "e2e-function-key"})
+    assert header.status_code == 200
+
+
+def test_unknown_routes_and_methods_answer_json(responder: Responder) -> None:
+    assert responder.get("/nothing").status_code == 404
+    wrong_method = responder.client.put("/alerts", params={"code": "e2e-function-key"})
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
+    missing = responder.get("/incidents/inc-none")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_incident_list_filters_and_limits(start_responder: Callable[..., Responder]) -> None:
+    responder = start_responder()
+    for n in range(5):
+        tenant = "ikea" if n % 2 else "hm"
+        target = resource("cosmosdb", f"cosmos-amicis-{tenant}-dev", f"rg-amicis-{tenant}-dev")
+        assert (
+            responder.post(
+                "/alerts", body(metric_alert(rule=f"r{n}", target=target, alert_id=f"a{n}"))
+            ).status_code
+            == 202
+        )
+    assert responder.get("/incidents").json()["count"] == 5
+    assert responder.get("/incidents", limit="2").json()["count"] == 2
+    assert responder.get("/incidents", tenant="ikea").json()["count"] == 2
+    for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"status": "sleeping"}):
+        answer = responder.get("/incidents", **bad)
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_parameter"

@@ -1,0 +1,68 @@
+"""Over real HTTP: an alert storm collapses into incidents; two processes on one data dir agree."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.alerts import body, metric_alert
+from tests.e2e.conftest import KEY, Responder
+from tests.factories import resource
+
+
+def _targets(count: int) -> list[str]:
+    return [resource("redis", f"redis-amicis-t{n}-dev", f"rg-amicis-t{n}-dev") for n in range(count)]
+
+
+def test_storm_of_10000_alerts_over_100_keys_opens_exactly_100(
+    start_responder: Callable[..., Responder],
+) -> None:
+    responder = start_responder()
+    targets = _targets(100)
+    # One alert per request on one keep-alive connection, as Azure Monitor sends them.
+    connection = http.client.HTTPConnection("127.0.0.1", responder.port, timeout=30)
+    statuses: dict[int, int] = {}
+    for n in range(10_000):
+        payload = body(metric_alert(rule="redis-errors", target=targets[n % 100], alert_id=f"storm-{n}"))
+        connection.request("POST", f"/api/alerts?code={KEY}", payload, {"content-type": "application/json"})
+        answer = connection.getresponse()
+        answer.read()
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
+    connection.close()
+    assert statuses == {202: 10_000}
+    incidents = responder.get("/incidents", limit="1000").json()["incidents"]
+    assert len(incidents) == 100
+    assert {i["signal_count"] for i in incidents} == {100}
+
+
+def test_two_processes_on_one_data_dir_open_one_incident_per_key(
+    start_responder: Callable[..., Responder], tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-data"
+    first = start_responder(shared)
+    second = start_responder(shared)
+    targets = _targets(5)
+
+    def send(n: int) -> int:
+        server = first if n % 2 else second
+        payload = body(metric_alert(rule="redis-errors", target=targets[n % 5], alert_id=f"race-{n}"))
+        return server.post("/alerts", payload).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(400)))
+    assert statuses == [202] * 400
+    for server in (first, second):
+        incidents = server.get("/incidents").json()["incidents"]
+        assert len(incidents) == 5
+        assert sorted(i["signal_count"] for i in incidents) == [80] * 5
+    log = shared / "dry-run" / "pagerduty.jsonl"
+
+    def pages() -> list[str]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [json.loads(line)["payload"]["dedup_key"] for line in lines]
+
+    first.wait_for(lambda: len(pages()) >= 5, "one page per incident")
+    assert sorted(pages()) == sorted(i["id"] for i in first.get("/incidents").json()["incidents"])
