@@ -1,0 +1,104 @@
+"""Over real HTTP: every bad request gets its 4xx and stores nothing; both Event Grid handshakes."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.bad_inputs import ALERTS, EVENTS, BadRequest
+from tests.conftest import REFDATA
+from tests.e2e.conftest import KEY, Responder
+
+
+def _stored(responder: Responder) -> tuple[int, int]:
+    incidents = responder.get("/incidents", limit="1000").json()["count"]
+    signals = responder.get("/signals", limit="1000").json()["count"]
+    return incidents, signals
+
+
+@pytest.mark.parametrize(
+    ("path", "case"),
+    [("/alerts", c) for c in ALERTS] + [("/eventgrid", c) for c in EVENTS],
+    ids=[f"alerts: {c.name}" for c in ALERTS] + [f"eventgrid: {c.name}" for c in EVENTS],
+)
+def test_bad_request_gets_a_4xx_naming_the_problem(responder: Responder, path: str, case: BadRequest) -> None:
+    before = _stored(responder)
+    answer = responder.post(path, case.body, case.content_type)
+    assert answer.status_code == case.status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    problem = answer.json()
+    assert problem["error"] == case.error and case.detail in problem["detail"]
+    assert _stored(responder) == before
+
+
+def test_subscription_validation_handshake(responder: Responder) -> None:
+    request = (REFDATA / "event_grid" / "eg_SubscriptionValidationEvent.json").read_bytes()
+    expected = json.loads((REFDATA / "event_grid" / "eg_SubscriptionValidation_response.json").read_text())
+    answer = responder.post("/eventgrid", request, **{"aeg-event-type": "SubscriptionValidation"})
+    assert answer.status_code == 200
+    assert answer.json() == expected
+
+
+def test_cloudevents_options_handshake(responder: Responder) -> None:
+    answer = responder.client.options(
+        "/eventgrid", params={"code": KEY}, headers={"WebHook-Request-Origin": "eventgrid.azure.net"}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    missing = responder.client.options("/eventgrid", params={"code": KEY})
+    assert missing.status_code == 400 and missing.json()["error"] == "missing_header"
+    unauthenticated = httpx.options(f"{responder.base}/eventgrid", headers={"WebHook-Request-Origin": "x"})
+    assert unauthenticated.status_code == 401
+
+
+# the one file that is not a delivery is the answer to the validation handshake
+DELIVERIES = sorted(
+    p.name for p in (REFDATA / "event_grid").iterdir() if not p.name.endswith("_response.json")
+)
+
+
+@pytest.mark.parametrize("name", DELIVERIES)
+def test_every_reference_event_delivery_is_accepted(responder: Responder, name: str) -> None:
+    payload = (REFDATA / "event_grid" / name).read_bytes()
+    content_type = (
+        "application/cloudevents+json" if name.startswith(("ce_", "docs_ce_")) else "application/json"
+    )
+    answer = responder.post("/eventgrid", payload, content_type)
+    expected = 200 if "SubscriptionValidation" in name else 202
+    assert answer.status_code == expected, answer.text
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (REFDATA / "azure_monitor").iterdir() if not p.name.startswith("ctx_"))
+)
+def test_every_reference_alert_is_accepted(responder: Responder, name: str) -> None:
+    answer = responder.post("/alerts", (REFDATA / "azure_monitor" / name).read_bytes())
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["accepted"] == 1
+
+
+def _encode(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["/alerts", "/eventgrid"]),
+    payload=st.binary(max_size=300) | json_values.map(_encode),
+)
+def test_fuzzed_bodies_never_get_a_5xx(responder: Responder, path: str, payload: bytes) -> None:
+    answer = responder.post(path, payload)
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        assert set(answer.json()) == {"error", "detail"}
