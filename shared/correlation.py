@@ -141,9 +141,10 @@ def _severity_effects(updated: Incident, now: str, policy: Policy) -> list[Effec
 
 def _with_effects(incident: Incident, timeline: list[TimelineEntry], effects: list[Effect]) -> Outcome:
     """Put new effects in the incident's outbox, so they are stored with it before they are sent."""
-    paged = incident.paged or any(e.kind == "page" and e.event == "trigger" for e in effects)
-    outbox = (*incident.outbox, *(e.to_dict() for e in effects))
-    return Outcome(incident.evolve(outbox=outbox, paged=paged), tuple(timeline), tuple(effects))
+    if effects:
+        paged = incident.paged or any(e.kind == "page" and e.event == "trigger" for e in effects)
+        incident = incident.evolve(outbox=(*incident.outbox, *(e.to_dict() for e in effects)), paged=paged)
+    return Outcome(incident, tuple(timeline), tuple(effects))
 
 
 def _cross_tenant_reason(tenants: list[str], policy: Policy) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from shared.severity import Severity
@@ -67,15 +67,14 @@ class Incident:
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON form (the outbox is internal and left out)."""
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
         data["severity"] = self.severity.label
         data["reasons"] = list(self.reasons)
         data["planned_actions"] = list(self.planned_actions)
-        del data["outbox"]
         return data
 
     def to_record(self) -> dict[str, Any]:
-        """The stored form: public fields plus the outbox."""
+        """The stored form: public fields plus the outbox (shallow: it is written on every signal)."""
         data = self.to_dict()
         data["outbox"] = [dict(e) for e in self.outbox]
         return data
@@ -89,6 +88,9 @@ class Incident:
         fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
         fields["outbox"] = tuple(fields.get("outbox", ()))
         return cls(**fields)
+
+
+_PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name != "outbox")
 
 
 def incident_id(correlation_key: str, opened_at: str) -> str:

@@ -7,6 +7,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,19 @@ class Rule:
     resolves: bool = False
     informational: bool = False
     actions: tuple[ActionPlan, ...] = ()
+    compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
 
-    def matches(self, values: Mapping[str, tuple[str, ...]]) -> bool:
-        """Every condition has at least one value matching one of its patterns."""
-        return all(
-            any(
-                fnmatch.fnmatchcase(value.lower(), pattern)
-                for value in values.get(key, ())
-                for pattern in patterns
-            )
+    def __post_init__(self) -> None:
+        # One regex per condition, compiled once: rules run against every alert of a storm.
+        compiled = tuple(
+            (key, re.compile("|".join(fnmatch.translate(p) for p in patterns)))
             for key, patterns in self.when.items()
         )
+        object.__setattr__(self, "compiled", compiled)
+
+    def matches(self, lowered: Mapping[str, tuple[str, ...]]) -> bool:
+        """Every condition has at least one (lower-cased) value matching one of its patterns."""
+        return all(any(regex.match(v) for v in lowered.get(key, ())) for key, regex in self.compiled)
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,31 @@ class Policy:
     components: Mapping[str, Component]
     rules: tuple[Rule, ...]
     component_by_type: Mapping[str, str] = field(default_factory=dict)
+    # A storm repeats the same few signals: remember which rules matched which values.
+    _matched: dict[tuple[tuple[str, ...], ...], tuple[Rule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def component(self, name: str) -> Component | None:
         """A component by name."""
         return self.components.get(name)
+
+    @cached_property
+    def rule_fields(self) -> tuple[str, ...]:
+        """The signal fields any rule looks at; the others cannot change which rules match."""
+        return tuple(sorted({key for rule in self.rules for key in rule.when}))
+
+    def matching_rules(self, values: Mapping[str, tuple[str, ...]]) -> tuple[Rule, ...]:
+        """The rules whose every condition matches, in policy order."""
+        key = tuple(tuple(v.lower() for v in values.get(name, ())) for name in self.rule_fields)
+        matched = self._matched.get(key)
+        if matched is None:
+            lowered = dict(zip(self.rule_fields, key, strict=True))
+            matched = tuple(rule for rule in self.rules if rule.matches(lowered))
+            if len(self._matched) >= 10_000:  # bounded: distinct signals are few, but be safe
+                self._matched.clear()
+            self._matched[key] = matched
+        return matched
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from shared.resources import ResourceId
@@ -39,9 +39,9 @@ class Signal:
         return self.resource.raw
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        data = asdict(self)
-        data["resource"] = asdict(self.resource)
+        """JSON-ready form (shallow on purpose: it runs for every alert of a storm)."""
+        data = {name: getattr(self, name) for name in _SIGNAL_FIELDS}
+        data["resource"] = {name: getattr(self.resource, name) for name in _RESOURCE_FIELDS}
         data["facts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.facts.items()}
         return data
 
@@ -52,3 +52,7 @@ class Signal:
         fields["resource"] = ResourceId(**fields["resource"])
         fields["facts"] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields["facts"].items()}
         return cls(**fields)
+
+
+_SIGNAL_FIELDS = tuple(f.name for f in fields(Signal))
+_RESOURCE_FIELDS = tuple(f.name for f in fields(ResourceId))

@@ -30,7 +30,7 @@ class Assessment:
 def assess(signal: Signal, policy: Policy) -> Assessment:
     """Classify a signal: Azure's severity as the baseline, then the policy's rules."""
     values = match_values(signal, policy)
-    matched = [rule for rule in policy.rules if rule.matches(values)]
+    matched = policy.matching_rules(values)
     baseline, baseline_reason = _baseline(signal)
     severity_rules = [r for r in matched if r.severity is not None]
     reasons = [baseline_reason]

@@ -36,6 +36,9 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Checkpoint less often than every 1000 pages: a storm rewrites the same hot pages,
+            # and each checkpoint copies them (and syncs) again.
+            conn.execute("PRAGMA wal_autocheckpoint=4000")
             self._local.conn = conn
         return conn
 

@@ -72,6 +72,14 @@ CREATE TABLE IF NOT EXISTS queue_dedup (
 CREATE INDEX IF NOT EXISTS ix_queue_dedup_sent ON queue_dedup (sent_at);
 """
 
+_ANYTHING_DUE = """
+SELECT EXISTS (SELECT 1 FROM queue_messages
+               WHERE queue = :queue AND state = 'active' AND session_id IS NULL)
+    OR EXISTS (SELECT 1 FROM queue_messages
+               WHERE queue = :queue AND state = 'active' AND session_id IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM queue_messages
+               WHERE queue = :queue AND state = 'scheduled' AND scheduled_at <= :now)
+"""
 _NEXT_CANDIDATE = """
 SELECT * FROM queue_messages
 WHERE seq IN (
@@ -183,6 +191,10 @@ class SqliteQueue:
     def receive(self, queue: str) -> Received | None:
         """Lock and return the deliverable message with the lowest sequence number, if any."""
         now = self._clock()
+        # Idle pumps poll often; a read answers "nothing here" without taking the write lock
+        # that intake needs.
+        if not self._db.read().execute(_ANYTHING_DUE, {"queue": queue, "now": now}).fetchone()[0]:
+            return None
         with self._db.write() as conn:
             self._activate_due(conn, queue, now)
             while True:
