@@ -6,7 +6,7 @@ import azure.functions as func
 
 from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
-from shared.clock import iso, utc_now
+from shared.clock import iso
 from shared.intake.event_grid import Handshake, parse_delivery, signal_from_event
 from shared.intake.json_body import decode_json
 from shared.settings import MAX_BODY_BYTES
@@ -49,7 +49,7 @@ def eventgrid_trigger(event: func.EventGridEvent) -> None:
         "subject": event.subject,
         "eventType": event.event_type,
         # The host parses eventTime; a missing one must not turn every retry into a 422.
-        "eventTime": iso(event.event_time or utc_now()),
+        "eventTime": iso(event.event_time or app.clock()),
         "dataVersion": event.data_version,
         "data": event.get_json(),
     }

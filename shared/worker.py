@@ -48,7 +48,7 @@ def parse_effect(body: bytes) -> Effect:
     """Decode a queue message body; PoisonMessage if it is not an effect."""
     try:
         effect = Effect.from_dict(json.loads(body))
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise PoisonMessage(f"not an effect message: {e}") from e
     if effect.kind not in ("page", "notify", "act"):
         raise PoisonMessage(f"unknown effect kind {effect.kind!r}")

@@ -1,4 +1,4 @@
-"""Every kind of bad request the two intake endpoints must refuse: (body, content type, status, error, detail)."""
+"""Every kind of bad request the two intake endpoints must refuse, and the answer each must get."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ COMMON = [
     BadRequest("malformed json", b'{"schemaId": ', JSON, 400, "malformed_json", "line 1"),
     BadRequest("not utf-8", b'{"a": "\xff"}', JSON, 400, "malformed_json", "UTF-8"),
     BadRequest("wrong content type", b"{}", "text/plain", 415, "unsupported_media_type", "text/plain"),
-    BadRequest("form content type", b"a=b", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    BadRequest(
+        "form content type", b"a=b", "application/x-www-form-urlencoded", 415, "unsupported_media_type"
+    ),
     BadRequest("empty body", b"", JSON, 400, "empty_body"),
     BadRequest("null", b"null", JSON, 422, "invalid_payload", "null"),
     BadRequest("a number", b"42", JSON, 422, "invalid_payload"),

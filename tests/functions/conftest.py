@@ -1,0 +1,36 @@
+"""Each test gets the Function App pointed at a fresh data dir, with a clock it moves by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import bootstrap
+from shared.bootstrap import Services
+from shared.settings import Settings
+from tests.factories import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The app's clock: 2026-11-25T10:00Z until a test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """DR_DATA_DIR of the app under test."""
+    return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True)
+def app(data_dir: Path, clock: FakeClock) -> Iterator[Services]:
+    """The services every registered function reaches through `services()`."""
+    replacement = Services(
+        Settings.from_env({"DR_DATA_DIR": str(data_dir), "DR_QUEUE_MAX_DELIVERY_COUNT": "3"}), clock=clock
+    )
+    bootstrap.reset(replacement)
+    yield replacement
+    bootstrap.reset()

@@ -1,0 +1,294 @@
+"""send_page, send_notification and run_action with real Service Bus messages taken off the queues."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.adapters.sqlite_queue import Received
+from shared.bootstrap import Services
+from shared.ports import QueueMessage
+from shared.worker import PoisonMessage
+from tests.conftest import ROOT
+from tests.factories import FakeClock
+from tests.functions.harness import (
+    dry_run,
+    function,
+    json_body,
+    post,
+    raw_message,
+    service_bus_message,
+)
+
+COSMOS = (
+    "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-amicis-ikea-dev"
+    "/providers/Microsoft.DocumentDB/databaseAccounts/cosmos-amicis-ikea-dev"
+)
+TITLE = "cosmos-resource-health: cosmos-amicis-ikea-dev Unavailable"
+REASONS = [
+    "Azure Monitor severity Sev1 → sev2 (baseline)",
+    "Cosmos DB cosmos-amicis-ikea-dev is Unavailable (Resource Health): database unavailable, RTO 5 min"
+    " → sev1 (rule cosmosdb-unavailable)",
+]
+TRIGGERS = {"pages": "send_page", "notifications": "send_notification", "actions": "run_action"}
+
+
+def _post_sample(name: str) -> dict[str, Any]:
+    answer = post("alerts", (ROOT / "samples" / name).read_bytes())
+    assert answer.status_code == 202, answer.get_body()
+    return dict(json_body(answer))
+
+
+def _deliver(app: Services, queue: str) -> Received:
+    """Receive the next message as the Service Bus trigger would, run its function, complete it."""
+    received = app.local_queue.receive(queue)
+    assert received is not None, f"nothing on {queue}"
+    function(TRIGGERS[queue])(service_bus_message(received))
+    app.local_queue.complete(received)
+    return received
+
+
+@pytest.fixture
+def incident_id(app: Services) -> str:
+    """The sample Cosmos DB outage: a sev1 with a page, a card and a suggested failover queued."""
+    (opened,) = _post_sample("cosmos-unavailable.json")["incidents"]
+    return str(opened)
+
+
+def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id: str) -> None:
+    bodies = {}
+    for queue in TRIGGERS:
+        received = app.local_queue.receive(queue)
+        assert received is not None
+        assert received.application_properties["incident_id"] == incident_id
+        bodies[queue] = json.loads(received.body)
+        expected_session = COSMOS if queue == "actions" else incident_id
+        assert received.session_id == expected_session, (
+            "actions serialize per resource, the rest per incident"
+        )
+    at = "2026-11-25T10:00:00.000Z"
+    base = {"incident_id": incident_id, "severity": "sev1", "at": at}
+    assert bodies == {
+        "pages": {**base, "kind": "page", "event": "trigger", "target": "", "mode": ""},
+        "notifications": {**base, "kind": "notify", "event": "opened", "target": "", "mode": ""},
+        "actions": {
+            **base,
+            "kind": "act",
+            "event": "cosmosdb.regional_failover",
+            "target": COSMOS,
+            "mode": "approve",
+        },
+    }
+
+
+def test_send_page_records_the_pagerduty_trigger(
+    app: Services, data_dir: Path, clock: FakeClock, incident_id: str
+) -> None:
+    clock.advance(seconds=5)
+    _deliver(app, "pages")
+    assert dry_run(data_dir, "pagerduty") == [
+        {
+            "service": "pagerduty",
+            "operation": "trigger",
+            "payload": {
+                "event_action": "trigger",
+                "dedup_key": incident_id,
+                "payload": {
+                    "summary": TITLE,
+                    "severity": "critical",
+                    "source": COSMOS,
+                    "component": "cosmosdb",
+                    "group": "ikea",
+                    "class": "cosmos-resource-health",
+                    "custom_details": {"reasons": REASONS, "signal_count": 1},
+                },
+            },
+        }
+    ]
+    assert dry_run(data_dir, "slack") == []
+    last = app.store.timeline(incident_id)[-1]
+    assert (last.at, last.kind, last.text) == (
+        "2026-11-25T10:00:05.000Z",
+        "page",
+        f"PagerDuty (dry-run): would trigger critical for {incident_id}",
+    )
+
+
+def test_send_notification_records_the_slack_card(
+    app: Services, data_dir: Path, clock: FakeClock, incident_id: str
+) -> None:
+    clock.advance(seconds=7)
+    _deliver(app, "notifications")
+    assert dry_run(data_dir, "slack") == [
+        {
+            "service": "slack",
+            "operation": "opened",
+            "payload": {
+                "incident_id": incident_id,
+                "text": f"[SEV1] {TITLE} (open, 1 signals)",
+                "reasons": REASONS,
+            },
+        }
+    ]
+    assert dry_run(data_dir, "pagerduty") == []
+    last = app.store.timeline(incident_id)[-1]
+    assert (last.at, last.kind, last.text) == (
+        "2026-11-25T10:00:07.000Z",
+        "notify",
+        f"Slack (dry-run): would post 'opened' for {incident_id}",
+    )
+
+
+def test_run_action_records_the_suggestion(app: Services, data_dir: Path, incident_id: str) -> None:
+    _deliver(app, "actions")
+    last = app.store.timeline(incident_id)[-1]
+    assert (last.kind, last.text) == (
+        "act",
+        f"Suggested first response: cosmosdb.regional_failover on {COSMOS} (approve)",
+    )
+    assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
+
+
+def test_resolving_the_outage_resolves_the_page(app: Services, data_dir: Path, incident_id: str) -> None:
+    for queue in TRIGGERS:
+        _deliver(app, queue)
+    report = _post_sample("cosmos-available.json")
+    assert (report["resolved"], report["incidents"]) == (1, [incident_id])
+    _deliver(app, "pages")
+    _deliver(app, "notifications")
+    assert [r["payload"] for r in dry_run(data_dir, "pagerduty")][1:] == [
+        {"event_action": "resolve", "dedup_key": incident_id}
+    ]
+    assert [(r["operation"], r["payload"]["text"]) for r in dry_run(data_dir, "slack")][1:] == [
+        ("resolved", f"[SEV1] {TITLE} (resolved, 2 signals)")
+    ]
+    kinds = [e.kind for e in app.store.timeline(incident_id)]
+    assert kinds[-2:] == ["page", "notify"]
+    assert all(app.local_queue.receive(q) is None for q in TRIGGERS)
+
+
+POISON = [
+    b"",
+    b"not json",
+    b"\xff\xfe",
+    b"null",
+    b"42",
+    b"[]",
+    b'"kind incident_id event severity at"',
+    b"{}",
+    b'{"kind": "page"}',
+    b'{"kind": "email", "incident_id": "x", "event": "e", "severity": "sev1", "at": "t"}',
+    b'{"kind": "page", "incident_id": "inc-unknown", "event": "trigger", "severity": "sev1", "at": "t"}',
+]
+
+
+@pytest.mark.parametrize("queue", list(TRIGGERS))
+@pytest.mark.parametrize("body", POISON, ids=[b.decode("latin-1")[:30] for b in POISON])
+def test_a_malformed_message_raises_poison(
+    app: Services, data_dir: Path, incident_id: str, queue: str, body: bytes
+) -> None:
+    """Raising makes Service Bus redeliver, then dead-letter; nothing is recorded meanwhile."""
+    before = app.store.timeline(incident_id)
+    with pytest.raises(PoisonMessage):
+        function(TRIGGERS[queue])(raw_message(body))
+    assert app.store.timeline(incident_id) == before
+    assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
+
+
+def _host_loop(app: Services, queue: str, handler: Callable[..., Any]) -> int:
+    """What the Functions host does: run the function, complete on success, abandon on an exception."""
+    failures = 0
+    while (received := app.local_queue.receive(queue)) is not None:
+        try:
+            handler(service_bus_message(received))
+        except PoisonMessage:
+            failures += 1
+            app.local_queue.abandon(received)
+        else:
+            app.local_queue.complete(received)
+    return failures
+
+
+def test_a_poison_message_is_dead_lettered_after_max_deliveries(app: Services) -> None:
+    app.local_queue.send([QueueMessage(queue="pages", body=b"{oops", message_id="bad-1", session_id="s")])
+    assert _host_loop(app, "pages", function("send_page")) == 3  # DR_QUEUE_MAX_DELIVERY_COUNT
+    (dead,) = app.local_queue.dead_letters("pages")
+    assert (dead.message_id, dead.reason, dead.body) == ("bad-1", "MaxDeliveryCountExceeded", b"{oops")
+
+
+# --- properties: any body either does its one job or is poison, never something in between ----
+
+WORKER_PROPERTY = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+EFFECT_KEYS = ("kind", "incident_id", "event", "severity", "at", "target", "mode")
+
+
+@st.composite
+def effect_like(draw: st.DrawFn, incident_id: str) -> dict[str, Any]:
+    """An effect message, with any field missing, mistyped, unknown or right."""
+    right = {
+        "kind": st.sampled_from(["page", "notify", "act"]),
+        "incident_id": st.just(incident_id),
+        "event": st.sampled_from(["trigger", "resolve", "opened", "cosmosdb.regional_failover"]),
+    }
+    message = {}
+    for key in EFFECT_KEYS:
+        if draw(st.integers(0, 9)) == 0:
+            continue  # missing
+        message[key] = draw(right.get(key, st.text(max_size=12)) | SCALARS)
+    return message
+
+
+def _recorded(app: Services, data_dir: Path, incident_id: str) -> tuple[int, int, int]:
+    return (
+        len(app.store.timeline(incident_id)),
+        len(dry_run(data_dir, "pagerduty")),
+        len(dry_run(data_dir, "slack")),
+    )
+
+
+@pytest.mark.parametrize("queue", list(TRIGGERS))
+@WORKER_PROPERTY
+@given(body=st.binary(max_size=500))
+def test_any_bytes_are_poison(
+    app: Services, data_dir: Path, incident_id: str, queue: str, body: bytes
+) -> None:
+    before = _recorded(app, data_dir, incident_id)
+    with pytest.raises(PoisonMessage):
+        function(TRIGGERS[queue])(raw_message(body))
+    assert _recorded(app, data_dir, incident_id) == before
+
+
+@WORKER_PROPERTY
+@given(data=st.data())
+def test_an_effect_like_message_is_carried_out_once_or_is_poison(
+    app: Services, data_dir: Path, incident_id: str, data: st.DataObject
+) -> None:
+    message = data.draw(effect_like(incident_id))
+    queue = data.draw(st.sampled_from(list(TRIGGERS)))
+    before = _recorded(app, data_dir, incident_id)
+    try:
+        function(TRIGGERS[queue])(raw_message(json.dumps(message).encode()))
+    except PoisonMessage:
+        assert _recorded(app, data_dir, incident_id) == before
+        return
+    timeline, pages, cards = _recorded(app, data_dir, incident_id)
+    assert timeline == before[0] + 1, "one line on the timeline per effect carried out"
+    kind = str(message["kind"])
+    assert (pages - before[1], cards - before[2]) == {"page": (1, 0), "notify": (0, 1), "act": (0, 0)}[kind]
+
+
+def test_deeply_nested_json_is_poison_too() -> None:
+    with pytest.raises(PoisonMessage):
+        function("send_page")(raw_message(b"[" * 100_000 + b"]" * 100_000))
