@@ -11,6 +11,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3 >= 3.11) is needed: apt-get install python3 python3-venv"; exit 1; }
+	@PYTHON=$(PYTHON) scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .

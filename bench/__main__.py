@@ -1,0 +1,58 @@
+"""`python -m bench [coldstart|storm|http] [--profile]`: run the benchmarks and print their figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from bench import ALERTS, KEYS, coldstart, over_http, storm
+from bench.machine import describe
+from bench.report import BenchFailed, Figure, show, table
+
+BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
+    "coldstart": coldstart.run,
+    "storm": storm.run,
+    "http": over_http.run,
+}
+TITLES = {
+    "coldstart": f"coldstart: {coldstart.APP!r} vs {coldstart.BASELINE!r}, {coldstart.RUNS} runs each",
+    "storm": f"storm: {ALERTS:,} alerts / {KEYS} keys through decode_json → parse_alert → Intake.accept",
+    "http": "http: the same storm to `dr serve`, one request per alert on one keep-alive connection",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmark (all by default); exit 1 if a correctness check fails."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("bench", nargs="?", choices=sorted(BENCHES), help="one benchmark (default: all)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print cProfile hotspots (slower; figures then inflated)"
+    )
+    args = parser.parse_args(argv)
+    names = [args.bench] if args.bench else list(BENCHES)
+    print(describe(), flush=True)
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    for name in names:
+        print(f"\n{TITLES[name]}", flush=True)
+        bench_started = time.perf_counter()
+        try:
+            results = BENCHES[name](args.profile)
+        except BenchFailed as e:
+            print(f"\nFAILED: {e}", file=sys.stderr)
+            return 1
+        show(results)
+        print(f"  ({time.perf_counter() - bench_started:.1f} s)", flush=True)
+        figures += results
+    print(f"\n{describe()}")
+    if args.profile:
+        print("note: --profile was on, so the rates above are slowed by the profiler")
+    print(table(figures))
+    print(f"bench took {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

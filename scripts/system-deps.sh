@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The Debian packages `make setup` needs: installed when running as root, named otherwise.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+
+need=()
+"$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+
+((${#need[@]})) || exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian packages: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+else
+  echo "error: missing Debian packages: ${need[*]}" >&2
+  echo "       run: sudo apt-get install ${need[*]}   (then make again)" >&2
+  exit 1
+fi
