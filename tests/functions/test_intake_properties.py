@@ -5,7 +5,6 @@ Examples share one data dir per test; each compares what is stored before and af
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import cache
 from typing import Any
@@ -23,6 +22,7 @@ from tests.functions.harness import (
     post,
     snapshot,
 )
+from tests.json_strategies import json_values, one_field_changed
 
 PROPERTY = settings(
     max_examples=150,
@@ -45,47 +45,6 @@ CONTENT_TYPES = st.sampled_from(
         "application/x-www-form-urlencoded",
     ]
 ) | st.text(max_size=40)
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()  # NaN and Infinity too: json.dumps writes them, and they are not JSON
-    | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=15), children, max_size=5)
-    ),
-    max_leaves=30,
-)
-
-Path = tuple[str | int, ...]
-
-
-def paths(value: Any, prefix: Path = ()) -> list[Path]:
-    """Every place in a JSON document that holds a value, the root excluded."""
-    found: list[Path] = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += paths(child, (*prefix, index))
-    return found
-
-
-@st.composite
-def one_field_changed(draw: st.DrawFn, documents: list[Any]) -> Any:
-    """A reference document with one field, anywhere in it, deleted or replaced by any JSON value."""
-    document = copy.deepcopy(draw(st.sampled_from(documents)))
-    path = draw(st.sampled_from(paths(document)))
-    parent = document
-    for step in path[:-1]:
-        parent = parent[step]
-    if draw(st.booleans()):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = draw(JSON_VALUES)
-    return document
 
 
 @cache
@@ -140,7 +99,7 @@ def test_any_bytes(route: str, body: bytes, content_type: str | None) -> None:
 
 @pytest.mark.parametrize("route", ROUTES)
 @PROPERTY
-@given(value=JSON_VALUES)
+@given(value=json_values(allow_nan=True))
 def test_any_json_value(route: str, value: Any) -> None:
     check(route, json.dumps(value).encode(), "application/json")
 

@@ -20,6 +20,7 @@ from shared.intake.azure_monitor import parse_alert, utc_iso
 from shared.resources import Ownership, ResourceId
 from shared.signals import FactValue, Signal
 from tests.conftest import REFDATA
+from tests.json_strategies import JSON_VALUES, one_field_changed
 
 COMMON = "azureMonitorCommonAlertSchema"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -835,13 +836,7 @@ def _refused(payload: Any, owner: Owner) -> BadInput:
 
 # --- fuzzing: anything but a valid alert is a BadInput, never a crash --------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+_JSON = JSON_VALUES
 _ALERT_KEYS = st.sampled_from(
     ["schemaId", "data", "essentials", "alertContext", "status", "context", "severity", "alertTargetIDs"]
 )
@@ -854,17 +849,6 @@ def test_parse_alert_raises_only_bad_input_on_any_json(value: Any) -> None:
         parse_alert(value, Owner())
     except BadInput as e:
         assert e.status == 422
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
 
 
 @cache
@@ -880,12 +864,7 @@ def _payloads() -> list[Any]:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_parse_alert_survives_any_single_field_replaced(data: st.DataObject) -> None:
-    payload = copy.deepcopy(data.draw(st.sampled_from(_payloads())))
-    path = data.draw(st.sampled_from(_paths(payload)))
-    target = payload
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = data.draw(_JSON)
+    payload = data.draw(one_field_changed(_payloads(), delete=False))
     try:
         signal = parse_alert(payload, Owner())
     except BadInput as e:

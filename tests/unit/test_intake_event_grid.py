@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from shared.intake.event_grid import Events, Handshake, parse_delivery, signal_f
 from shared.resources import Ownership, ResourceId
 from shared.signals import FactValue, Signal
 from tests.conftest import REFDATA
+from tests.json_strategies import JSON_VALUES, one_field_changed
 
 EG, CE = "EventGridEvent", "CloudEvents"
 VALIDATION_REPLY = "eg_SubscriptionValidation_response.json"
@@ -540,13 +540,7 @@ def test_signal_from_event_refuses_with_field_names(owner: Owner) -> None:
 
 # --- fuzzing: anything but a valid delivery is a BadInput, never a crash -----------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=25,
-)
+_JSON = JSON_VALUES
 _EVENT_KEYS = st.sampled_from(
     ["id", "eventType", "eventTime", "topic", "subject", "data", "specversion", "type"]
 )
@@ -562,17 +556,6 @@ def test_parse_delivery_raises_only_bad_input_on_any_json(value: Any) -> None:
         assert e.status == 422
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
 @cache
 def _deliveries() -> list[Any]:
     return [load(name) for name in sorted(CASES) if name != VALIDATION_REPLY]
@@ -581,12 +564,7 @@ def _deliveries() -> list[Any]:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_parse_delivery_survives_any_single_field_replaced(data: st.DataObject) -> None:
-    payload = copy.deepcopy(data.draw(st.sampled_from(_deliveries())))
-    path = data.draw(st.sampled_from(_paths(payload)))
-    target = payload
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = data.draw(_JSON)
+    payload = data.draw(one_field_changed(_deliveries(), delete=False))
     try:
         delivery = parse_delivery(payload, Owner())
     except BadInput as e:
