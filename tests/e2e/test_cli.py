@@ -1,0 +1,64 @@
+"""The `dr` command: explain a payload without state; refuse to serve on an invalid policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import DR, free_port
+
+
+def run_dr(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `dr` script."""
+    return subprocess.run(
+        [str(DR), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env, check=False
+    )
+
+
+def test_explain_shows_signal_rules_severity_reasons_and_effects(tmp_path: Path) -> None:
+    done = run_dr(
+        "explain", str(ROOT / "samples" / "cosmos-unavailable.json"), env={"DR_DATA_DIR": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    decision = json.loads(done.stdout)["signals"][0]
+    assert decision["signal"]["component"] == "cosmosdb" and decision["signal"]["tenant"] == "ikea"
+    assert decision["rules_matched"] == ["cosmosdb-unavailable"]
+    assert decision["severity"] == "sev1"
+    assert decision["reasons"][0].startswith("Azure Monitor severity Sev1")
+    assert [(e["kind"], e["event"]) for e in decision["planned_effects"]] == [
+        ("notify", "opened"),
+        ("page", "trigger"),
+        ("act", "cosmosdb.regional_failover"),
+    ]
+    assert not any(tmp_path.iterdir()), "explain touches no state"
+
+
+def test_explain_names_bad_input(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schemaId": "contoso"}')
+    done = run_dr("explain", str(broken), env={"DR_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 1
+    assert "unsupported_schema" in done.stderr and "contoso" in done.stderr
+
+
+def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        (ROOT / "shared" / "default_policy.toml")
+        .read_text()
+        .replace('severity = "sev1"', 'severity = "sev9"', 1)
+    )
+    done = run_dr(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"DR_POLICY_FILE": str(policy)},
+    )
+    assert done.returncode == 2
+    assert f"{policy}: rules[0] (cosmosdb-unavailable).severity: 'sev9'" in done.stderr
