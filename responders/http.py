@@ -11,7 +11,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.errors import BadInput
-from shared.intake.pipeline import StoreContention
+from shared.outbox import StoreContention
 
 log = logging.getLogger(__name__)
 

@@ -6,15 +6,21 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from shared.clock import Clock, utc_now
 from shared.intake.azure_monitor import Owner
 from shared.intake.pipeline import Intake
+from shared.outbox import Outbox
 from shared.policy import Policy, load_policy
-from shared.ports import EffectQueue, IncidentStore
+from shared.ports import Chat, EffectQueue, IncidentStore, Pager, PagerDirectory
 from shared.resources import Ownership, ResourceId, ownership
+from shared.routing import RoutingTable
 from shared.settings import Settings
-from shared.worker import EffectWorker
+from shared.worker import Backoff, EffectWorker
+
+if TYPE_CHECKING:
+    from shared.pagerduty_worker import PagerDutyEventWorker
 
 
 @dataclass
@@ -58,14 +64,73 @@ class Services:
         return Intake(self.store, self.queue, self.policy, self.clock)
 
     @cached_property
-    def worker(self) -> EffectWorker:
-        """The effect worker with dry-run pager and chat."""
-        from shared.adapters.dryrun import DryRunChat, DryRunPager, DryRunRecorder
+    def pager(self) -> Pager:
+        """PagerDuty when a routing key is set, else a dry-run that records what it would send."""
+        settings = self.settings
+        if not settings.pages_for_real:
+            from shared.adapters.dryrun import DryRunPager, DryRunRecorder
 
-        dry = self.settings.data_dir / "dry-run"
-        pager = DryRunPager(DryRunRecorder(dry / "pagerduty.jsonl", "pagerduty"))
-        chat = DryRunChat(DryRunRecorder(dry / "slack.jsonl", "slack"))
-        return EffectWorker(self.store, pager, chat, self.clock)
+            return DryRunPager(DryRunRecorder(settings.data_dir / "dry-run" / "pagerduty.jsonl", "pagerduty"))
+        from shared.adapters.pagerduty_events import PagerDutyEvents
+
+        routing = RoutingTable.parse(
+            settings.pagerduty_routing_key, settings.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS"
+        )
+        runbooks = {name: c.runbook for name, c in self.policy.components.items()}
+        return PagerDutyEvents(routing, settings.pagerduty_events_url, runbooks)
+
+    @cached_property
+    def chat(self) -> Chat:
+        """Slack when a bot token is set, else a dry-run that records what it would post."""
+        settings = self.settings
+        if not settings.posts_for_real:
+            from shared.adapters.dryrun import DryRunChat, DryRunRecorder
+
+            return DryRunChat(DryRunRecorder(settings.data_dir / "dry-run" / "slack.jsonl", "slack"))
+        from shared.adapters.slack_chat import SlackChat
+
+        return SlackChat(settings.slack_bot_token or "", settings.slack_api_url)
+
+    @cached_property
+    def directory(self) -> PagerDirectory | None:
+        """PagerDuty's REST API, when a token and service are configured."""
+        settings = self.settings
+        if not (settings.pagerduty_api_token and settings.pagerduty_service_id):
+            return None
+        from shared.adapters.pagerduty_rest import PagerDutyRest
+
+        return PagerDutyRest(
+            settings.pagerduty_api_token,
+            settings.pagerduty_api_url,
+            settings.pagerduty_service_id,
+            settings.pagerduty_from_email,
+        )
+
+    @cached_property
+    def worker(self) -> EffectWorker:
+        """Carries out pages, notifications and actions."""
+        settings = self.settings
+        default_channel = settings.slack_channel or (None if settings.posts_for_real else "#dry-run")
+        channels = RoutingTable.parse(default_channel, settings.slack_channels, "SLACK_CHANNELS")
+        backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
+        return EffectWorker(
+            self.store,
+            self.queue,
+            self.pager,
+            self.chat,
+            channels,
+            self.policy,
+            self.clock,
+            backoff,
+            settings.runbook_base_url,
+        )
+
+    @cached_property
+    def pagerduty_events(self) -> PagerDutyEventWorker:
+        """Applies PagerDuty webhook events."""
+        from shared.pagerduty_worker import PagerDutyEventWorker
+
+        return PagerDutyEventWorker(self.store, Outbox(self.store, self.queue), self.clock)
 
     def owner(self) -> Owner:
         """Who a resource belongs to, by tags or the policy's naming convention."""

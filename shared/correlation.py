@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from shared.effects import Effect
 from shared.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
+from shared.outbox import stage
 from shared.policy import Policy
 from shared.signals import Signal
 from shared.triage import Assessment
@@ -74,6 +75,7 @@ def _open(
         component=signal.component,
         resource_id=signal.resource_id,
         rule=signal.rule,
+        kind=signal.kind,
         signal_count=1,
         opened_at=opened_at,
         updated_at=now,
@@ -140,11 +142,7 @@ def _severity_effects(updated: Incident, now: str, policy: Policy) -> list[Effec
 
 
 def _with_effects(incident: Incident, timeline: list[TimelineEntry], effects: list[Effect]) -> Outcome:
-    """Put new effects in the incident's outbox, so they are stored with it before they are sent."""
-    if effects:
-        paged = incident.paged or any(e.kind == "page" and e.event == "trigger" for e in effects)
-        incident = incident.evolve(outbox=(*incident.outbox, *(e.to_dict() for e in effects)), paged=paged)
-    return Outcome(incident, tuple(timeline), tuple(effects))
+    return Outcome(stage(incident, effects), tuple(timeline), tuple(effects))
 
 
 def _cross_tenant_reason(tenants: list[str], policy: Policy) -> str:

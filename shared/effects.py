@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from shared.ports import QueueMessage
 
 # One queue per kind, so a Slack outage never holds up a page, nor a stuck action a notification.
 QUEUES = {"page": "pages", "notify": "notifications", "act": "actions"}
+# PagerDuty webhook deliveries wait on their own queue, answered at once and applied in order.
+PAGERDUTY_QUEUE = "pagerduty"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Effect:
     at: str
     target: str = ""  # act: the resource acted on
     mode: str = ""  # act: auto / approve / suggest / dry-run
+    detail: str = ""  # notify: the line for the card's thread (who acknowledged, PagerDuty's error, …)
+    attempt: int = 0  # retries so far; a retry is a new message, scheduled for later
 
     @property
     def queue(self) -> str:
@@ -34,29 +39,43 @@ class Effect:
     @property
     def message_id(self) -> str:
         """Stable over retries, so the queue's duplicate detection drops a resend."""
-        key = "|".join([self.kind, self.incident_id, self.event, self.severity, self.target])
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
+        parts = [self.kind, self.incident_id, self.event, self.severity, self.target]
+        if self.detail:
+            parts.append(self.detail)
+        if self.attempt:
+            parts.append(f"attempt {self.attempt}")
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
     @property
     def session_id(self) -> str:
         """Actions serialize per target resource; pages and notifications per incident, in order."""
         return self.target if self.kind == "act" and self.target else self.incident_id
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Effect:
-        """Inverse of `to_dict`; KeyError/TypeError on a malformed message."""
-        return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__ if k in data})
+        """Inverse of `to_dict`; KeyError/TypeError/ValueError on a malformed message."""
+        fields = {k: str(data[k]) for k in cls.__dataclass_fields__ if k in data and k != "attempt"}
+        return cls(**fields, attempt=int(data.get("attempt", 0)))
 
-    def to_message(self) -> QueueMessage:
-        """The queue message that carries it."""
+    def retry(self) -> Effect:
+        """The same effect, one attempt later."""
+        return replace(self, attempt=self.attempt + 1)
+
+    def to_message(self, scheduled_at: datetime | None = None) -> QueueMessage:
+        """The queue message that carries it (delivered at scheduled_at, if given)."""
         return QueueMessage(
             queue=self.queue,
             body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
             message_id=self.message_id,
             session_id=self.session_id,
-            application_properties={"kind": self.kind, "incident_id": self.incident_id},
+            scheduled_at=scheduled_at,
+            application_properties={
+                "kind": self.kind,
+                "incident_id": self.incident_id,
+                "attempt": self.attempt,
+            },
         )

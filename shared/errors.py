@@ -28,3 +28,24 @@ class PreconditionFailed(Exception):
 
 class PolicyError(Exception):
     """The policy file is invalid; the message names the file, the place and the problem."""
+
+
+class Transient(Exception):
+    """A downstream service is busy or unreachable: try again later (after retry_after, if it said)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Rejected(Exception):
+    """A downstream service refused the request for good (a 400, a bad token): retrying cannot help."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a Retry-After header given in seconds (the form PagerDuty and Slack send)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86_400 else None

@@ -40,6 +40,7 @@ class Incident:
     component: str
     resource_id: str
     rule: str
+    kind: str  # the kind of the signal that opened it ("Resource Health", an event type, …)
     signal_count: int
     opened_at: str
     updated_at: str
@@ -52,6 +53,17 @@ class Incident:
     all_tenants: bool = False
     paged: bool = False  # a page was triggered, so resolving must resolve it too
     planned_actions: tuple[str, ...] = ()
+    # What PagerDuty was last told ("triggered:sev1", "resolved"; "" = nothing yet) and through
+    # which routing selector, so a resolve goes to the trigger's routing key.
+    pagerduty_state: str = ""
+    pagerduty_route: str = ""
+    pagerduty_incident: str = ""  # PagerDuty's incident id and link, once its webhook names them
+    pagerduty_url: str = ""
+    slack_channel: str = ""
+    slack_ts: str = ""  # the card's message; updates edit it, events reply in its thread
+    time_to_acknowledge_seconds: float | None = None
+    time_to_resolve_seconds: float | None = None
+    failures: tuple[str, ...] = ()  # effects that gave up, with the reason a person reads
     # Effects decided but not yet confirmed on the queue (transactional outbox): the intake
     # clears them after a successful send, the sweeper re-sends what a crash left behind.
     outbox: tuple[Mapping[str, Any], ...] = field(default=())
@@ -71,6 +83,7 @@ class Incident:
         data["severity"] = self.severity.label
         data["reasons"] = list(self.reasons)
         data["planned_actions"] = list(self.planned_actions)
+        data["failures"] = list(self.failures)
         return data
 
     def to_record(self) -> dict[str, Any]:
@@ -86,6 +99,7 @@ class Incident:
         fields["severity"] = Severity.parse(fields["severity"])
         fields["reasons"] = tuple(fields["reasons"])
         fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
+        fields["failures"] = tuple(fields.get("failures", ()))
         fields["outbox"] = tuple(fields.get("outbox", ()))
         return cls(**fields)
 

@@ -50,6 +50,12 @@ class IncidentStore(Protocol):
     def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
         """Append history without touching the incident (no ETag: entries never conflict)."""
 
+    def link_external(self, system: str, external_id: str, incident_id: str) -> None:
+        """Remember that another system's id (PagerDuty's incident) names this incident."""
+
+    def find_external(self, system: str, external_id: str) -> str | None:
+        """Our incident id for another system's id."""
+
     def has_signal(self, signal_id: str) -> bool:
         """Whether a signal with this id was already accepted."""
 
@@ -117,17 +123,54 @@ class EffectQueue(Protocol):
 
 
 class Pager(Protocol):
-    """Pages the on-call engineer (PagerDuty in production)."""
+    """Pages the on-call engineer (PagerDuty Events API v2 in production).
 
-    def trigger(self, incident: Incident) -> str:
-        """Open or update the page for an incident; returns a line for the timeline."""
+    Calls raise `shared.errors.Transient` (try again later) or `Rejected` (never will work).
+    """
 
-    def resolve(self, incident: Incident) -> str:
-        """Resolve the page; returns a line for the timeline."""
+    def route_for(self, incident: Incident) -> str:
+        """The routing selector for an incident (tenant, severity); Rejected if none is configured."""
+
+    def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
+        """Open or update the page; returns a line for the timeline."""
+
+    def resolve(self, incident: Incident, route: str) -> str:
+        """Resolve the page, through the route that triggered it; returns a line for the timeline."""
+
+    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
+        """Tell PagerDuty what an automated action changed; returns a line for the timeline."""
 
 
 class Chat(Protocol):
-    """Tells people in the incident channel (Slack in production)."""
+    """Posts to the incident channel (Slack in production); raises Transient or Rejected."""
 
-    def post(self, incident: Incident, event: str) -> str:
-        """Post or update the incident's card for an event; returns a line for the timeline."""
+    def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+    ) -> str:
+        """Post a message (in a thread when thread_ts is given); returns its ts."""
+
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Replace a message."""
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """Someone on call now, as PagerDuty says."""
+
+    user_id: str
+    name: str
+    email: str
+    escalation_level: int
+
+
+class PagerDirectory(Protocol):
+    """Reads and annotates PagerDuty incidents (PagerDuty REST API v2)."""
+
+    def incident_id(self, dedup_key: str) -> str | None:
+        """PagerDuty's incident id for our dedup key, if it has one."""
+
+    def add_note(self, incident_id: str, text: str) -> None:
+        """Add a note to a PagerDuty incident."""
+
+    def on_call(self) -> list[OnCall]:
+        """Who is on call now for the service (cached briefly)."""

@@ -1,10 +1,14 @@
-"""Settings from the environment (app settings in Azure, env vars or local.settings.json locally)."""
+"""Settings from the environment (app settings in Azure, env vars or local.settings.json locally).
+
+Secrets (routing keys, tokens, webhook secrets) are kept out of repr, so logging a Settings never
+shows them. In Azure they come from Key Vault references in the app settings.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_BODY_BYTES = 1_048_576  # Azure Monitor payloads are a few KiB; anything over 1 MiB is refused
@@ -15,17 +19,63 @@ class Settings:
     """Everything configurable, read once per process."""
 
     data_dir: Path
-    policy_file: str | None
-    queue_lock_seconds: float
-    queue_max_delivery_count: int
+    policy_file: str | None = None
+    queue_lock_seconds: float = 30.0
+    queue_max_delivery_count: int = 10
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    pagerduty_routing_keys: str | None = field(default=None, repr=False)  # "ikea=KEY,*/sev1=KEY,…"
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_api_token: str | None = field(default=None, repr=False)
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_service_id: str | None = None
+    pagerduty_from_email: str | None = None
+    pagerduty_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    slack_channel: str | None = None
+    slack_channels: str | None = None  # "ikea=C0123,hm/sev1=C0456,…"
+    runbook_base_url: str = ""
+    retry_base_seconds: float = 2.0  # first retry of a failed page or card; doubles up to the cap
+    retry_max_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read DR_* variables; defaults suit `dr serve` on a laptop."""
+        """Read the variables listed in local.settings.sample.json; defaults suit `dr serve` on a laptop."""
         env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
         return cls(
             data_dir=Path(env.get("DR_DATA_DIR", ".data")),
-            policy_file=env.get("DR_POLICY_FILE") or None,
-            queue_lock_seconds=float(env.get("DR_QUEUE_LOCK_SECONDS", "30")),
-            queue_max_delivery_count=int(env.get("DR_QUEUE_MAX_DELIVERY_COUNT", "10")),
+            policy_file=get("DR_POLICY_FILE"),
+            queue_lock_seconds=float(get("DR_QUEUE_LOCK_SECONDS") or 30),
+            queue_max_delivery_count=int(get("DR_QUEUE_MAX_DELIVERY_COUNT") or 10),
+            pagerduty_routing_key=get("PAGERDUTY_ROUTING_KEY"),
+            pagerduty_routing_keys=get("PAGERDUTY_ROUTING_KEYS"),
+            pagerduty_events_url=get("PAGERDUTY_EVENTS_URL") or cls.pagerduty_events_url,
+            pagerduty_api_token=get("PAGERDUTY_API_TOKEN"),
+            pagerduty_api_url=get("PAGERDUTY_API_URL") or cls.pagerduty_api_url,
+            pagerduty_service_id=get("PAGERDUTY_SERVICE_ID"),
+            pagerduty_from_email=get("PAGERDUTY_FROM_EMAIL"),
+            pagerduty_webhook_secrets=tuple(
+                s.strip() for s in (get("PAGERDUTY_WEBHOOK_SECRETS") or "").split(",") if s.strip()
+            ),
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
+            slack_channel=get("SLACK_CHANNEL"),
+            slack_channels=get("SLACK_CHANNELS"),
+            runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
+            retry_base_seconds=float(get("DR_RETRY_BASE_SECONDS") or 2),
+            retry_max_seconds=float(get("DR_RETRY_MAX_SECONDS") or 300),
         )
+
+    @property
+    def pages_for_real(self) -> bool:
+        """A routing key is set: pages go to PagerDuty (else they are dry-run)."""
+        return bool(self.pagerduty_routing_key or self.pagerduty_routing_keys)
+
+    @property
+    def posts_for_real(self) -> bool:
+        """A bot token is set: cards go to Slack (else they are dry-run)."""
+        return bool(self.slack_bot_token)

@@ -1,30 +1,80 @@
-"""The effect worker: carries out one page, notification or action message from the queues."""
+"""The effect worker: carries out one page, notification or action message from the queues.
+
+Pages and cards are synchronised, not replayed: whatever the message says, the worker makes
+PagerDuty and Slack show the incident as it is now. So effects that arrive late, twice or out of
+order (a retry overtaken by a resolve) still leave the right state, and a storm of updates to one
+incident costs one call. Failures that may pass (429, 5xx, timeouts) are retried through the
+queue with backoff; a refusal (a 400) is written on the incident and told to Slack.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
 
+from shared.cards import card
 from shared.clock import Clock, iso
 from shared.effects import Effect
-from shared.incidents import TimelineEntry
-from shared.ports import Chat, IncidentStore, Pager
+from shared.errors import Rejected, Transient
+from shared.incidents import RESOLVED, Incident, TimelineEntry
+from shared.links import incident_links
+from shared.outbox import Change, Outbox
+from shared.policy import Policy
+from shared.ports import Chat, EffectQueue, IncidentStore, Pager
+from shared.routing import RoutingTable
 
 log = logging.getLogger(__name__)
+
+NOTIFY_ATTEMPTS = 12  # a card may go stale after ~30 min of Slack trouble; a page never gives up
+PAGE_WARN_EVERY = 5  # a page still failing after this many tries is written down and told to Slack
 
 
 class PoisonMessage(Exception):
     """A message that can never succeed; the queue dead-letters it after its retries."""
 
 
-class EffectWorker:
-    """Turns an effect message into a call on the pager or chat, and writes the result down."""
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between retries: doubling from `base` up to `cap`, with jitter; Retry-After wins."""
 
-    def __init__(self, store: IncidentStore, pager: Pager, chat: Chat, clock: Clock) -> None:
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before the given attempt."""
+        if retry_after is not None:
+            return min(retry_after, self.cap)
+        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+class EffectWorker:
+    """Turns an effect message into PagerDuty and Slack calls, and writes the outcome on the incident."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        queue: EffectQueue,
+        pager: Pager,
+        chat: Chat,
+        channels: RoutingTable,
+        policy: Policy,
+        clock: Clock,
+        backoff: Backoff,
+        runbook_base: str = "",
+    ) -> None:
         self.store = store
+        self.queue = queue
+        self.outbox = Outbox(store, queue)
         self.pager = pager
         self.chat = chat
+        self.channels = channels
+        self.policy = policy
         self.clock = clock
+        self.backoff = backoff
+        self.runbook_base = runbook_base
 
     def handle(self, body: bytes) -> None:
         """Carry out one effect; raising makes the queue redeliver it."""
@@ -32,22 +82,140 @@ class EffectWorker:
         found = self.store.get(effect.incident_id)
         if found is None:
             raise PoisonMessage(f"{effect.kind} for unknown incident {effect.incident_id}")
-        incident = found.incident
-        if effect.kind == "page":
-            line = self.pager.trigger(incident) if effect.event == "trigger" else self.pager.resolve(incident)
-        elif effect.kind == "notify":
-            line = self.chat.post(incident, effect.event)
+        try:
+            if effect.kind == "page":
+                self._page(found.incident)
+            elif effect.kind == "notify":
+                self._notify(found.incident, effect)
+            else:
+                # Carrying actions out is the actions feature's job; until then they are suggestions.
+                target = effect.target or "the resource"
+                self._note(
+                    found.incident.id,
+                    "act",
+                    f"Suggested first response: {effect.event} on {target} ({effect.mode})",
+                )
+        except Transient as e:
+            self._retry_later(effect, e)
+        except Rejected as e:
+            self._give_up(effect, str(e))
+
+    def _page(self, incident: Incident) -> None:
+        desired = desired_page_state(incident, self.policy)
+        if desired == incident.pagerduty_state:
+            return  # PagerDuty already shows this: coalesced
+        if desired == "resolved":
+            line = self.pager.resolve(incident, incident.pagerduty_route)
+            route = incident.pagerduty_route
         else:
-            # Carrying actions out is the actions feature's job; until then they are suggestions.
-            target = effect.target or "the resource"
-            line = f"Suggested first response: {effect.event} on {target} ({effect.mode})"
-        self.store.add_timeline(incident.id, [TimelineEntry(iso(self.clock()), effect.kind, line)])
+            route = incident.pagerduty_route or self.pager.route_for(incident)
+            line = self.pager.trigger(
+                incident, route, incident_links(incident, self.policy, self.runbook_base)
+            )
+        now = iso(self.clock())
+
+        def paged(current: Incident) -> Change:
+            updated = current.evolve(pagerduty_state=desired, pagerduty_route=route, updated_at=now)
+            refresh = Effect("notify", current.id, f"paged-{desired}", current.severity.label, now)
+            return Change(updated, [TimelineEntry(now, "page", line)], [refresh])
+
+        self.outbox.update(incident.id, paged)
+
+    def _notify(self, incident: Incident, effect: Effect) -> None:
+        channel = incident.slack_channel or self._channel(incident)
+        text, blocks = card(incident, incident_links(incident, self.policy, self.runbook_base))
+        if incident.slack_ts:
+            self.chat.update(channel, incident.slack_ts, text, blocks)
+            ts = incident.slack_ts
+        else:
+            ts = self.chat.post(channel, text, blocks)
+            now = iso(self.clock())
+
+            def posted(current: Incident) -> Change:
+                line = f"Slack: card posted in {channel}"
+                return Change(
+                    current.evolve(slack_channel=channel, slack_ts=ts), [TimelineEntry(now, "notify", line)]
+                )
+
+            self.outbox.update(incident.id, posted)
+        if effect.detail:
+            self.chat.post(channel, effect.detail, [], thread_ts=ts)
+
+    def _channel(self, incident: Incident) -> str:
+        route = self.channels.route(incident.tenant, incident.severity.label)
+        channel = self.channels.target(route) if route else None
+        if not channel:
+            raise Rejected("no Slack channel fits this incident (set SLACK_CHANNEL)")
+        return channel
+
+    def _retry_later(self, effect: Effect, error: Transient) -> None:
+        attempt = effect.attempt + 1
+        if effect.kind == "notify" and attempt >= NOTIFY_ATTEMPTS:
+            self._give_up(effect, f"{error} (gave up after {attempt} tries)")
+            return
+        delay = self.backoff.delay(attempt, error.retry_after)
+        log.warning(
+            "%s for %s failed (try %d): %s; again in %.1fs",
+            effect.kind,
+            effect.incident_id,
+            attempt,
+            error,
+            delay,
+        )
+        # A new message (its id counts the attempt, so duplicate detection keeps it), due later.
+        self.queue.send([effect.retry().to_message(self.clock() + timedelta(seconds=delay))])
+        if effect.kind == "page" and attempt % PAGE_WARN_EVERY == 0:
+            self._record_failure(effect, f"page still failing after {attempt} tries, retrying: {error}")
+
+    def _give_up(self, effect: Effect, reason: str) -> None:
+        log.error("%s for %s failed for good: %s", effect.kind, effect.incident_id, reason)
+        self._record_failure(effect, reason)
+
+    def _record_failure(self, effect: Effect, reason: str) -> None:
+        now = iso(self.clock())
+        text = f"{effect.kind} {effect.event}: {reason}"
+
+        def failed(current: Incident) -> Change:
+            # A failed card is not announced on Slack again: it is Slack that failed.
+            tell = (
+                []
+                if effect.kind == "notify"
+                else [
+                    Effect(
+                        "notify",
+                        current.id,
+                        "failure",
+                        current.severity.label,
+                        now,
+                        detail=f":warning: {text}",
+                    )
+                ]
+            )
+            updated = current.evolve(failures=(*current.failures, f"{now} {text}"))
+            return Change(updated, [TimelineEntry(now, "failed", text)], tell)
+
+        self.outbox.update(effect.incident_id, failed)
+
+    def _note(self, incident_id: str, kind: str, text: str) -> None:
+        self.store.add_timeline(incident_id, [TimelineEntry(iso(self.clock()), kind, text)])
+
+
+def desired_page_state(incident: Incident, policy: Policy) -> str:
+    """What PagerDuty should show for the incident now: "triggered:sevN", "resolved", or unchanged."""
+    if incident.status == RESOLVED:
+        return "resolved" if incident.pagerduty_state.startswith("triggered") else incident.pagerduty_state
+    if incident.severity in policy.paging:
+        return f"triggered:{incident.severity.label}"
+    return incident.pagerduty_state
 
 
 def parse_effect(body: bytes) -> Effect:
     """Decode a queue message body; PoisonMessage if it is not an effect."""
     try:
-        effect = Effect.from_dict(json.loads(body))
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        effect = Effect.from_dict(data)
     except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise PoisonMessage(f"not an effect message: {e}") from e
     if effect.kind not in ("page", "notify", "act"):

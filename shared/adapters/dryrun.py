@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from shared.incidents import Incident
-from shared.severity import Severity
+from shared.paging import dedup_key, trigger_payload
 
 log = logging.getLogger(__name__)
 
@@ -40,57 +41,58 @@ class DryRunRecorder:
 
 
 class DryRunPager:
-    """Records the PagerDuty Events v2 request it would send."""
+    """Records the PagerDuty Events v2 request it would send (the routing key, a secret, left out)."""
 
     def __init__(self, recorder: DryRunRecorder) -> None:
         self.recorder = recorder
 
-    def trigger(self, incident: Incident) -> str:
-        """Record a trigger."""
-        self.recorder.record("trigger", events_v2_body(incident, "trigger"))
-        return f"PagerDuty (dry-run): would trigger {PD_SEVERITY[incident.severity]} for {incident.id}"
+    def route_for(self, incident: Incident) -> str:
+        """Dry-run has one route."""
+        return "dry-run"
 
-    def resolve(self, incident: Incident) -> str:
+    def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
+        """Record a trigger."""
+        payload = trigger_payload(incident)
+        body: dict[str, Any] = {
+            "event_action": "trigger",
+            "dedup_key": dedup_key(incident),
+            "payload": payload,
+        }
+        if links:
+            body["links"] = links
+        self.recorder.record("trigger", body)
+        return f"PagerDuty (dry-run): would trigger {payload['severity']} for {incident.id}"
+
+    def resolve(self, incident: Incident, route: str) -> str:
         """Record a resolve."""
-        self.recorder.record("resolve", events_v2_body(incident, "resolve"))
+        self.recorder.record("resolve", {"event_action": "resolve", "dedup_key": dedup_key(incident)})
         return f"PagerDuty (dry-run): would resolve {incident.id}"
+
+    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
+        """Record a change event."""
+        self.recorder.record(
+            "change", {"payload": {"summary": summary, "source": source, "custom_details": details}}
+        )
+        return f"PagerDuty (dry-run): would send change event '{summary}'"
 
 
 class DryRunChat:
-    """Records the Slack message it would post."""
+    """Records the Slack messages it would post."""
 
     def __init__(self, recorder: DryRunRecorder) -> None:
         self.recorder = recorder
 
-    def post(self, incident: Incident, event: str) -> str:
-        """Record a post or update."""
-        counts = f"{incident.status}, {incident.signal_count} signals"
-        text = f"[{incident.severity.label.upper()}] {incident.title} ({counts})"
+    def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+    ) -> str:
+        """Record a post; returns a made-up ts like Slack's."""
+        ts = f"{time.time():.6f}"
         self.recorder.record(
-            event, {"incident_id": incident.id, "text": text, "reasons": list(incident.reasons)}
+            "chat.postMessage",
+            {"channel": channel, "text": text, "blocks": blocks, "thread_ts": thread_ts, "ts": ts},
         )
-        return f"Slack (dry-run): would post '{event}' for {incident.id}"
+        return ts
 
-
-PD_SEVERITY = {
-    Severity.SEV1: "critical",
-    Severity.SEV2: "error",
-    Severity.SEV3: "warning",
-    Severity.SEV4: "info",
-}
-
-
-def events_v2_body(incident: Incident, action: str) -> dict[str, Any]:
-    """The Events API v2 body for an incident (routing key left out: it is a secret)."""
-    body: dict[str, Any] = {"event_action": action, "dedup_key": incident.id}
-    if action == "trigger":
-        body["payload"] = {
-            "summary": incident.title[:1024],
-            "severity": PD_SEVERITY[incident.severity],
-            "source": incident.resource_id or incident.component or "azure",
-            "component": incident.component,
-            "group": incident.tenant,
-            "class": incident.rule,
-            "custom_details": {"reasons": list(incident.reasons), "signal_count": incident.signal_count},
-        }
-    return body
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Record an update."""
+        self.recorder.record("chat.update", {"channel": channel, "ts": ts, "text": text, "blocks": blocks})

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS timeline (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timeline_by_incident ON timeline (incident_id, seq);
+CREATE TABLE IF NOT EXISTS external_ids (
+    system TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    PRIMARY KEY (system, external_id)
+);
 """
 
 
@@ -139,6 +145,26 @@ class SqliteIncidentStore:
                 "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)",
                 [(incident_id, e.at, e.kind, e.text) for e in entries],
             )
+
+    def link_external(self, system: str, external_id: str, incident_id: str) -> None:
+        """Insert or confirm the link."""
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO external_ids (system, external_id, incident_id) VALUES (?,?,?)",
+                (system, external_id, incident_id),
+            )
+
+    def find_external(self, system: str, external_id: str) -> str | None:
+        """Our incident id for the external id."""
+        row = (
+            self.db.read()
+            .execute(
+                "SELECT incident_id FROM external_ids WHERE system = ? AND external_id = ?",
+                (system, external_id),
+            )
+            .fetchone()
+        )
+        return str(row["incident_id"]) if row else None
 
     def has_signal(self, signal_id: str) -> bool:
         """Whether the signal was accepted before."""

@@ -8,22 +8,15 @@ from dataclasses import dataclass, field
 
 from shared.clock import Clock, iso, minutes_before
 from shared.correlation import Outcome, correlate, escalate_for_peers
-from shared.effects import Effect
 from shared.errors import Conflict, PreconditionFailed
+from shared.incidents import Incident
+from shared.outbox import MAX_ATTEMPTS, Change, Outbox, StoreContention
 from shared.policy import Policy
 from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
 from shared.signals import Signal
 from shared.triage import assess
 
 log = logging.getLogger(__name__)
-
-# Conditional writes that lose a race re-read and try again; this many losses in a row means
-# something is wrong (a hot key under heavy contention would still settle well within it).
-MAX_ATTEMPTS = 50
-
-
-class StoreContention(Exception):
-    """A conditional write kept losing; the caller should answer 503 so the sender retries."""
 
 
 @dataclass
@@ -57,6 +50,7 @@ class Intake:
         self.queue = queue
         self.policy = policy
         self.clock = clock
+        self.outbox = Outbox(store, queue)
 
     def accept(self, signals: Sequence[Signal]) -> IntakeReport:
         """Accept each signal; on return every one is on disk (sending may be left to the sweeper)."""
@@ -104,43 +98,15 @@ class Intake:
         raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
 
     def flush(self, versioned: Versioned) -> None:
-        """Send the incident's outbox, then clear what was sent; a failure leaves it for the sweeper."""
-        pending = versioned.incident.outbox
-        if not pending:
-            return
-        try:
-            self.queue.send([Effect.from_dict(e).to_message() for e in pending])
-        except Exception:
-            log.exception("effects of %s not sent; the sweeper will retry", versioned.incident.id)
-            return
-        sent = {Effect.from_dict(e).message_id for e in pending}
-        for _ in range(MAX_ATTEMPTS):
-            incident = versioned.incident
-            remaining = tuple(e for e in incident.outbox if Effect.from_dict(e).message_id not in sent)
-            try:
-                self.store.commit(incident.evolve(outbox=remaining), versioned.etag)
-                return
-            except PreconditionFailed:
-                fresh = self.store.get(incident.id)
-                if fresh is None:
-                    return
-                versioned = fresh
-        # Not cleared: the sweeper resends, and the queue drops the duplicates by message id.
+        """Send what the incident's outbox holds (see `shared.outbox`)."""
+        self.outbox.flush(versioned)
 
     def _escalate_peer(self, peer_id: str, tenants: list[str]) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            current = self.store.get(peer_id)
-            if current is None:
-                return
-            outcome = escalate_for_peers(current.incident, tenants, iso(self.clock()), self.policy)
-            if outcome is None:
-                return
-            try:
-                etag = self.store.commit(outcome.incident, current.etag, None, outcome.timeline)
-            except PreconditionFailed:
-                continue
-            self.flush(Versioned(outcome.incident, etag))
-            return
+        def escalate(incident: Incident) -> Change | None:
+            outcome = escalate_for_peers(incident, tenants, iso(self.clock()), self.policy)
+            return Change(outcome.incident, outcome.timeline) if outcome else None
+
+        self.outbox.update(peer_id, escalate)
 
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
         if self.store.record_informational(signal):

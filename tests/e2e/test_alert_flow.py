@@ -66,6 +66,17 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
     assert (first["opened"], again["duplicates"]) == (1, 1)
     second = responder.post("/alerts", body(metric_alert(alert_id="dup-2"))).json()
     assert second["updated"] == 1 and second["incidents"] == first["incidents"]
+    pages = responder.data_dir / "dry-run" / "pagerduty.jsonl"
+
+    def operations() -> list[str]:
+        return (
+            [json.loads(line)["operation"] for line in pages.read_text().splitlines()]
+            if pages.exists()
+            else []
+        )
+
+    # Resolve once the page is out: an incident resolved before its page leaves is never paged.
+    responder.wait_for(lambda: operations() == ["trigger"], "the page triggered")
     resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
     assert resolved["resolved"] == 1
     incident = _incident(responder, first["incidents"][0])
@@ -73,11 +84,7 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
     assert responder.get("/incidents", status="open").json()["count"] == 0
     assert responder.get("/incidents", status="resolved").json()["count"] == 1
 
-    def page_resolved() -> bool:
-        path = responder.data_dir / "dry-run" / "pagerduty.jsonl"
-        return path.exists() and '"operation": "resolve"' in path.read_text()
-
-    responder.wait_for(page_resolved, "the page resolved")
+    responder.wait_for(lambda: operations() == ["trigger", "resolve"], "the page resolved")
 
 
 def test_function_key_is_required(responder: Responder) -> None:

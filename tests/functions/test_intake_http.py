@@ -84,6 +84,8 @@ def test_every_trigger_family_is_registered() -> None:
         "send_notification",
         "run_action",
         "sweep_outbox",
+        "pagerduty_webhook",
+        "apply_pagerduty_event",
     }
 
 

@@ -73,7 +73,7 @@ def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id
             "actions serialize per resource, the rest per incident"
         )
     at = "2026-11-25T10:00:00.000Z"
-    base = {"incident_id": incident_id, "severity": "sev1", "at": at}
+    base = {"incident_id": incident_id, "severity": "sev1", "at": at, "detail": "", "attempt": 0}
     assert bodies == {
         "pages": {**base, "kind": "page", "event": "trigger", "target": "", "mode": ""},
         "notifications": {**base, "kind": "notify", "event": "opened", "target": "", "mode": ""},
@@ -100,14 +100,27 @@ def test_send_page_records_the_pagerduty_trigger(
                 "event_action": "trigger",
                 "dedup_key": incident_id,
                 "payload": {
-                    "summary": TITLE,
+                    "summary": f"[SEV1] {TITLE}",
                     "severity": "critical",
                     "source": COSMOS,
                     "component": "cosmosdb",
                     "group": "ikea",
-                    "class": "cosmos-resource-health",
-                    "custom_details": {"reasons": REASONS, "signal_count": 1},
+                    "class": "Resource Health",
+                    "custom_details": {
+                        "incident": incident_id,
+                        "reasons": REASONS,
+                        "signal_count": 1,
+                        "environment": "dev",
+                        "opened_at": "2025-04-15T18:19:45.304Z",
+                        "planned_actions": ["cosmosdb.regional_failover (approve)"],
+                    },
                 },
+                "links": [
+                    {
+                        "href": "https://portal.azure.com/#resource" + COSMOS,
+                        "text": "cosmos-amicis-ikea-dev in the Azure portal",
+                    }
+                ],
             },
         }
     ]
@@ -118,31 +131,38 @@ def test_send_page_records_the_pagerduty_trigger(
         "page",
         f"PagerDuty (dry-run): would trigger critical for {incident_id}",
     )
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.pagerduty_state == "triggered:sev1"
 
 
-def test_send_notification_records_the_slack_card(
+def test_send_notification_posts_the_card_once_then_updates_it(
     app: Services, data_dir: Path, clock: FakeClock, incident_id: str
 ) -> None:
     clock.advance(seconds=7)
     _deliver(app, "notifications")
-    assert dry_run(data_dir, "slack") == [
-        {
-            "service": "slack",
-            "operation": "opened",
-            "payload": {
-                "incident_id": incident_id,
-                "text": f"[SEV1] {TITLE} (open, 1 signals)",
-                "reasons": REASONS,
-            },
-        }
-    ]
+    (posted,) = dry_run(data_dir, "slack")
+    assert posted["operation"] == "chat.postMessage"
+    message = posted["payload"]
+    assert (message["channel"], message["text"], message["thread_ts"]) == (
+        "#dry-run",
+        f"[SEV1] {TITLE} (Open)",
+        None,
+    )
+    assert message["blocks"][0]["text"]["text"] == f":red_circle: SEV1 · {TITLE}"
     assert dry_run(data_dir, "pagerduty") == []
     last = app.store.timeline(incident_id)[-1]
     assert (last.at, last.kind, last.text) == (
         "2026-11-25T10:00:07.000Z",
         "notify",
-        f"Slack (dry-run): would post 'opened' for {incident_id}",
+        "Slack: card posted in #dry-run",
     )
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.slack_ts == message["ts"]
+    # the page refreshes the card: an update of the same message, never a second card
+    _deliver(app, "pages")
+    _deliver(app, "notifications")
+    update = dry_run(data_dir, "slack")[-1]
+    assert (update["operation"], update["payload"]["ts"]) == ("chat.update", message["ts"])
 
 
 def test_run_action_records_the_suggestion(app: Services, data_dir: Path, incident_id: str) -> None:
@@ -155,22 +175,28 @@ def test_run_action_records_the_suggestion(app: Services, data_dir: Path, incide
     assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
 
 
-def test_resolving_the_outage_resolves_the_page(app: Services, data_dir: Path, incident_id: str) -> None:
+def _drain(app: Services) -> None:
+    """Settle what is left on the queues without running it."""
     for queue in TRIGGERS:
-        _deliver(app, queue)
+        while (received := app.local_queue.receive(queue)) is not None:
+            app.local_queue.complete(received)
+
+
+def test_resolving_the_outage_resolves_the_page(app: Services, data_dir: Path, incident_id: str) -> None:
+    _deliver(app, "pages")
+    _deliver(app, "notifications")
+    _drain(app)
     report = _post_sample("cosmos-available.json")
     assert (report["resolved"], report["incidents"]) == (1, [incident_id])
     _deliver(app, "pages")
-    _deliver(app, "notifications")
     assert [r["payload"] for r in dry_run(data_dir, "pagerduty")][1:] == [
         {"event_action": "resolve", "dedup_key": incident_id}
     ]
-    assert [(r["operation"], r["payload"]["text"]) for r in dry_run(data_dir, "slack")][1:] == [
-        ("resolved", f"[SEV1] {TITLE} (resolved, 2 signals)")
-    ]
+    _deliver(app, "notifications")
+    update = dry_run(data_dir, "slack")[-1]
+    assert update["operation"] == "chat.update" and "(Resolved by azure-monitor" in update["payload"]["text"]
     kinds = [e.kind for e in app.store.timeline(incident_id)]
-    assert kinds[-2:] == ["page", "notify"]
-    assert all(app.local_queue.receive(q) is None for q in TRIGGERS)
+    assert kinds[-2:] == ["resolved", "page"]
 
 
 POISON = [
@@ -181,6 +207,7 @@ POISON = [
     b"42",
     b"[]",
     b'"kind incident_id event severity at"',
+    b'{"kind": "page", "incident_id": "x", "event": "e", "severity": "sev1", "at": "t", "attempt": "many"}',
     b"{}",
     b'{"kind": "page"}',
     b'{"kind": "email", "incident_id": "x", "event": "e", "severity": "sev1", "at": "t"}',

@@ -1,0 +1,86 @@
+"""The incident's Slack card (Block Kit) and the lines its thread gets, built from the incident alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.incidents import ACKNOWLEDGED, RESOLVED, Incident
+from shared.paging import PD_SEVERITY
+from shared.severity import Severity
+
+ICON = {
+    Severity.SEV1: ":red_circle:",
+    Severity.SEV2: ":large_orange_circle:",
+    Severity.SEV3: ":large_yellow_circle:",
+    Severity.SEV4: ":white_circle:",
+}
+MAX_TEXT = 2900  # Slack: 3000 characters per section text
+
+
+def card(incident: Incident, links: list[dict[str, str]]) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for the incident as it is now."""
+    label = incident.severity.label.upper()
+    scope = " · ALL TENANTS" if incident.all_tenants else ""
+    title = f"{ICON[incident.severity]} {label}{scope} · {incident.title}"
+    text = f"[{label}] {incident.title} ({_status(incident)})"
+    owner = (
+        " · ".join(p for p in (incident.tenant, incident.component, incident.environment) if p) or "unknown"
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
+        {
+            "type": "section",
+            "fields": [
+                _field("Status", _status(incident)),
+                _field("Tenant · component · env", owner),
+                _field("Signals", str(incident.signal_count)),
+                _field("PagerDuty", _pagerduty(incident), escape=False),
+            ],
+        },
+        _section("Why " + incident.severity.label, "\n".join(f"• {_escape(r)}" for r in incident.reasons)),
+    ]
+    if incident.planned_actions:
+        blocks.append(
+            _section("First response", "\n".join(f"• {_escape(a)}" for a in incident.planned_actions))
+        )
+    if incident.failures:
+        blocks.append(
+            _section(":warning: Failed", "\n".join(f"• {_escape(f)}" for f in incident.failures[-5:]))
+        )
+    context = [f"`{incident.id}`", f"opened {incident.opened_at}"]
+    context += [f"<{link['href']}|{_escape(link['text'])}>" for link in links]
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+    return text, blocks
+
+
+def _status(incident: Incident) -> str:
+    if incident.status == RESOLVED:
+        by = f" by {incident.resolved_by}" if incident.resolved_by else ""
+        return f"Resolved{by} at {incident.resolved_at}"
+    if incident.status == ACKNOWLEDGED:
+        return f"Acknowledged by {incident.acknowledged_by or 'someone'} at {incident.acknowledged_at}"
+    return "Open"
+
+
+def _pagerduty(incident: Incident) -> str:
+    state = incident.pagerduty_state
+    if state.startswith("triggered:"):
+        shown = f"triggered ({PD_SEVERITY[incident.severity]})"
+    elif state == "resolved":
+        shown = "resolved"
+    else:
+        shown = "not paged"
+    return f"<{_escape(incident.pagerduty_url)}|{shown}>" if incident.pagerduty_url else shown
+
+
+def _field(name: str, value: str, escape: bool = True) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value) if escape else value}"[:2000]}
+
+
+def _section(name: str, body: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": f"*{name}*\n{body}"[:MAX_TEXT]}}
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as markup; text from alerts must not."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,109 @@
+"""What a PagerDuty webhook event does to our incident, pure: acknowledge, resolve, annotate, …"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.effects import Effect
+from shared.incidents import ACKNOWLEDGED, OPEN, RESOLVED, Incident, TimelineEntry
+from shared.outbox import Change
+
+
+def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Change:
+    """The incident after a v3 event, a timeline line, and a card update with a line for its thread."""
+    kind = str(event.get("event_type", ""))
+    data = _data(event)
+    at = str(event.get("occurred_at") or now)
+    who = _name(event.get("agent")) or "PagerDuty"
+    updated = _linked(incident, data)
+    line: str
+    if kind == "incident.acknowledged" and incident.status == OPEN:
+        updated = updated.evolve(
+            status=ACKNOWLEDGED,
+            acknowledged_at=at,
+            acknowledged_by=who,
+            time_to_acknowledge_seconds=incident.time_to_acknowledge_seconds
+            or _seconds(incident.opened_at, at),
+        )
+        line = f"Acknowledged by {who} in PagerDuty"
+    elif kind == "incident.unacknowledged" and incident.status == ACKNOWLEDGED:
+        updated = updated.evolve(status=OPEN)
+        line = "Unacknowledged in PagerDuty (the acknowledgement timed out)"
+    elif kind == "incident.resolved" and incident.status != RESOLVED:
+        updated = updated.evolve(
+            status=RESOLVED,
+            resolved_at=at,
+            resolved_by=f"{who} (PagerDuty)",
+            time_to_resolve_seconds=_seconds(incident.opened_at, at),
+            pagerduty_state="resolved",  # PagerDuty knows: nothing to send back
+        )
+        line = f"Resolved by {who} in PagerDuty"
+    else:
+        line = _describe(kind, data, who)
+    if updated.status != incident.status or kind in _THREADED:
+        updated = updated.evolve(updated_at=now)
+    effect = Effect(
+        "notify", incident.id, f"pd:{event.get('id', '')}", updated.severity.label, now, detail=line
+    )
+    return Change(updated, [TimelineEntry(now, "pagerduty", line)], [effect])
+
+
+_THREADED = {"incident.reassigned", "incident.escalated", "incident.annotated", "incident.priority_updated"}
+
+
+def _describe(kind: str, data: Mapping[str, Any], who: str) -> str:
+    if kind == "incident.triggered":
+        number = data.get("number")
+        return f"PagerDuty incident #{number} opened" if number else "PagerDuty incident opened"
+    if kind == "incident.reassigned":
+        names = ", ".join(n for n in (_name(a) for a in data.get("assignees") or []) if n)
+        return f"Reassigned to {names or 'nobody'} by {who}"
+    if kind == "incident.escalated":
+        names = ", ".join(n for n in (_name(a) for a in data.get("assignees") or []) if n)
+        return f"Escalated to {names or 'the next level'}"
+    if kind == "incident.annotated":
+        return f"Note from {who}: {str(data.get('content', ''))[:500]}"
+    if kind == "incident.priority_updated":
+        priority = data.get("priority")
+        return f"Priority set to {_name(priority) or 'none'} by {who}"
+    return f"PagerDuty {kind or 'event'} from {who}"
+
+
+def _linked(incident: Incident, data: Mapping[str, Any]) -> Incident:
+    """Remember PagerDuty's incident id and link, which the card and later events use."""
+    reference = data.get("incident") if data.get("type") == "incident_note" else data
+    if not isinstance(reference, dict) or incident.pagerduty_incident:
+        return incident
+    return incident.evolve(
+        pagerduty_incident=str(reference.get("id") or ""), pagerduty_url=str(reference.get("html_url") or "")
+    )
+
+
+def pagerduty_incident_of(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(PagerDuty's incident id, its incident_key = our dedup key), "" where the event does not say."""
+    data = _data(event)
+    reference = data.get("incident") if isinstance(data.get("incident"), dict) else data
+    if not isinstance(reference, dict) or reference.get("type") not in ("incident", "incident_reference"):
+        return "", ""
+    return str(reference.get("id") or ""), str(reference.get("incident_key") or "")
+
+
+def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _name(reference: Any) -> str:
+    return str(reference.get("summary") or reference.get("name") or "") if isinstance(reference, dict) else ""
+
+
+def _seconds(start: str, end: str) -> float | None:
+    try:
+        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
+            start.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return None
+    return max(0.0, round(delta.total_seconds(), 3))

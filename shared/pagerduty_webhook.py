@@ -1,0 +1,76 @@
+"""PagerDuty webhooks v3 at the door: the signature, then a well-formed event, then the queue.
+
+The HTTP answer must come within 5 s and PagerDuty delivers at least once, so nothing is applied
+here: the event goes on the `pagerduty` queue with the delivery's X-Webhook-Id as message id
+(a redelivery is dropped there), and the worker applies it once (shared.pagerduty_updates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.effects import PAGERDUTY_QUEUE
+from shared.errors import BadInput, Unauthorized
+from shared.intake.json_body import decode_json, require
+from shared.ports import QueueMessage
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """The parts of a v3 delivery the responder needs; `raw` is the event object itself."""
+
+    id: str
+    event_type: str
+    occurred_at: str
+    raw: Mapping[str, Any]
+
+    @property
+    def session(self) -> str:
+        """Events of one PagerDuty incident are applied in order."""
+        data = self.raw.get("data") or {}
+        incident = data.get("incident") if isinstance(data.get("incident"), dict) else data
+        return str(incident.get("id") or self.id) if isinstance(incident, dict) else self.id
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
+    """Unauthorized unless one of the `v1=` signatures is HMAC-SHA256(secret, body) for one of the secrets."""
+    if not secrets:
+        raise Unauthorized("PagerDuty webhooks are refused: no PAGERDUTY_WEBHOOK_SECRETS configured")
+    offered = [s.strip()[3:] for s in (header or "").split(",") if s.strip().startswith("v1=")]
+    if not offered:
+        raise Unauthorized("missing X-PagerDuty-Signature (v1=…)")
+    expected = [hmac.new(s.encode(), body, hashlib.sha256).hexdigest() for s in secrets]
+    # Every pair is compared, in constant time, so timing says nothing about which one matched.
+    matched = [hmac.compare_digest(o.encode(), e.encode()) for o in offered for e in expected]
+    if not any(matched):
+        raise Unauthorized("X-PagerDuty-Signature does not match")
+
+
+def parse_event(body: bytes, content_type: str | None) -> WebhookEvent:
+    """The delivery's event; BadInput naming what is missing."""
+    payload = decode_json(body, content_type)
+    event = require(payload, "event", dict)
+    return WebhookEvent(
+        id=require(event, "id", str, at="event", nonempty=True),
+        event_type=require(event, "event_type", str, at="event", nonempty=True),
+        occurred_at=require(event, "occurred_at", str, at="event"),
+        raw=event,
+    )
+
+
+def to_message(event: WebhookEvent, delivery_id: str | None) -> QueueMessage:
+    """The queue message for the worker; a redelivery has the same X-Webhook-Id and is dropped."""
+    if delivery_id is not None and not 0 < len(delivery_id) <= 128:
+        raise BadInput("invalid_header", "X-Webhook-Id must be 1 to 128 characters")
+    return QueueMessage(
+        queue=PAGERDUTY_QUEUE,
+        body=json.dumps(event.raw, separators=(",", ":")).encode(),
+        message_id=delivery_id or event.id,
+        session_id=event.session,
+        application_properties={"event_type": event.event_type},
+    )

@@ -1,0 +1,75 @@
+"""Applies PagerDuty webhook events from the `pagerduty` queue to our incidents, once each."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from shared.clock import Clock, iso
+from shared.intake.azure_monitor import utc_iso
+from shared.outbox import Outbox
+from shared.pagerduty_updates import apply_event, pagerduty_incident_of
+from shared.ports import IncidentStore
+from shared.resources import ResourceId
+from shared.signals import Signal
+from shared.worker import PoisonMessage
+
+log = logging.getLogger(__name__)
+
+
+class PagerDutyEventWorker:
+    """Applies each event to the incident it names; stored as a signal, an event counts once."""
+
+    def __init__(self, store: IncidentStore, outbox: Outbox, clock: Clock) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.clock = clock
+
+    def handle(self, body: bytes) -> None:
+        """Apply one event; raising makes the queue redeliver it."""
+        event = _event(body)
+        signal = _signal(event)
+        pagerduty_id, incident_key = pagerduty_incident_of(event)
+        incident_id = self._ours(pagerduty_id, incident_key)
+        if incident_id is None:
+            # pagey.ping, or an incident this responder did not open: keep it, it says something happened.
+            self.store.record_informational(signal)
+            log.info("PagerDuty %s for no incident of ours (%s)", event["event_type"], pagerduty_id or "-")
+            return
+        now = iso(self.clock())
+        self.outbox.update(incident_id, lambda incident: apply_event(incident, event, now), signal=signal)
+        if pagerduty_id:
+            self.store.link_external("pagerduty", pagerduty_id, incident_id)
+
+    def _ours(self, pagerduty_id: str, incident_key: str) -> str | None:
+        if incident_key and self.store.get(incident_key) is not None:
+            return incident_key
+        return self.store.find_external("pagerduty", pagerduty_id) if pagerduty_id else None
+
+
+def _event(body: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise PoisonMessage(f"not a PagerDuty event: {e}") from e
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("event_type"):
+        raise PoisonMessage("not a PagerDuty event: needs id and event_type")
+    return event
+
+
+def _signal(event: dict[str, Any]) -> Signal:
+    kind = str(event["event_type"])
+    return Signal(
+        id=f"pd:{event['id']}",
+        source="pagerduty",
+        schema="pagerduty-webhook-v3",
+        kind=kind,
+        rule=kind,
+        state="event",
+        azure_severity="",
+        resource=ResourceId(raw=""),
+        title=f"PagerDuty {kind}",
+        occurred_at=utc_iso(str(event.get("occurred_at") or "")),
+        informational=True,
+    )
