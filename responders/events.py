@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
 import azure.functions as func
 
 from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
 from shared.clock import iso
+from shared.errors import BadInput
 from shared.intake.event_grid import Handshake, parse_delivery, signal_from_event
 from shared.intake.json_body import decode_json
 from shared.settings import MAX_BODY_BYTES
 
 bp = func.Blueprint()
+log = logging.getLogger(__name__)
 
 
 @bp.route(route="eventgrid", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.FUNCTION)
@@ -40,17 +46,43 @@ def cloudevents_handshake(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.event_grid_trigger(arg_name="event")
-def eventgrid_trigger(event: func.EventGridEvent) -> None:
+def eventgrid_trigger(event: func.EventGridEvent | func.CloudEvent) -> None:
     """In Azure, system topics deliver here; same path as the webhook (errors make Event Grid retry)."""
     app = services()
-    envelope = {
+    try:
+        signal = signal_from_event(envelope(event, app.clock()), app.owner())
+    except BadInput as e:
+        # Retrying a malformed event cannot help; Event Grid would retry it for a day.
+        log.error("Event Grid event %s refused: %s: %s", event.id, e.error, e.detail)
+        return
+    app.intake.accept([signal])
+
+
+def envelope(event: func.EventGridEvent | func.CloudEvent, now: datetime) -> dict[str, Any]:
+    """The host's event object back into the wire shape intake reads (either schema)."""
+    if isinstance(event, func.CloudEvent):
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "subject": event.subject,
+            "time": _utc(event.time, now),
+            "data": event.get_json(),
+        }
+    return {
         "id": event.id,
         "topic": event.topic,
         "subject": event.subject,
         "eventType": event.event_type,
-        # The host parses eventTime; a missing one must not turn every retry into a 422.
-        "eventTime": iso(event.event_time or app.clock()),
+        "eventTime": _utc(event.event_time, now),
         "dataVersion": event.data_version,
         "data": event.get_json(),
     }
-    app.intake.accept([signal_from_event(envelope, app.owner())])
+
+
+def _utc(moment: datetime | None, now: datetime) -> str:
+    """The host parses times; one without an offset is UTC (as Event Grid sends), a missing one is now."""
+    if moment is None:
+        return iso(now)
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))

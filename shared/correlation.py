@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.effects import Effect
 from shared.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
 from shared.outbox import stage
-from shared.policy import Policy
+from shared.policy import ActionPlan, Policy
 from shared.signals import Signal
 from shared.triage import Assessment
 
@@ -20,48 +20,38 @@ class Outcome:
     incident: Incident
     timeline: tuple[TimelineEntry, ...]
     effects: tuple[Effect, ...]
-    escalate_peers: tuple[str, ...] = ()  # other tenants' incidents of the same condition
 
 
 def correlate(
-    current: Incident | None,
-    signal: Signal,
-    assessment: Assessment,
-    now: str,
-    peers: Mapping[str, str],
-    policy: Policy,
+    current: Incident | None, signal: Signal, assessment: Assessment, now: str, policy: Policy
 ) -> Outcome | None:
     """Open, update or resolve; None when a resolving signal finds nothing open."""
     if current is None:
-        return None if assessment.resolves else _open(signal, assessment, now, peers, policy)
+        return None if assessment.resolves else _open(signal, assessment, now, policy)
     if assessment.resolves:
         return _resolve(current, signal, assessment, now, policy)
     return _repeat(current, signal, assessment, now, policy)
 
 
 def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy: Policy) -> Outcome | None:
-    """Mark an incident as affecting all tenants and raise it one level; None if it already is."""
+    """Mark an incident as affecting all tenants, one level up; None if it already is, or is resolved."""
     if incident.all_tenants or not incident.is_open:
         return None
-    reason = _cross_tenant_reason(tenants, policy)
     raised = incident.severity.raised()
+    reason = _cross_tenant_reason(tenants, policy, raised != incident.severity)
     updated = incident.evolve(
         severity=raised, all_tenants=True, reasons=(*incident.reasons, reason), updated_at=now
     )
     timeline = [TimelineEntry(now, "severity", reason)]
+    if raised == incident.severity:  # sev1 has no level above: the card says "all tenants", no new page
+        return _with_effects(
+            updated, timeline, [Effect("notify", incident.id, "all-tenants", raised.label, now)]
+        )
     return _with_effects(updated, timeline, _severity_effects(updated, now, policy))
 
 
-def _open(
-    signal: Signal, assessment: Assessment, now: str, peers: Mapping[str, str], policy: Policy
-) -> Outcome:
-    severity, reasons = assessment.severity, list(assessment.reasons)
-    tenants = sorted({*peers, signal.tenant}) if signal.tenant else []
-    all_tenants = len(tenants) >= policy.cross_tenant_threshold
-    if all_tenants:
-        severity = severity.raised()
-        reasons.append(_cross_tenant_reason(tenants, policy))
-    opened_at = signal.occurred_at if signal.occurred_at < now else now
+def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
+    severity, reasons = assessment.severity, assessment.reasons
     new_id = incident_id(assessment.correlation_key, now)
     incident = Incident(
         id=new_id,
@@ -77,24 +67,18 @@ def _open(
         rule=signal.rule,
         kind=signal.kind,
         signal_count=1,
-        opened_at=opened_at,
+        opened_at=now,
         updated_at=now,
         last_signal_at=signal.occurred_at,
-        reasons=tuple(reasons),
-        all_tenants=all_tenants,
-        planned_actions=tuple(f"{a.action} ({a.mode})" for a in assessment.actions),
+        reasons=reasons,
+        planned_actions=tuple(_planned(a) for a in assessment.actions),
     )
     effects = [Effect("notify", new_id, "opened", severity.label, now)] if severity in policy.notify else []
     if severity in policy.paging:
         effects.append(Effect("page", new_id, "trigger", severity.label, now))
-    effects += [
-        Effect("act", new_id, a.action, severity.label, now, target=signal.resource_id, mode=a.mode)
-        for a in assessment.actions
-    ]
+    effects += _act_effects(new_id, signal, assessment.actions, severity.label, now)
     timeline = [TimelineEntry(now, "opened", f"Opened as {severity.label}: " + "; ".join(reasons))]
-    outcome = _with_effects(incident, timeline, effects)
-    escalate = tuple(sorted(set(peers.values()))) if all_tenants else ()
-    return Outcome(outcome.incident, outcome.timeline, outcome.effects, escalate)
+    return _with_effects(incident, timeline, effects)
 
 
 def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
@@ -102,18 +86,41 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
     updated = current.evolve(signal_count=count, updated_at=now, last_signal_at=signal.occurred_at)
     timeline: list[TimelineEntry] = []
     effects: list[Effect] = []
-    if assessment.severity < current.severity:
-        updated = updated.evolve(
-            severity=assessment.severity, reasons=(*current.reasons, *assessment.reasons[1:])
-        )
-        timeline.append(
-            TimelineEntry(now, "severity", f"Raised {current.severity.label} → {assessment.severity.label}")
-        )
+    # An incident that affects all tenants keeps its extra level for whatever its signals say.
+    severity = assessment.severity.raised() if current.all_tenants else assessment.severity
+    if severity < current.severity:
+        updated = updated.evolve(severity=severity, reasons=_merged(current.reasons, assessment.reasons))
+        text = f"Raised {current.severity.label} → {severity.label}: " + "; ".join(assessment.reasons)
+        timeline.append(TimelineEntry(now, "severity", text))
         effects += _severity_effects(updated, now, policy)
+        new_actions = [a for a in assessment.actions if _planned(a) not in current.planned_actions]
+        if new_actions:
+            planned = (*current.planned_actions, *(_planned(a) for a in new_actions))
+            updated = updated.evolve(planned_actions=planned)
+            effects += _act_effects(current.id, signal, new_actions, severity.label, now)
     elif _is_milestone(count) and current.severity in policy.notify:
         # A storm refreshes the card at 10, 100, 1000… signals, not on every one of them.
         effects.append(Effect("notify", current.id, f"count-{count}", current.severity.label, now))
     return _with_effects(updated, timeline, effects)
+
+
+def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
+    """The new baseline replaces the old one (reasons[0]); every other reason is kept, once."""
+    rest = [r for r in (*old[1:], *new[1:])]
+    return (new[0], *dict.fromkeys(rest))
+
+
+def _planned(action: ActionPlan) -> str:
+    return f"{action.action} ({action.mode})"
+
+
+def _act_effects(
+    incident_id_: str, signal: Signal, actions: Sequence[ActionPlan], severity: str, now: str
+) -> list[Effect]:
+    return [
+        Effect("act", incident_id_, a.action, severity, now, target=signal.resource_id, mode=a.mode)
+        for a in actions
+    ]
 
 
 def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
@@ -145,11 +152,10 @@ def _with_effects(incident: Incident, timeline: list[TimelineEntry], effects: li
     return Outcome(stage(incident, effects), tuple(timeline), tuple(effects))
 
 
-def _cross_tenant_reason(tenants: list[str], policy: Policy) -> str:
-    return (
-        f"Same condition on {len(tenants)} tenants ({', '.join(tenants)}) within "
-        f"{policy.window_minutes} min → raised one level, affecting all tenants"
-    )
+def _cross_tenant_reason(tenants: list[str], policy: Policy, raised: bool = True) -> str:
+    effect = "raised one level, affecting all tenants" if raised else "affecting all tenants (already sev1)"
+    where = f"{len(tenants)} tenants ({', '.join(tenants)}) within {policy.window_minutes} min"
+    return f"Same condition on {where} → {effect}"
 
 
 def _is_milestone(count: int) -> bool:

@@ -49,7 +49,10 @@ class Effect:
     @property
     def session_id(self) -> str:
         """Actions serialize per target resource; pages and notifications per incident, in order."""
-        return self.target if self.kind == "act" and self.target else self.incident_id
+        if self.kind == "act" and self.target:
+            # Service Bus session ids are at most 128 characters; ARM ids are often longer.
+            return "resource-" + hashlib.sha256(self.target.lower().encode()).hexdigest()[:32]
+        return self.incident_id
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -42,7 +42,7 @@ def _explain_one(signal: Signal) -> dict[str, Any]:
     }
     outcome = None
     if not assessment.informational:
-        outcome = correlate(None, signal, assessment, iso(app.clock()), {}, app.policy)
+        outcome = correlate(None, signal, assessment, iso(app.clock()), app.policy)
     decision["planned_effects"] = [e.to_dict() for e in outcome.effects] if outcome else []
     return decision
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from shared.errors import PolicyError
 from shared.severity import Severity
+from shared.signals import KNOWN_FACTS, MATCH_FIELDS
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 ACTION_MODES = ("auto", "approve", "suggest", "dry-run")
@@ -163,6 +165,8 @@ class _Validator:
 
         correlation = self.get(raw, "correlation", dict, "")
         key = self.get(correlation, "key", list, "correlation")
+        if not key:
+            raise self.fail("correlation.key", "needs at least one field, or every signal joins one incident")
         for i, part in enumerate(key):
             if part not in SIGNAL_FIELDS:
                 raise self.fail(f"correlation.key[{i}]", f"{part!r} is not one of {', '.join(SIGNAL_FIELDS)}")
@@ -226,6 +230,11 @@ class _Validator:
         when = self.get(table, "when", dict, where)
         if not when:
             raise self.fail(f"{where}.when", "needs at least one condition")
+        for key in when:
+            if key not in MATCH_FIELDS and key not in KNOWN_FACTS:
+                raise self.fail(
+                    f"{where}.when.{key}", "no signal has this field or fact (see `dr explain FILE`)"
+                )
         conditions = {
             key: tuple(p.lower() for p in self.strings(value, f"{where}.when.{key}"))
             for key, value in when.items()
@@ -241,12 +250,27 @@ class _Validator:
         return Rule(
             id=rule_id,
             when=conditions,
-            reason=self.get(table, "reason", str, where),
+            reason=self.reason(self.get(table, "reason", str, where), f"{where}.reason"),
             severity=severity,
             resolves=resolves,
             informational=informational,
             actions=actions,
         )
+
+    def reason(self, text: str, where: str) -> str:
+        """Placeholders must name known fields, plainly: a format spec would fail on a string value."""
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as e:
+            raise self.fail(where, f"not a valid template: {e}") from e
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if name not in MATCH_FIELDS and name not in KNOWN_FACTS:
+                raise self.fail(where, f"{{{name}}} names no signal field or fact")
+            if spec or conversion:
+                raise self.fail(where, f"{{{name}}} may not have a format spec or conversion")
+        return text
 
     def action(self, table: Any, where: str) -> ActionPlan:
         if not isinstance(table, dict):

@@ -71,8 +71,8 @@ class IncidentStore(Protocol):
     def signals(self, incident_id: str | None, limit: int) -> list[Signal]:
         """Signals of one incident, or the informational ones when incident_id is None; newest first."""
 
-    def open_tenants(self, condition_key: str, since: str) -> dict[str, str]:
-        """Tenant → incident id of open incidents with this condition opened at or after `since`."""
+    def open_tenants(self, condition_key: str, since: str) -> list[tuple[str, str]]:
+        """(tenant, incident id) of open incidents of this condition, opened at or after `since`."""
 
     def with_pending_effects(self, older_than: str, limit: int) -> list[Versioned]:
         """Incidents whose outbox still holds effects written before `older_than` (for the sweeper)."""

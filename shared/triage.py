@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.policy import ActionPlan, Policy, Rule
@@ -108,13 +109,17 @@ def _baseline(signal: Signal) -> tuple[Severity, str]:
     )
 
 
-def _condition_key(signal: Signal, rules: list[Rule]) -> str:
-    """Blank the tenant out of the alert rule name so the same rule on two tenants compares equal."""
+def _condition_key(signal: Signal, rules: Sequence[Rule]) -> str:
+    """The same failure on another tenant: rules, alert rule with the tenant blanked, type, environment.
+
+    The tenant is blanked as a whole word ("cosmos-ikea-errors" → "cosmos-*-errors"), never inside
+    another ("os" must not touch "cosmos"); the environment stays, so dev does not escalate prod.
+    """
     rule_name = signal.rule.lower()
     if signal.tenant:
-        rule_name = rule_name.replace(signal.tenant.lower(), "*")
-    text = "|".join([",".join(sorted(r.id for r in rules)), rule_name, signal.resource.type])
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+        rule_name = re.sub(rf"(?<![a-z0-9]){re.escape(signal.tenant.lower())}(?![a-z0-9])", "*", rule_name)
+    parts = [",".join(sorted(r.id for r in rules)), rule_name, signal.resource.type, signal.environment]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 def _explain(rule: Rule, values: Mapping[str, tuple[str, ...]]) -> str:

@@ -11,7 +11,10 @@ from pathlib import Path
 
 # NORMAL in WAL mode: a commit is in the WAL file before we answer, so it survives a crash of
 # this process; FULL also fsyncs each commit, surviving power loss at a cost in throughput.
-SYNCHRONOUS = os.environ.get("DR_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+SYNCHRONOUS = os.environ.get("DR_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper() or "NORMAL"
+if SYNCHRONOUS not in ("NORMAL", "FULL", "EXTRA"):
+    # SQLite reads an unknown value as NORMAL without a word: a typo must not weaken durability silently.
+    raise ValueError(f"DR_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {SYNCHRONOUS!r}")
 BUSY_TIMEOUT_MS = 10_000
 
 

@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS queue_dedup (
 CREATE INDEX IF NOT EXISTS ix_queue_dedup_sent ON queue_dedup (sent_at);
 """
 
+MAX_ID_LENGTH = 128  # Service Bus: message and session ids
+MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
+
 _ANYTHING_DUE = """
 SELECT EXISTS (SELECT 1 FROM queue_messages
                WHERE queue = :queue AND state = 'active' AND session_id IS NULL)
@@ -329,6 +332,13 @@ class SqliteQueue:
         self._db.close()
 
     def _row(self, m: QueueMessage, now: float) -> tuple[Any, ...]:
+        # Service Bus's limits, so code that passes here does not fail on the real thing.
+        if not 0 < len(m.message_id) <= MAX_ID_LENGTH:
+            raise ValueError(f"message_id must be 1 to {MAX_ID_LENGTH} characters, got {len(m.message_id)}")
+        if m.session_id is not None and not 0 < len(m.session_id) <= MAX_ID_LENGTH:
+            raise ValueError(f"session_id must be 1 to {MAX_ID_LENGTH} characters, got {len(m.session_id)}")
+        if len(m.body) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"message body is {len(m.body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
         scheduled_at: float | None = None
         if m.scheduled_at is not None:
             if m.scheduled_at.tzinfo is None:

@@ -219,8 +219,8 @@ class SqliteIncidentStore:
         )
         return [Signal.from_dict(json.loads(r["body"])) for r in rows]
 
-    def open_tenants(self, condition_key: str, since: str) -> dict[str, str]:
-        """Tenant → incident id, for open incidents of this condition opened since `since`."""
+    def open_tenants(self, condition_key: str, since: str) -> list[tuple[str, str]]:
+        """(tenant, incident id) of open incidents of this condition opened since `since`."""
         rows = (
             self.db.read()
             .execute(
@@ -230,7 +230,7 @@ class SqliteIncidentStore:
             )
             .fetchall()
         )
-        return {r["tenant"]: r["id"] for r in rows}
+        return [(r["tenant"], r["id"]) for r in rows]
 
     def with_pending_effects(self, older_than: str, limit: int) -> list[Versioned]:
         """Incidents whose outbox was not emptied (a crash between commit and send)."""

@@ -65,16 +65,9 @@ class Intake:
             self._record_informational(signal, report)
             return
         for _ in range(MAX_ATTEMPTS):
-            now = self.clock()
+            now = iso(self.clock())
             current = self.store.open_incident(assessment.correlation_key)
-            peers = {}
-            if current is None and signal.tenant:
-                since = minutes_before(now, self.policy.window_minutes)
-                peers = self.store.open_tenants(assessment.condition_key, since)
-                peers.pop(signal.tenant, None)
-            outcome = correlate(
-                current.incident if current else None, signal, assessment, iso(now), peers, self.policy
-            )
+            outcome = correlate(current.incident if current else None, signal, assessment, now, self.policy)
             if outcome is None:  # a resolve with nothing open: keep it, it says something happened
                 self._record_informational(signal, report)
                 return
@@ -84,16 +77,16 @@ class Intake:
                 )
             except DuplicateSignal:
                 report.duplicates += 1
-                if current is not None:  # a retry after a crash may find effects still unsent
+                if current is not None:  # a retry after a crash may find effects or escalation undone
                     self.flush(current)
+                    self._escalate_across_tenants(current.incident)
                 return
             except (Conflict, PreconditionFailed):
                 continue
             self._count(outcome, current, report)
             self.flush(Versioned(outcome.incident, etag))
-            tenants = sorted({*peers, signal.tenant})
-            for peer_id in outcome.escalate_peers:
-                self._escalate_peer(peer_id, tenants)
+            if current is None:
+                self._escalate_across_tenants(outcome.incident)
             return
         raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
 
@@ -101,12 +94,27 @@ class Intake:
         """Send what the incident's outbox holds (see `shared.outbox`)."""
         self.outbox.flush(versioned)
 
-    def _escalate_peer(self, peer_id: str, tenants: list[str]) -> None:
-        def escalate(incident: Incident) -> Change | None:
-            outcome = escalate_for_peers(incident, tenants, iso(self.clock()), self.policy)
-            return Change(outcome.incident, outcome.timeline) if outcome else None
+    def _escalate_across_tenants(self, opened: Incident) -> None:
+        """The same condition open on enough tenants: escalate every one of those incidents.
 
-        self.outbox.update(peer_id, escalate)
+        Asked after the new incident is committed, so of two openings racing on two tenants the
+        later one always sees the other; escalating is idempotent, so both may do it.
+        """
+        if not opened.tenant:
+            return
+        since = minutes_before(self.clock(), self.policy.window_minutes)
+        peers = self.store.open_tenants(opened.condition_key, since)
+        tenants = sorted({tenant for tenant, _ in peers})
+        if len(tenants) < self.policy.cross_tenant_threshold:
+            return
+        for _, incident_id in peers:
+
+            def escalate(incident: Incident) -> Change | None:
+                outcome = escalate_for_peers(incident, tenants, iso(self.clock()), self.policy)
+                # The outcome's effects are already staged in its incident's outbox.
+                return Change(outcome.incident, outcome.timeline) if outcome else None
+
+            self.outbox.update(incident_id, escalate)
 
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
         if self.store.record_informational(signal):

@@ -51,7 +51,9 @@ def http_routes(functions: Iterable[Any]) -> list[Route]:
 class FunctionsHttpHost:
     """Routes /api/... to the registered functions; enforces function keys like the host does."""
 
-    def __init__(self, routes: list[Route], function_key: str | None) -> None:
+    def __init__(self, routes: list[Route], function_key: str) -> None:
+        if not function_key:
+            raise ValueError("a function key is required: an empty one would let every caller in")
         self.routes = routes
         self.function_key = function_key
 
@@ -113,8 +115,6 @@ class FunctionsHttpHost:
         return None, {}, allowed
 
     def _authorized(self, query: dict[str, str], headers: dict[str, str]) -> bool:
-        if self.function_key is None:
-            return True
         given = query.get("code") or headers.get("x-functions-key") or ""
         return hmac.compare_digest(given.encode(), self.function_key.encode())
 

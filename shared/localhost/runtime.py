@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -11,8 +12,9 @@ from typing import Any
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
-from shared.adapters.sqlite_queue import Received, SqliteQueue
+from shared.adapters.sqlite_queue import LockLost, Received, SqliteQueue
 from shared.localhost.ncrontab import Schedule
+from shared.worker import PoisonMessage
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,14 @@ class QueuePump(threading.Thread):
             self.deliver(received)
 
     def deliver(self, received: Received) -> None:
-        """Call the function with a Service Bus message, then settle it."""
+        """Call the function with a Service Bus message, then settle it as the host would."""
         try:
             self.handler(_service_bus_message(received))
+        except PoisonMessage as e:
+            # Retrying cannot help: dead-letter now, with the reason, instead of after ten tries.
+            log.error("%s: message %s dead-lettered: %s", self.queue_name, received.message_id, e)
+            self._settle(self.queue.dead_letter, received, "PoisonMessage", str(e)[:1000])
+            return
         except Exception as e:
             log.warning(
                 "%s: message %s failed (delivery %d): %s",
@@ -57,9 +64,27 @@ class QueuePump(threading.Thread):
                 received.delivery_count,
                 e,
             )
-            self.queue.abandon(received)
+            self._settle(self.queue.abandon, received)
             return
-        self.queue.complete(received)
+        self._settle(self.queue.complete, received)
+
+    def _settle(self, settle: Callable[..., None], received: Received, *args: str) -> None:
+        """Settle; a lost lock or a busy database must not end the pump (the message comes back)."""
+        try:
+            settle(received, *args)
+        except LockLost:
+            log.warning(
+                "%s: lock on %s lost before settling; it will be delivered again",
+                self.queue_name,
+                received.message_id,
+            )
+        except sqlite3.OperationalError as e:
+            log.warning(
+                "%s: settling %s failed (%s); it will be delivered again",
+                self.queue_name,
+                received.message_id,
+                e,
+            )
 
 
 class TimerThread(threading.Thread):

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 
 from shared import bootstrap
@@ -21,11 +22,23 @@ def function_key(data_dir: Path, given: str | None) -> str:
     if given:
         return given
     path = data_dir / "function-key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # Created whole and private in one step: two processes starting together race here.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    for _ in range(100):  # the other process may still be writing it
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise SystemExit(f"dr serve: {path} is empty; delete it to make a new key")
 
 
 def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None) -> None:
@@ -44,7 +57,8 @@ def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None
     banner = [f"DR Responder on http://{host}:{port}/api (data: {data_dir}, policy: {policy.source})"]
     banner += [f"  {'/'.join(sorted(r.methods))} /api/{r.template}  [{r.auth_level}]" for r in routes]
     banner += [f"  {line}" for line in started]
-    banner.append(f"  function key: {data_dir / 'function-key'} (pass ?code= or x-functions-key)")
+    where = "given" if key else str(data_dir / "function-key")
+    banner.append(f"  function key: {where} (pass ?code= or x-functions-key)")
     print("\n".join(banner), flush=True)
     config = uvicorn.Config(
         FunctionsHttpHost(routes, secret),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -155,8 +156,43 @@ def test_same_condition_on_two_tenants_escalates_both(store: SqliteIncidentStore
     }
     assert any("2 tenants (hm, ikea)" in r for r in incidents["ikea"].reasons)
     pages = drain(queue, "pages")
+    # each opened at sev2 and was raised: the page worker sends whatever is current when it runs
     assert sorted((p.incident_id == incidents["ikea"].id, p.severity) for p in pages) == [
         (False, "sev1"),
+        (False, "sev2"),
         (True, "sev1"),
         (True, "sev2"),
     ]
+
+
+def test_two_tenants_opening_at_the_same_moment_both_escalate(tmp_path: Path) -> None:
+    """Two processes' worth of intakes on one file, racing: the later commit always sees the other."""
+    path = tmp_path / "incidents.sqlite3"
+    for round_ in range(10):
+        barrier = threading.Barrier(2)
+
+        def open_for(tenant: str, round_: int = round_, barrier: threading.Barrier = barrier) -> None:
+            intake = Intake(
+                SqliteIncidentStore(path), SqliteQueue(tmp_path / "q.sqlite3"), POLICY, FakeClock()
+            )
+            s = signal(
+                rule=f"cosmos-{tenant}-errors-{round_}",
+                tenant=tenant,
+                azure_severity="Sev1",
+                id=f"{tenant}-{round_}",
+                resource_id=resource("cosmosdb", f"cosmos-amicis-{tenant}-dev", f"rg-amicis-{tenant}-dev"),
+            )
+            barrier.wait()
+            intake.accept([s])
+
+        threads = [threading.Thread(target=open_for, args=(t,)) for t in ("ikea", "hm")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        opened = [
+            i
+            for i in SqliteIncidentStore(path).list_incidents("open", None, 100)
+            if i.rule.endswith(f"-{round_}")
+        ]
+        assert [(i.all_tenants, i.severity.label) for i in opened] == [(True, "sev1"), (True, "sev1")], round_

@@ -22,7 +22,7 @@ NOW = "2026-11-25T10:00:00.000Z"
 
 def _opened(s=None):  # type: ignore[no-untyped-def]
     s = s or signal(azure_severity="Sev1")
-    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    outcome = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert outcome is not None
     return s, outcome
 
@@ -102,7 +102,7 @@ def _race(
 ) -> None:  # type: ignore[name-defined]
     store = SqliteIncidentStore(path)
     s = signal(azure_severity="Sev1", id=f"racer-{index}")
-    outcome = correlate(None, s, assess(s, POLICY), f"2026-11-25T10:00:0{index}.000Z", {}, POLICY)
+    outcome = correlate(None, s, assess(s, POLICY), f"2026-11-25T10:00:0{index}.000Z", POLICY)
     assert outcome is not None
     barrier.wait()
     try:

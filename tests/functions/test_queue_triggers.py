@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,8 @@ def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id
         assert received is not None
         assert received.application_properties["incident_id"] == incident_id
         bodies[queue] = json.loads(received.body)
-        expected_session = COSMOS if queue == "actions" else incident_id
+        resource_session = "resource-" + hashlib.sha256(COSMOS.lower().encode()).hexdigest()[:32]
+        expected_session = resource_session if queue == "actions" else incident_id
         assert received.session_id == expected_session, (
             "actions serialize per resource, the rest per incident"
         )
@@ -111,7 +113,7 @@ def test_send_page_records_the_pagerduty_trigger(
                         "reasons": REASONS,
                         "signal_count": 1,
                         "environment": "dev",
-                        "opened_at": "2025-04-15T18:19:45.304Z",
+                        "opened_at": "2026-11-25T10:00:00.000Z",
                         "planned_actions": ["cosmosdb.regional_failover (approve)"],
                     },
                 },

@@ -14,7 +14,7 @@ NOW = "2026-11-25T10:00:00.000Z"
 
 def test_first_signal_opens_an_incident_that_pages_and_notifies() -> None:
     s = signal(azure_severity="Sev1")
-    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    outcome = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert outcome is not None
     incident = outcome.incident
     assert (incident.status, incident.severity, incident.signal_count, incident.tenant) == (
@@ -30,19 +30,19 @@ def test_first_signal_opens_an_incident_that_pages_and_notifies() -> None:
 
 def test_sev3_opens_without_a_page() -> None:
     s = signal(azure_severity="Sev2")
-    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    outcome = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert outcome is not None
     assert [e.kind for e in outcome.effects] == ["notify"]
 
 
 def test_repeats_only_count_until_a_milestone() -> None:
     s = signal(azure_severity="Sev1")
-    outcome = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    outcome = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert outcome is not None
     incident = outcome.incident.evolve(outbox=())
     effects_seen = []
     for _ in range(9):
-        nxt = correlate(incident, s, assess(s, POLICY), NOW, {}, POLICY)
+        nxt = correlate(incident, s, assess(s, POLICY), NOW, POLICY)
         assert nxt is not None
         incident = nxt.incident
         effects_seen += [e.event for e in nxt.effects]
@@ -52,10 +52,10 @@ def test_repeats_only_count_until_a_milestone() -> None:
 
 def test_a_more_severe_repeat_raises_and_pages_again() -> None:
     low = signal(azure_severity="Sev2")
-    opened = correlate(None, low, assess(low, POLICY), NOW, {}, POLICY)
+    opened = correlate(None, low, assess(low, POLICY), NOW, POLICY)
     assert opened is not None
     high = signal(azure_severity="Sev0", id="other")
-    raised = correlate(opened.incident, high, assess(high, POLICY), NOW, {}, POLICY)
+    raised = correlate(opened.incident, high, assess(high, POLICY), NOW, POLICY)
     assert raised is not None
     assert raised.incident.severity == Severity.SEV1
     assert [(e.kind, e.event, e.severity) for e in raised.effects] == [
@@ -66,10 +66,10 @@ def test_a_more_severe_repeat_raises_and_pages_again() -> None:
 
 def test_resolved_signal_resolves_and_resolves_the_page() -> None:
     fired = signal(azure_severity="Sev1")
-    opened = correlate(None, fired, assess(fired, POLICY), NOW, {}, POLICY)
+    opened = correlate(None, fired, assess(fired, POLICY), NOW, POLICY)
     assert opened is not None
     resolved = signal(azure_severity="Sev1", state="resolved")
-    outcome = correlate(opened.incident, resolved, assess(resolved, POLICY), NOW, {}, POLICY)
+    outcome = correlate(opened.incident, resolved, assess(resolved, POLICY), NOW, POLICY)
     assert outcome is not None
     assert outcome.incident.status == "resolved" and outcome.incident.resolved_at == NOW
     assert [(e.kind, e.event) for e in outcome.effects] == [("notify", "resolved"), ("page", "resolve")]
@@ -77,21 +77,57 @@ def test_resolved_signal_resolves_and_resolves_the_page() -> None:
 
 def test_resolve_with_nothing_open_is_none() -> None:
     resolved = signal(state="resolved")
-    assert correlate(None, resolved, assess(resolved, POLICY), NOW, {}, POLICY) is None
+    assert correlate(None, resolved, assess(resolved, POLICY), NOW, POLICY) is None
 
 
-def test_same_condition_on_a_second_tenant_raises_one_level_for_all_tenants() -> None:
-    hm = signal(rule="cosmos-hm-errors", tenant="hm", azure_severity="Sev1")
-    outcome = correlate(None, hm, assess(hm, POLICY), NOW, {"ikea": "inc-ikea"}, POLICY)
-    assert outcome is not None
-    assert outcome.incident.severity == Severity.SEV1 and outcome.incident.all_tenants
-    assert "2 tenants (hm, ikea)" in outcome.incident.reasons[-1]
-    assert outcome.escalate_peers == ("inc-ikea",)
+def test_a_more_severe_repeat_brings_its_reasons_and_first_response() -> None:
+    degraded = signal(kind="Resource Health", azure_severity="Sev4", facts={"health": "Degraded"})
+    opened = correlate(None, degraded, assess(degraded, POLICY), NOW, POLICY)
+    assert opened is not None and opened.incident.severity == Severity.SEV2
+    assert opened.incident.planned_actions == ()
+    down = signal(kind="Resource Health", azure_severity="Sev1", facts={"health": "Unavailable"}, id="down")
+    raised = correlate(opened.incident, down, assess(down, POLICY), NOW, POLICY)
+    assert raised is not None
+    incident = raised.incident
+    assert incident.severity == Severity.SEV1
+    assert incident.reasons[0] == "Azure Monitor severity Sev1 → sev2 (baseline)", (
+        "the new baseline replaces the old"
+    )
+    assert any("rule resource-degraded" in r for r in incident.reasons)
+    assert any("rule cosmosdb-unavailable" in r for r in incident.reasons)
+    assert incident.planned_actions == ("cosmosdb.regional_failover (approve)",)
+    assert [(e.kind, e.event) for e in raised.effects] == [
+        ("notify", "severity"),
+        ("page", "trigger"),
+        ("act", "cosmosdb.regional_failover"),
+    ]
+    assert "rule cosmosdb-unavailable" in raised.timeline[0].text
+
+
+def test_escalating_a_sev1_marks_all_tenants_without_a_new_page() -> None:
+    s = signal(azure_severity="Sev0")
+    opened = correlate(None, s, assess(s, POLICY), NOW, POLICY)
+    assert opened is not None and opened.incident.severity == Severity.SEV1
+    escalated = escalate_for_peers(opened.incident, ["hm", "ikea"], NOW, POLICY)
+    assert escalated is not None and escalated.incident.all_tenants
+    assert "already sev1" in escalated.incident.reasons[-1]
+    assert [(e.kind, e.event) for e in escalated.effects] == [("notify", "all-tenants")]
+
+
+def test_an_all_tenants_incident_keeps_its_extra_level() -> None:
+    s = signal(azure_severity="Sev2")
+    opened = correlate(None, s, assess(s, POLICY), NOW, POLICY)
+    assert opened is not None
+    escalated = escalate_for_peers(opened.incident, ["hm", "ikea"], NOW, POLICY)
+    assert escalated is not None and escalated.incident.severity == Severity.SEV2
+    worse = signal(azure_severity="Sev1", id="worse")
+    raised = correlate(escalated.incident, worse, assess(worse, POLICY), NOW, POLICY)
+    assert raised is not None and raised.incident.severity == Severity.SEV1
 
 
 def test_escalating_a_peer_happens_once() -> None:
     ikea = signal(azure_severity="Sev1")
-    opened = correlate(None, ikea, assess(ikea, POLICY), NOW, {}, POLICY)
+    opened = correlate(None, ikea, assess(ikea, POLICY), NOW, POLICY)
     assert opened is not None
     escalated = escalate_for_peers(opened.incident, ["hm", "ikea"], NOW, POLICY)
     assert escalated is not None and escalated.incident.all_tenants
@@ -101,8 +137,8 @@ def test_escalating_a_peer_happens_once() -> None:
 
 def test_effect_message_ids_are_stable() -> None:
     s = signal(azure_severity="Sev1")
-    one = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
-    two = correlate(None, s, assess(s, POLICY), NOW, {}, POLICY)
+    one = correlate(None, s, assess(s, POLICY), NOW, POLICY)
+    two = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert one is not None and two is not None
     assert [e.message_id for e in one.effects] == [e.message_id for e in two.effects]
     page = one.effects[1].to_message()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shared.errors import BadInput
 from shared.intake.azure_monitor import parse_alert, utc_iso
 from shared.resources import Ownership, ResourceId
-from shared.signals import FactValue, Signal
+from shared.signals import KNOWN_FACTS, FactValue, Signal
 from tests.conftest import REFDATA
 from tests.json_strategies import JSON_VALUES, one_field_changed
 
@@ -871,3 +871,9 @@ def test_parse_alert_survives_any_single_field_replaced(data: st.DataObject) -> 
         assert e.status == 422
     else:
         _assert_well_formed(signal)
+
+
+def test_every_fact_produced_is_known_to_policy_validation() -> None:
+    """The policy refuses conditions on unknown facts, so the list must hold every fact we make."""
+    produced = {key for payload in _payloads() for key in parse_alert(payload, Owner()).facts}
+    assert produced <= KNOWN_FACTS, sorted(produced - KNOWN_FACTS)

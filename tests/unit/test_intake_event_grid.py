@@ -19,7 +19,7 @@ from shared.errors import BadInput
 from shared.intake.azure_monitor import dedupe_id
 from shared.intake.event_grid import Events, Handshake, parse_delivery, signal_from_event
 from shared.resources import Ownership, ResourceId
-from shared.signals import FactValue, Signal
+from shared.signals import KNOWN_FACTS, FactValue, Signal
 from tests.conftest import REFDATA
 from tests.json_strategies import JSON_VALUES, one_field_changed
 
@@ -572,3 +572,13 @@ def test_parse_delivery_survives_any_single_field_replaced(data: st.DataObject) 
     else:
         for signal in delivery.signals if isinstance(delivery, Events) else []:
             _assert_well_formed(signal)
+
+
+def test_every_fact_produced_is_known_to_policy_validation() -> None:
+    """The policy refuses conditions on unknown facts, so the list must hold every fact we make."""
+    produced: set[str] = set()
+    for payload in _deliveries():
+        delivery = parse_delivery(payload, Owner())
+        for signal in delivery.signals if isinstance(delivery, Events) else []:
+            produced |= set(signal.facts)
+    assert produced <= KNOWN_FACTS, sorted(produced - KNOWN_FACTS)

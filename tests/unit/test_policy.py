@@ -46,6 +46,14 @@ def _broken(tmp_path: Path, old: str, new: str) -> str:
         ('severity = "sev1"', 'severity = "sev1"\ninformational = true', ["exactly one of"]),
         ("version = 1", "version = 2", ["version", "expected 1"]),
         ("[paging]", "[paging\n", ["not valid TOML"]),
+        (
+            'when = { component = "cosmosdb", health',
+            'when = { component = "cosmosdb", helth',
+            ["when.helth", "no signal"],
+        ),
+        ('reason = "Cosmos DB {resource_name}', 'reason = "Cosmos DB {resource_name:.0f}', ["format spec"]),
+        ('reason = "Cosmos DB {resource_name}', 'reason = "Cosmos DB {resource_nam}', ["{resource_nam}"]),
+        ('key = ["rule", "resource_id"]', "key = []", ["correlation.key", "at least one"]),
     ],
 )
 def test_policy_errors_name_the_file_and_the_place(

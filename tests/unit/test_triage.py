@@ -135,3 +135,15 @@ def test_condition_key_ignores_the_tenant() -> None:
     hm = assess(signal(rule="cosmos-hm-availability", tenant="hm"), POLICY)
     assert ikea.condition_key == hm.condition_key
     assert ikea.correlation_key != hm.correlation_key
+
+
+def test_condition_key_blanks_the_tenant_only_as_a_whole_word() -> None:
+    ikea = assess(signal(rule="cosmos-ikea-health", tenant="ikea"), POLICY)
+    os_ = assess(signal(rule="cosmos-os-health", tenant="os"), POLICY)
+    assert ikea.condition_key == os_.condition_key, "'os' is blanked as a word, not inside 'cosmos'"
+
+
+def test_condition_key_keeps_environments_apart() -> None:
+    dev = assess(signal(rule="cosmos-ikea-health", tenant="ikea", environment="dev"), POLICY)
+    prod = assess(signal(rule="cosmos-hm-health", tenant="hm", environment="prod"), POLICY)
+    assert dev.condition_key != prod.condition_key

@@ -1,0 +1,95 @@
+"""The local host's queue pump settles messages as the Functions host would, and survives lost locks."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.localhost.asgi import FunctionsHttpHost
+from shared.localhost.runtime import QueuePump
+from shared.localhost.server import function_key
+from shared.ports import QueueMessage
+from shared.worker import PoisonMessage
+
+
+class Clock:
+    """Seconds the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _one(queue: SqliteQueue) -> None:
+    queue.send([QueueMessage(queue="q", body=b"{}", message_id="m1", session_id="s1")])
+
+
+def test_a_poison_message_is_dead_lettered_at_once_with_its_reason(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "q.db")
+    _one(queue)
+
+    def handler(message: object) -> None:
+        raise PoisonMessage("not an effect message: bad")
+
+    pump = QueuePump(queue, "q", handler, threading.Event())
+    received = queue.receive("q")
+    assert received is not None
+    pump.deliver(received)
+    (dead,) = queue.dead_letters("q")
+    assert (dead.reason, dead.description, dead.delivery_count) == (
+        "PoisonMessage",
+        "not an effect message: bad",
+        1,
+    )
+
+
+def test_a_failure_returns_the_message_for_another_delivery(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "q.db")
+    _one(queue)
+
+    def handler(message: object) -> None:
+        raise ConnectionError("down")
+
+    pump = QueuePump(queue, "q", handler, threading.Event())
+    first = queue.receive("q")
+    assert first is not None
+    pump.deliver(first)
+    again = queue.receive("q")
+    assert again is not None and again.delivery_count == 2
+
+
+def test_a_lock_lost_while_the_function_ran_does_not_end_the_pump(tmp_path: Path) -> None:
+    clock = Clock()
+    queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0, clock=clock)
+    other = SqliteQueue(tmp_path / "q.db", lock_duration=1.0, clock=clock)
+    _one(queue)
+
+    def slow(message: object) -> None:
+        clock.now += 5  # the lock expires and another process takes the message
+        taken = other.receive("q")
+        assert taken is not None
+        other.complete(taken)
+
+    pump = QueuePump(queue, "q", slow, threading.Event())
+    received = queue.receive("q")
+    assert received is not None
+    pump.deliver(received)  # completing with the stale lock: logged, not raised
+    assert queue.active_count("q") == 0
+
+
+def test_the_function_key_file_is_made_once_private_and_never_empty(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = function_key(data, None)
+    assert len(key) >= 20 and function_key(data, None) == key
+    assert (data / "function-key").stat().st_mode & 0o777 == 0o600
+    assert function_key(data, "given") == "given"
+
+
+def test_the_local_host_refuses_to_run_without_a_key() -> None:
+    with pytest.raises(ValueError, match="function key is required"):
+        FunctionsHttpHost([], "")
