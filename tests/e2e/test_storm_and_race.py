@@ -58,11 +58,18 @@ def test_two_processes_on_one_data_dir_open_one_incident_per_key(
         incidents = server.get("/incidents").json()["incidents"]
         assert len(incidents) == 5
         assert sorted(i["signal_count"] for i in incidents) == [80] * 5
+    # The same rule on five tenants: all five are escalated to sev1, affecting all tenants.
+    incidents = first.get("/incidents").json()["incidents"]
+    assert {(i["severity"], i["all_tenants"]) for i in incidents} == {("sev1", True)}
+    ids = sorted(i["id"] for i in incidents)
     log = shared / "dry-run" / "pagerduty.jsonl"
 
-    def pages() -> list[str]:
+    def last_page_per_incident() -> dict[str, str]:
         lines = log.read_text().splitlines() if log.exists() else []
-        return [json.loads(line)["payload"]["dedup_key"] for line in lines]
+        pages = [json.loads(line)["payload"] for line in lines]
+        return {p["dedup_key"]: p["payload"]["severity"] for p in pages}
 
-    first.wait_for(lambda: len(pages()) >= 5, "one page per incident")
-    assert sorted(pages()) == sorted(i["id"] for i in first.get("/incidents").json()["incidents"])
+    # Two processes' workers share the queue: each incident is paged, and ends at its current severity.
+    first.wait_for(
+        lambda: last_page_per_incident() == dict.fromkeys(ids, "critical"), "every incident paged at sev1"
+    )
