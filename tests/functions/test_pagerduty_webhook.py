@@ -1,0 +1,178 @@
+"""POST /api/pagerduty and the `pagerduty` queue trigger, with real requests and messages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import bootstrap
+from shared.bootstrap import Services
+from shared.settings import Settings
+from tests.conftest import REFDATA, ROOT
+from tests.factories import FakeClock
+from tests.functions.harness import assert_error, dry_run, function, json_body, post, service_bus_message
+from tests.json_strategies import json_values
+
+SECRET = "test-webhook-secret-0123456789"
+PD = REFDATA / "pagerduty"
+
+
+@pytest.fixture(autouse=True)
+def app(data_dir: Path, clock: FakeClock) -> Iterator[Services]:
+    """The app with a webhook secret (and PagerDuty's own vector secret) configured."""
+    vectors = json.loads((PD / "webhook_v3_signature_test_vectors.json").read_text())["vectors"]
+    secrets = ",".join([SECRET, vectors[0]["secret"]])
+    env = {"DR_DATA_DIR": str(data_dir), "PAGERDUTY_WEBHOOK_SECRETS": secrets}
+    replacement = Services(Settings.from_env(env), clock=clock)
+    bootstrap.reset(replacement)
+    yield replacement
+    bootstrap.reset()
+
+
+def _sign(body: bytes, secret: str = SECRET) -> str:
+    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _webhook(body: bytes, delivery: str = "delivery-1", signature: str | None = None) -> Any:
+    headers = {"X-Webhook-Id": delivery, "X-PagerDuty-Signature": signature or _sign(body)}
+    return post("pagerduty", body, headers=headers, function_name="pagerduty_webhook")
+
+
+def _event(name: str, incident_key: str, event_id: str = "E1") -> bytes:
+    """A captured delivery, retargeted at our incident."""
+    envelope = json.loads((PD / f"webhook_v3_captured_{name}.json").read_text())
+    envelope["event"]["id"] = event_id
+    if "incident_key" in envelope["event"]["data"]:
+        envelope["event"]["data"]["incident_key"] = incident_key
+    return json.dumps(envelope).encode()
+
+
+def _apply_all(app: Services) -> int:
+    applied = 0
+    while (received := app.local_queue.receive("pagerduty")) is not None:
+        function("apply_pagerduty_event")(service_bus_message(received))
+        app.local_queue.complete(received)
+        applied += 1
+    return applied
+
+
+@pytest.fixture
+def incident_id(app: Services) -> str:
+    answer = post("alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+    (opened,) = json_body(answer)["incidents"]
+    return str(opened)
+
+
+def test_pagerdutys_own_signed_delivery_is_accepted(app: Services) -> None:
+    vector = json.loads((PD / "webhook_v3_signature_test_vectors.json").read_text())["vectors"][0]["cases"][3]
+    body = (PD / vector["body_file"]).read_bytes()
+    answer = _webhook(body, signature=vector["X-PagerDuty-Signature"])
+    assert answer.status_code == 202 and json_body(answer) == {
+        "accepted": True,
+        "event": "incident.acknowledged",
+    }
+    assert _apply_all(app) == 1
+    (recorded,) = app.store.signals(None, 10)  # not one of our incidents: kept, not applied
+    assert (recorded.source, recorded.kind) == ("pagerduty", "incident.acknowledged")
+
+
+def test_acknowledged_in_pagerduty_acknowledges_ours_and_tells_slack(
+    app: Services, incident_id: str, data_dir: Path
+) -> None:
+    body = _event("incident_acknowledged", incident_id)
+    assert _webhook(body).status_code == 202
+    assert _webhook(body).status_code == 202, "a redelivery is answered too…"
+    assert _apply_all(app) == 1, "…and dropped by its X-Webhook-Id"
+    found = app.store.get(incident_id)
+    assert found is not None
+    incident = found.incident
+    assert (incident.status, incident.acknowledged_by) == ("acknowledged", "Ben")
+    assert incident.time_to_acknowledge_seconds is not None
+    assert app.store.timeline(incident_id)[-1].text == "Acknowledged by Ben in PagerDuty"
+    while (received := app.local_queue.receive("notifications")) is not None:
+        function("send_notification")(service_bus_message(received))
+        app.local_queue.complete(received)
+    replies = [r["payload"] for r in dry_run(data_dir, "slack") if r["payload"].get("thread_ts")]
+    assert [r["text"] for r in replies] == ["Acknowledged by Ben in PagerDuty"]
+
+
+def test_the_same_event_in_two_deliveries_counts_once(app: Services, incident_id: str) -> None:
+    body = _event("incident_acknowledged", incident_id)
+    _webhook(body, "delivery-1")
+    _webhook(body, "delivery-2")  # PagerDuty sent it twice under different delivery ids
+    assert _apply_all(app) == 2
+    lines = [e.text for e in app.store.timeline(incident_id) if e.kind == "pagerduty"]
+    assert lines == ["Acknowledged by Ben in PagerDuty"]
+
+
+def test_resolved_in_pagerduty_resolves_ours_and_sends_nothing_back(
+    app: Services, incident_id: str, data_dir: Path
+) -> None:
+    page = app.local_queue.receive("pages")
+    assert page is not None
+    function("send_page")(service_bus_message(page))
+    app.local_queue.complete(page)
+    _webhook(_event("incident_resolved", incident_id))
+    _apply_all(app)
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.status == "resolved"
+    assert found.incident.resolved_by == "Ben (PagerDuty)"
+    assert found.incident.time_to_resolve_seconds is not None
+    while (received := app.local_queue.receive("pages")) is not None:
+        function("send_page")(service_bus_message(received))
+        app.local_queue.complete(received)
+    assert [r["operation"] for r in dry_run(data_dir, "pagerduty")] == ["trigger"], (
+        "no resolve back to PagerDuty"
+    )
+
+
+@pytest.mark.parametrize(
+    ("signature", "status", "error"),
+    [(None, 401, "unauthorized"), ("v1=" + "0" * 64, 401, "unauthorized"), ("garbage", 401, "unauthorized")],
+)
+def test_unsigned_or_wrongly_signed_is_401_and_nothing_is_queued(
+    app: Services, signature: str | None, status: int, error: str
+) -> None:
+    body = (PD / "webhook_v3_captured_incident_acknowledged.json").read_bytes()
+    headers = {"X-Webhook-Id": "d"} | ({"X-PagerDuty-Signature": signature} if signature else {})
+    answer = post("pagerduty", body, headers=headers, function_name="pagerduty_webhook")
+    assert_error(answer, status, error)
+    assert SECRET not in answer.get_body().decode()
+    assert app.local_queue.active_count("pagerduty") == 0
+
+
+def test_malformed_json_with_a_valid_signature_is_400_and_nothing_is_queued(app: Services) -> None:
+    body = b'{"event": '
+    assert_error(_webhook(body), 400, "malformed_json")
+    assert app.local_queue.active_count("pagerduty") == 0
+
+
+def test_pagey_ping_is_answered(app: Services) -> None:
+    body = (PD / "webhook_v3_captured_pagey_ping.json").read_bytes()
+    answer = _webhook(body)
+    assert answer.status_code == 202 and json_body(answer)["event"] == "pagey.ping"
+    _apply_all(app)
+    assert app.store.list_incidents(None, None, 10) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=400) | json_values().map(lambda v: json.dumps(v).encode()), signed=st.booleans()
+)
+def test_fuzzed_deliveries_never_get_a_5xx_and_a_refusal_queues_nothing(
+    app: Services, body: bytes, signed: bool
+) -> None:
+    before = app.local_queue.active_count("pagerduty")
+    answer = _webhook(body, signature=None if signed else "v1=" + "1" * 64)
+    assert answer.status_code < 500
+    if answer.status_code >= 400:
+        assert set(json_body(answer)) == {"error", "detail"}
+        assert app.local_queue.active_count("pagerduty") == before
