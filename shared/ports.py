@@ -146,8 +146,8 @@ class Chat(Protocol):
 
     def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
-    ) -> str:
-        """Post a message (in a thread when thread_ts is given); returns its ts."""
+    ) -> tuple[str, str]:
+        """Post a message (in a thread when thread_ts is given); returns (channel id, ts)."""
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Replace a message."""

@@ -128,7 +128,7 @@ class EffectWorker:
             self.chat.update(channel, incident.slack_ts, text, blocks)
             ts = incident.slack_ts
         else:
-            ts = self.chat.post(channel, text, blocks)
+            channel, ts = self.chat.post(channel, text, blocks)
             now = iso(self.clock())
 
             def posted(current: Incident) -> Change:

@@ -84,14 +84,14 @@ class DryRunChat:
 
     def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
-    ) -> str:
-        """Record a post; returns a made-up ts like Slack's."""
+    ) -> tuple[str, str]:
+        """Record a post; returns the channel and a made-up ts like Slack's."""
         ts = f"{time.time():.6f}"
         self.recorder.record(
             "chat.postMessage",
             {"channel": channel, "text": text, "blocks": blocks, "thread_ts": thread_ts, "ts": ts},
         )
-        return ts
+        return channel, ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Record an update."""

@@ -59,6 +59,8 @@ def translated_errors(what: str) -> Iterator[None]:
 
     try:
         yield
+    except pagerduty.UrlError as e:  # not a pagerduty.Error: a base URL that is not https://
+        raise Rejected(f"{what}: {e} (check PAGERDUTY_EVENTS_URL / PAGERDUTY_API_URL)") from None
     except _RetryLater as e:
         raise Transient(f"{what}: {e}", e.retry_after) from None
     except pagerduty.HttpError as e:

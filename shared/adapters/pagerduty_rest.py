@@ -17,7 +17,8 @@ class PagerDutyRest:
 
     def __init__(self, api_token: str, base_url: str, service_id: str, from_email: str | None) -> None:
         self.service_id = service_id
-        self._client = rest_client(api_token, base_url, from_email)
+        with translated_errors("PagerDuty REST API"):
+            self._client = rest_client(api_token, base_url, from_email)
         self._lock = threading.Lock()
         self._on_call: tuple[float, list[OnCall]] | None = None
 

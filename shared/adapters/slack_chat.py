@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,13 +24,13 @@ class SlackChat:
 
     def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
-    ) -> str:
-        """chat.postMessage; returns the message's ts."""
+    ) -> tuple[str, str]:
+        """chat.postMessage; returns (channel id, ts): chat.update takes ids only, not names."""
         with _translated("chat.postMessage"):
             answer = self._client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
             )
-        return str(answer["ts"])
+        return str(answer["channel"]), str(answer["ts"])
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """chat.update."""
@@ -50,7 +51,7 @@ def _translated(method: str) -> Iterator[None]:
             retry_after = retry_after_seconds(_header(e.response.headers, "retry-after"))
             raise Transient(f"Slack {method}: {error or status}", retry_after) from None
         raise Rejected(f"Slack {method} refused: {error or status}") from None
-    except OSError as e:  # URLError, timeouts, refused connections
+    except (OSError, http.client.HTTPException) as e:  # refused, timed out, cut off mid-answer
         raise Transient(f"Slack {method}: unreachable ({type(e).__name__})") from None
 
 

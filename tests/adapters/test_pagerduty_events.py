@@ -416,3 +416,10 @@ def test_the_routing_key_is_never_in_an_error_or_a_log(
     for key in ALL_KEYS:
         assert not any(key in m for m in messages + logged), key
     assert IKEA_KEY not in repr(pager.routing)
+
+
+def test_a_base_url_that_is_not_https_is_rejected_with_the_setting_named() -> None:
+    """The pagerduty client refuses http:// with its own UrlError, which is no pagerduty.Error."""
+    pager = PagerDutyEvents(routing(), "http://127.0.0.1:9/")
+    with pytest.raises(Rejected, match="PAGERDUTY_EVENTS_URL"):
+        pager.trigger(make_incident(), "default", [])

@@ -32,7 +32,8 @@ def chat(stub: SlackStub) -> SlackChat:
 
 
 def test_post_sends_channel_text_and_blocks_and_returns_the_ts(stub: SlackStub, chat: SlackChat) -> None:
-    ts = chat.post(CHANNEL, "SEV1 cosmos-availability on cosmos-amicis-ikea-dev", BLOCKS)
+    channel, ts = chat.post(CHANNEL, "SEV1 cosmos-availability on cosmos-amicis-ikea-dev", BLOCKS)
+    assert channel == CHANNEL
 
     [request] = stub.requests
     assert (request.method, request.path) == ("POST", "/api/chat.postMessage")
@@ -48,9 +49,9 @@ def test_post_sends_channel_text_and_blocks_and_returns_the_ts(stub: SlackStub, 
 
 
 def test_post_in_a_thread_sends_thread_ts(stub: SlackStub, chat: SlackChat) -> None:
-    parent = chat.post(CHANNEL, "card", BLOCKS)
+    _, parent = chat.post(CHANNEL, "card", BLOCKS)
 
-    reply = chat.post(CHANNEL, "PagerDuty: acknowledged by Ada", [], thread_ts=parent)
+    _, reply = chat.post(CHANNEL, "PagerDuty: acknowledged by Ada", [], thread_ts=parent)
 
     assert stub.requests[-1].json == {
         "channel": CHANNEL,
@@ -63,7 +64,7 @@ def test_post_in_a_thread_sends_thread_ts(stub: SlackStub, chat: SlackChat) -> N
 
 
 def test_update_sends_channel_ts_text_and_blocks(stub: SlackStub, chat: SlackChat) -> None:
-    ts = chat.post(CHANNEL, "card", BLOCKS)
+    _, ts = chat.post(CHANNEL, "card", BLOCKS)
     new_blocks = [*BLOCKS, {"type": "context", "elements": [{"type": "mrkdwn", "text": "Acknowledged"}]}]
 
     chat.update(CHANNEL, ts, "card (acknowledged)", new_blocks)
@@ -81,7 +82,8 @@ def test_update_sends_channel_ts_text_and_blocks(stub: SlackStub, chat: SlackCha
 
 
 def test_one_card_updated_twice_with_three_thread_replies(stub: SlackStub, chat: SlackChat) -> None:
-    ts = chat.post("#incidents", "opened", BLOCKS)  # postMessage takes a name and answers with the ID
+    channel, ts = chat.post("#incidents", "opened", BLOCKS)  # postMessage takes a name, answers the ID
+    assert channel == CHANNEL, "the id to update the card with"
     for n in range(2):
         chat.update(CHANNEL, ts, f"update {n}", BLOCKS)
     for line in ("paged", "acknowledged", "resolved"):
@@ -94,7 +96,7 @@ def test_one_card_updated_twice_with_three_thread_replies(stub: SlackStub, chat:
 
 
 def test_update_by_channel_name_is_refused_as_slack_does(stub: SlackStub, chat: SlackChat) -> None:
-    ts = chat.post("#incidents", "opened", BLOCKS)
+    _, ts = chat.post("#incidents", "opened", BLOCKS)
 
     with pytest.raises(Rejected, match="channel_not_found"):
         chat.update("#incidents", ts, "changed", BLOCKS)
@@ -119,7 +121,7 @@ def test_a_429_with_retry_after_is_transient_after_one_request(stub: SlackStub, 
 
 def test_a_429_without_retry_after_is_transient_with_no_hint(stub: SlackStub, chat: SlackChat) -> None:
     stub.respond_next("chat.update", 429)
-    ts = chat.post(CHANNEL, "card", BLOCKS)
+    _, ts = chat.post(CHANNEL, "card", BLOCKS)
 
     with pytest.raises(Transient) as caught:
         chat.update(CHANNEL, ts, "x", BLOCKS)
