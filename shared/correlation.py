@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.clock import seconds_between
 from shared.effects import Effect
 from shared.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
 from shared.outbox import stage
@@ -127,6 +128,7 @@ def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str
     updated = current.evolve(
         status=RESOLVED,
         resolved_at=now,
+        time_to_resolve_seconds=seconds_between(current.opened_at, now),
         resolved_by=f"{signal.source}: {signal.rule}",
         signal_count=current.signal_count + 1,
         updated_at=now,

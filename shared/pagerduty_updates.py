@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
+from shared.clock import seconds_between
 from shared.effects import Effect
 from shared.incidents import ACKNOWLEDGED, OPEN, RESOLVED, Incident, TimelineEntry
 from shared.outbox import Change
@@ -25,7 +25,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
             acknowledged_at=at,
             acknowledged_by=who,
             time_to_acknowledge_seconds=incident.time_to_acknowledge_seconds
-            or _seconds(incident.opened_at, at),
+            or seconds_between(incident.opened_at, at),
         )
         line = f"Acknowledged by {who} in PagerDuty"
     elif kind == "incident.unacknowledged" and incident.status == ACKNOWLEDGED:
@@ -36,7 +36,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
             status=RESOLVED,
             resolved_at=at,
             resolved_by=f"{who} (PagerDuty)",
-            time_to_resolve_seconds=_seconds(incident.opened_at, at),
+            time_to_resolve_seconds=seconds_between(incident.opened_at, at),
             pagerduty_state="resolved",  # PagerDuty knows: nothing to send back
         )
         line = f"Resolved by {who} in PagerDuty"
@@ -97,13 +97,3 @@ def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _name(reference: Any) -> str:
     return str(reference.get("summary") or reference.get("name") or "") if isinstance(reference, dict) else ""
-
-
-def _seconds(start: str, end: str) -> float | None:
-    try:
-        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
-            start.replace("Z", "+00:00")
-        )
-    except ValueError:
-        return None
-    return max(0.0, round(delta.total_seconds(), 3))

@@ -94,6 +94,7 @@ def test_resolved_resolves_and_a_new_fire_opens_a_new_incident(
     assert [p.event for p in pages] == ["trigger", "resolve"]
     resolved = store.list_incidents("resolved", None, 10)
     assert len(resolved) == 1 and resolved[0].resolved_at == "2026-11-25T10:05:00.000Z"
+    assert resolved[0].time_to_resolve_seconds == 300.0
     clock.advance(minutes=5)
     assert (
         intake.accept([signal(azure_severity="Sev1", id="f2", occurred_at="2026-11-25T10:10:00.000Z")]).opened

@@ -72,6 +72,7 @@ def test_resolved_signal_resolves_and_resolves_the_page() -> None:
     outcome = correlate(opened.incident, resolved, assess(resolved, POLICY), NOW, POLICY)
     assert outcome is not None
     assert outcome.incident.status == "resolved" and outcome.incident.resolved_at == NOW
+    assert outcome.incident.time_to_resolve_seconds == 0.0
     assert [(e.kind, e.event) for e in outcome.effects] == [("notify", "resolved"), ("page", "resolve")]
 
 
