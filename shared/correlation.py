@@ -45,10 +45,9 @@ def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy:
     )
     timeline = [TimelineEntry(now, "severity", reason)]
     if raised == incident.severity:  # sev1 has no level above: the card says "all tenants", no new page
-        return _with_effects(
-            updated, timeline, [Effect("notify", incident.id, "all-tenants", raised.label, now)]
-        )
-    return _with_effects(updated, timeline, _severity_effects(updated, now, policy))
+        tell = Effect("notify", incident.id, "all-tenants", raised.label, now, detail=reason)
+        return _with_effects(updated, timeline, [tell])
+    return _with_effects(updated, timeline, _severity_effects(updated, now, policy, reason))
 
 
 def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
@@ -93,7 +92,7 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
         updated = updated.evolve(severity=severity, reasons=_merged(current.reasons, assessment.reasons))
         text = f"Raised {current.severity.label} → {severity.label}: " + "; ".join(assessment.reasons)
         timeline.append(TimelineEntry(now, "severity", text))
-        effects += _severity_effects(updated, now, policy)
+        effects += _severity_effects(updated, now, policy, text)
         new_actions = [a for a in assessment.actions if _planned(a) not in current.planned_actions]
         if new_actions:
             planned = (*current.planned_actions, *(_planned(a) for a in new_actions))
@@ -134,17 +133,18 @@ def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str
         updated_at=now,
         last_signal_at=signal.occurred_at,
     )
-    text = f"Resolved by {signal.source} ({signal.kind}, {signal.state})"
-    effects = [Effect("notify", current.id, "resolved", current.severity.label, now)]
+    text = f"Resolved by {signal.source}: {signal.title}"
+    effects = [Effect("notify", current.id, "resolved", current.severity.label, now, detail=text)]
     if current.paged:
         effects.append(Effect("page", current.id, "resolve", current.severity.label, now))
     return _with_effects(updated, [TimelineEntry(now, "resolved", text)], effects)
 
 
-def _severity_effects(updated: Incident, now: str, policy: Policy) -> list[Effect]:
+def _severity_effects(updated: Incident, now: str, policy: Policy, why: str) -> list[Effect]:
+    """A raised severity: a line in the card's thread saying why, and a page if it now pages."""
     effects = []
     if updated.severity in policy.notify:
-        effects.append(Effect("notify", updated.id, "severity", updated.severity.label, now))
+        effects.append(Effect("notify", updated.id, "severity", updated.severity.label, now, detail=why))
     if updated.severity in policy.paging:
         effects.append(Effect("page", updated.id, "trigger", updated.severity.label, now))
     return effects

@@ -195,8 +195,10 @@ def test_resolving_the_outage_resolves_the_page(app: Services, data_dir: Path, i
         {"event_action": "resolve", "dedup_key": incident_id}
     ]
     _deliver(app, "notifications")
-    update = dry_run(data_dir, "slack")[-1]
+    *_, update, reply = dry_run(data_dir, "slack")
     assert update["operation"] == "chat.update" and "(Resolved by azure-monitor" in update["payload"]["text"]
+    assert reply["payload"]["thread_ts"] == update["payload"]["ts"]
+    assert reply["payload"]["text"] == f"Resolved by azure-monitor: {TITLE.replace('Unavailable', 'Available')}"
     kinds = [e.kind for e in app.store.timeline(incident_id)]
     assert kinds[-2:] == ["resolved", "page"]
 
