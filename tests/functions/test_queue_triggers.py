@@ -198,7 +198,8 @@ def test_resolving_the_outage_resolves_the_page(app: Services, data_dir: Path, i
     *_, update, reply = dry_run(data_dir, "slack")
     assert update["operation"] == "chat.update" and "(Resolved by azure-monitor" in update["payload"]["text"]
     assert reply["payload"]["thread_ts"] == update["payload"]["ts"]
-    assert reply["payload"]["text"] == f"Resolved by azure-monitor: {TITLE.replace('Unavailable', 'Available')}"
+    recovered = TITLE.replace("Unavailable", "Available")
+    assert reply["payload"]["text"] == f"Resolved by azure-monitor: {recovered}"
     kinds = [e.kind for e in app.store.timeline(incident_id)]
     assert kinds[-2:] == ["resolved", "page"]
 
