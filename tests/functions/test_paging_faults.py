@@ -1,0 +1,114 @@
+"""In-process: the queue-triggered functions with real PagerDuty and Slack settings, against the stubs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared import bootstrap
+from shared.bootstrap import Services
+from shared.settings import Settings
+from tests.conftest import ROOT
+from tests.factories import FakeClock
+from tests.functions.harness import function, json_body, post, service_bus_message
+from tests.stubs import PagerDutyEventsStub, SlackStub
+
+CHANNEL = "C0INCIDENTS"
+TRIGGERS = {"pages": "send_page", "notifications": "send_notification", "actions": "run_action"}
+
+
+@pytest.fixture
+def pagerduty(monkeypatch: pytest.MonkeyPatch) -> Iterator[PagerDutyEventsStub]:
+    with PagerDutyEventsStub() as stub:
+        monkeypatch.setenv("SSL_CERT_FILE", stub.ca_file or "")
+        yield stub
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStub]:
+    with SlackStub(token="xoxb-in-process", channels={"incidents": CHANNEL}) as stub:
+        yield stub
+
+
+@pytest.fixture(autouse=True)
+def app(
+    data_dir: Path, clock: FakeClock, pagerduty: PagerDutyEventsStub, slack: SlackStub
+) -> Iterator[Services]:
+    env = {
+        "DR_DATA_DIR": str(data_dir),
+        "PAGERDUTY_ROUTING_KEY": "e93facc04764012d7bfb002500d5d1a6",
+        "PAGERDUTY_EVENTS_URL": pagerduty.url,
+        "SLACK_BOT_TOKEN": "xoxb-in-process",
+        "SLACK_API_URL": slack.url,
+        "SLACK_CHANNEL": CHANNEL,
+        "DR_RETRY_BASE_SECONDS": "0",  # retries are scheduled at once: the test runs the queue by hand
+        "DR_RETRY_MAX_SECONDS": "0",
+    }
+    replacement = Services(Settings.from_env(env), clock=clock)
+    bootstrap.reset(replacement)
+    yield replacement
+    bootstrap.reset()
+
+
+def run_queues(app: Services, rounds: int = 50) -> int:
+    """Deliver whatever is due, as the host would, until the queues are quiet; returns deliveries."""
+    delivered = 0
+    for _ in range(rounds):
+        busy = False
+        for queue, name in TRIGGERS.items():
+            while (received := app.local_queue.receive(queue)) is not None:
+                function(name)(service_bus_message(received))
+                app.local_queue.complete(received)
+                delivered += 1
+                busy = True
+        if not busy:
+            return delivered
+    raise AssertionError("the queues never went quiet")
+
+
+def open_sample() -> str:
+    answer = post("alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+    return str(json_body(answer)["incidents"][0])
+
+
+def test_pagerduty_500_three_times_then_202_makes_one_incident(
+    app: Services, pagerduty: PagerDutyEventsStub
+) -> None:
+    pagerduty.fail_next("/v2/enqueue", 3, status=500)
+    incident_id = open_sample()
+    run_queues(app)
+    assert len(pagerduty.requests_to("/v2/enqueue")) == 4
+    assert pagerduty.incident_count() == 1 and pagerduty.incident_count(incident_id) == 1
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.pagerduty_state == "triggered:sev1"
+    assert found.incident.failures == ()
+
+
+def test_slack_down_throughout_pages_still_go_out(
+    app: Services, pagerduty: PagerDutyEventsStub, slack: SlackStub
+) -> None:
+    slack.set_down(True)
+    incident_id = open_sample()
+    run_queues(app)
+    assert pagerduty.incident_count(incident_id) == 1
+    assert slack.cards() == []
+    found = app.store.get(incident_id)
+    assert found is not None and any("gave up after 12 tries" in f for f in found.incident.failures)
+
+
+def test_a_400_is_not_retried_and_reaches_the_card(
+    app: Services, pagerduty: PagerDutyEventsStub, slack: SlackStub
+) -> None:
+    pagerduty.respond_next("/v2/enqueue", 400)
+    incident_id = open_sample()
+    run_queues(app)
+    assert len(pagerduty.requests_to("/v2/enqueue")) == 1
+    found = app.store.get(incident_id)
+    assert found is not None
+    (failure,) = found.incident.failures
+    assert "PagerDuty refused it (400)" in failure
+    (card,) = slack.cards(CHANNEL)
+    assert any("PagerDuty refused it (400)" in m.text for m in slack.replies(card.ts))
+    assert any(":warning: Failed" in str(block) for block in card.blocks), "the card lists the failure"
