@@ -91,8 +91,11 @@ def test_a_sev1_is_paged_carded_and_resolved_through_the_real_clients(
     assert slack.wait_until(lambda: "Resolved" in slack.cards(CHANNEL)[0].text)
     (card,) = slack.cards(CHANNEL)
     assert card.updates >= 1, "the card is updated, never posted twice"
-    timeline = [e["kind"] for e in _incident(responder, incident_id)["timeline"]]
-    assert timeline.count("page") == 2
+    # The timeline line is written once PagerDuty has answered: wait for it, not for the stub.
+    responder.wait_for(
+        lambda: [e["kind"] for e in _incident(responder, incident_id)["timeline"]].count("page") == 2,
+        "both pages on the timeline",
+    )
 
 
 def test_pagerduty_failing_then_accepting_makes_exactly_one_incident(
