@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from responders.http import answers_errors, json_response
+from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
 from shared.effects import PAGERDUTY_QUEUE
 from shared.pagerduty_webhook import parse_event, to_message, verify_signature
 from shared.settings import MAX_BODY_BYTES
 
 bp = func.Blueprint()
+log = logging.getLogger(__name__)
 
 
 @bp.route(route="pagerduty", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -23,7 +26,12 @@ def pagerduty_webhook(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"error": "body_too_large", "detail": f"limit {MAX_BODY_BYTES} bytes"}, 413)
     verify_signature(body, req.headers.get("x-pagerduty-signature"), app.settings.pagerduty_webhook_secrets)
     event = parse_event(body, req.headers.get("content-type"))
-    app.queue.send([to_message(event, req.headers.get("x-webhook-id"))])
+    message = to_message(event, req.headers.get("x-webhook-id"), body)
+    try:
+        app.queue.send([message])
+    except Exception:
+        log.exception("PagerDuty event %s not queued", event.id)
+        return error_response(503, "unavailable", "the event could not be queued; PagerDuty will retry")
     return json_response({"accepted": True, "event": event.event_type}, status=202)
 
 

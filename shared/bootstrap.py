@@ -130,7 +130,7 @@ class Services:
         """Applies PagerDuty webhook events."""
         from shared.pagerduty_worker import PagerDutyEventWorker
 
-        return PagerDutyEventWorker(self.store, Outbox(self.store, self.queue), self.clock)
+        return PagerDutyEventWorker(self.store, Outbox(self.store, self.queue), self.clock, self.directory)
 
     def owner(self) -> Owner:
         """Who a resource belongs to, by tags or the policy's naming convention."""

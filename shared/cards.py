@@ -34,21 +34,21 @@ def card(incident: Incident, links: list[dict[str, str]]) -> tuple[str, list[dic
                 _field("Status", _status(incident)),
                 _field("Tenant · component · env", owner),
                 _field("Signals", str(incident.signal_count)),
-                _field("PagerDuty", _pagerduty(incident), escape=False),
+                _field("PagerDuty", _pagerduty(incident), markup=True),
             ],
         },
-        _section("Why " + incident.severity.label, "\n".join(f"• {_escape(r)}" for r in incident.reasons)),
+        _section("Why " + incident.severity.label, "\n".join(f"• {escape(r)}" for r in incident.reasons)),
     ]
     if incident.planned_actions:
         blocks.append(
-            _section("First response", "\n".join(f"• {_escape(a)}" for a in incident.planned_actions))
+            _section("First response", "\n".join(f"• {escape(a)}" for a in incident.planned_actions))
         )
     if incident.failures:
         blocks.append(
-            _section(":warning: Failed", "\n".join(f"• {_escape(f)}" for f in incident.failures[-5:]))
+            _section(":warning: Failed", "\n".join(f"• {escape(f)}" for f in incident.failures[-5:]))
         )
     context = [f"`{incident.id}`", f"opened {incident.opened_at}"]
-    context += [f"<{link['href']}|{_escape(link['text'])}>" for link in links]
+    context += [f"<{link['href']}|{escape(link['text'])}>" for link in links]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return text, blocks
 
@@ -70,17 +70,18 @@ def _pagerduty(incident: Incident) -> str:
         shown = "resolved"
     else:
         shown = "not paged"
-    return f"<{_escape(incident.pagerduty_url)}|{shown}>" if incident.pagerduty_url else shown
+    return f"<{escape(incident.pagerduty_url)}|{shown}>" if incident.pagerduty_url else shown
 
 
-def _field(name: str, value: str, escape: bool = True) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": f"*{name}*\n{_escape(value) if escape else value}"[:2000]}
+def _field(name: str, value: str, markup: bool = False) -> dict[str, str]:
+    """A field; `markup` for values we built as mrkdwn ourselves (links), else escaped."""
+    return {"type": "mrkdwn", "text": f"*{name}*\n{value if markup else escape(value)}"[:2000]}
 
 
 def _section(name: str, body: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": f"*{name}*\n{body}"[:MAX_TEXT]}}
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Slack mrkdwn treats &, < and > as markup; text from alerts must not."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -29,7 +29,8 @@ class Effect:
     target: str = ""  # act: the resource acted on
     mode: str = ""  # act: auto / approve / suggest / dry-run
     detail: str = ""  # notify: the line for the card's thread (who acknowledged, PagerDuty's error, …)
-    attempt: int = 0  # retries so far; a retry is a new message, scheduled for later
+    attempt: int = 0  # failed tries so far; a retry is a new message, scheduled for later
+    held: int = 0  # times a service asked us to come back later (429, pacing): not failures
 
     @property
     def queue(self) -> str:
@@ -42,8 +43,8 @@ class Effect:
         parts = [self.kind, self.incident_id, self.event, self.severity, self.target]
         if self.detail:
             parts.append(self.detail)
-        if self.attempt:
-            parts.append(f"attempt {self.attempt}")
+        if self.attempt or self.held:
+            parts.append(f"attempt {self.attempt} held {self.held}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
     @property
@@ -61,12 +62,17 @@ class Effect:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Effect:
         """Inverse of `to_dict`; KeyError/TypeError/ValueError on a malformed message."""
-        fields = {k: str(data[k]) for k in cls.__dataclass_fields__ if k in data and k != "attempt"}
-        return cls(**fields, attempt=int(data.get("attempt", 0)))
+        counts = ("attempt", "held")
+        fields = {k: str(data[k]) for k in cls.__dataclass_fields__ if k in data and k not in counts}
+        return cls(**fields, attempt=int(data.get("attempt", 0)), held=int(data.get("held", 0)))
 
     def retry(self) -> Effect:
-        """The same effect, one attempt later."""
+        """The same effect after one more failed try."""
         return replace(self, attempt=self.attempt + 1)
+
+    def held_back(self) -> Effect:
+        """The same effect after a service asked us to wait (not a failure)."""
+        return replace(self, held=self.held + 1)
 
     def to_message(self, scheduled_at: datetime | None = None) -> QueueMessage:
         """The queue message that carries it (delivered at scheduled_at, if given)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from shared.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
 from shared.intake.json_body import decode_json, require
 from shared.ports import QueueMessage
+
+MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,16 @@ def parse_event(body: bytes, content_type: str | None) -> WebhookEvent:
     )
 
 
-def to_message(event: WebhookEvent, delivery_id: str | None) -> QueueMessage:
-    """The queue message for the worker; a redelivery has the same X-Webhook-Id and is dropped."""
+def to_message(event: WebhookEvent, delivery_id: str | None, body: bytes) -> QueueMessage:
+    """The queue message for the worker: the verified body as it came (re-encoding could grow it)."""
     if delivery_id is not None and not 0 < len(delivery_id) <= 128:
         raise BadInput("invalid_header", "X-Webhook-Id must be 1 to 128 characters")
+    if len(body) > MAX_MESSAGE_BYTES:
+        detail = f"a delivery over {MAX_MESSAGE_BYTES} bytes does not fit the queue"
+        raise BadInput("body_too_large", detail, 413)
     return QueueMessage(
         queue=PAGERDUTY_QUEUE,
-        body=json.dumps(event.raw, separators=(",", ":")).encode(),
+        body=body,
         message_id=delivery_id or event.id,
         session_id=event.session,
         application_properties={"event_type": event.event_type},

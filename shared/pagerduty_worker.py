@@ -10,7 +10,7 @@ from shared.clock import Clock, iso
 from shared.intake.azure_monitor import utc_iso
 from shared.outbox import Outbox
 from shared.pagerduty_updates import apply_event, pagerduty_incident_of
-from shared.ports import IncidentStore
+from shared.ports import IncidentStore, PagerDirectory
 from shared.resources import ResourceId
 from shared.signals import Signal
 from shared.worker import PoisonMessage
@@ -21,10 +21,13 @@ log = logging.getLogger(__name__)
 class PagerDutyEventWorker:
     """Applies each event to the incident it names; stored as a signal, an event counts once."""
 
-    def __init__(self, store: IncidentStore, outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self, store: IncidentStore, outbox: Outbox, clock: Clock, directory: PagerDirectory | None = None
+    ) -> None:
         self.store = store
         self.outbox = outbox
         self.clock = clock
+        self.directory = directory
 
     def handle(self, body: bytes) -> None:
         """Apply one event; raising makes the queue redeliver it."""
@@ -45,14 +48,22 @@ class PagerDutyEventWorker:
     def _ours(self, pagerduty_id: str, incident_key: str) -> str | None:
         if incident_key and self.store.get(incident_key) is not None:
             return incident_key
-        return self.store.find_external("pagerduty", pagerduty_id) if pagerduty_id else None
+        linked = self.store.find_external("pagerduty", pagerduty_id) if pagerduty_id else None
+        if linked or not pagerduty_id or incident_key or self.directory is None:
+            return linked
+        # A note names its incident by PagerDuty's id only; before any event linked it, ask PagerDuty.
+        # (Transient from the lookup raises: the queue delivers the event again.)
+        key = self.directory.incident_key(pagerduty_id)
+        return key if key and self.store.get(key) is not None else None
 
 
 def _event(body: bytes) -> dict[str, Any]:
+    """The event of a delivery as PagerDuty sent it ({"event": {...}})."""
     try:
-        event = json.loads(body)
+        envelope = json.loads(body)
     except (ValueError, RecursionError) as e:
         raise PoisonMessage(f"not a PagerDuty event: {e}") from e
+    event = envelope.get("event") if isinstance(envelope, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("event_type"):
         raise PoisonMessage("not a PagerDuty event: needs id and event_type")
     return event

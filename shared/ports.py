@@ -145,7 +145,7 @@ class Chat(Protocol):
     """Posts to the incident channel (Slack in production); raises Transient or Rejected."""
 
     def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None = None
     ) -> tuple[str, str]:
         """Post a message (in a thread when thread_ts is given); returns (channel id, ts)."""
 
@@ -168,6 +168,9 @@ class PagerDirectory(Protocol):
 
     def incident_id(self, dedup_key: str) -> str | None:
         """PagerDuty's incident id for our dedup key, if it has one."""
+
+    def incident_key(self, incident_id: str) -> str | None:
+        """The incident_key (our dedup key) of a PagerDuty incident, if it has one."""
 
     def add_note(self, incident_id: str, text: str) -> None:
         """Add a note to a PagerDuty incident."""

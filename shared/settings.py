@@ -70,6 +70,19 @@ class Settings:
             retry_max_seconds=float(get("DR_RETRY_MAX_SECONDS") or 300),
         )
 
+    def __post_init__(self) -> None:
+        # Fail at start-up, naming the setting, rather than on every page or card.
+        from shared.routing import RoutingTable
+
+        RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
+        RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")
+        for name, url in (
+            ("PAGERDUTY_EVENTS_URL", self.pagerduty_events_url),
+            ("PAGERDUTY_API_URL", self.pagerduty_api_url),
+        ):
+            if not url.startswith("https://"):
+                raise ValueError(f"{name} must be an https:// URL (PagerDuty's client takes nothing else)")
+
     @property
     def pages_for_real(self) -> bool:
         """A routing key is set: pages go to PagerDuty (else they are dry-run)."""

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.cards import card
+from shared.cards import card, escape
 from shared.clock import Clock, iso
 from shared.effects import Effect
 from shared.errors import Rejected, Transient
@@ -44,10 +44,11 @@ class Backoff:
     cap: float
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before the given attempt."""
+        """Seconds to wait before the given attempt; never less than the service asked for."""
         if retry_after is not None:
-            return min(retry_after, self.cap)
-        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+            # Spread out, so the messages a 429 held back do not all come back in the same instant.
+            return retry_after * random.uniform(1.0, 1.25)
+        return min(self.cap, self.base * 2 ** min(attempt - 1, 30)) * random.uniform(0.8, 1.2)
 
 
 class EffectWorker:
@@ -105,10 +106,13 @@ class EffectWorker:
         if desired == incident.pagerduty_state:
             return  # PagerDuty already shows this: coalesced
         if desired == "resolved":
-            line = self.pager.resolve(incident, incident.pagerduty_route)
             route = incident.pagerduty_route
+            line = self.pager.resolve(incident, route)
         else:
             route = incident.pagerduty_route or self.pager.route_for(incident)
+            # Written before the call: if PagerDuty takes the trigger but its answer is lost, the
+            # incident still knows a page may be out, and a later resolve goes to it.
+            self._mark_page(incident.id, "triggering:" + desired.removeprefix("triggered:"), route)
             line = self.pager.trigger(
                 incident, route, incident_links(incident, self.policy, self.runbook_base)
             )
@@ -116,10 +120,21 @@ class EffectWorker:
 
         def paged(current: Incident) -> Change:
             updated = current.evolve(pagerduty_state=desired, pagerduty_route=route, updated_at=now)
-            refresh = Effect("notify", current.id, f"paged-{desired}", current.severity.label, now)
-            return Change(updated, [TimelineEntry(now, "page", line)], [refresh])
+            effects = [Effect("notify", current.id, f"paged-{desired}", current.severity.label, now)]
+            if desired_page_state(updated, self.policy) != desired:
+                # The incident moved on while we called (resolved in PagerDuty, raised again): go again.
+                effects.append(
+                    Effect("page", current.id, "converge", current.severity.label, now, detail=now)
+                )
+            return Change(updated, [TimelineEntry(now, "page", line)], effects)
 
         self.outbox.update(incident.id, paged)
+
+    def _mark_page(self, incident_id: str, state: str, route: str) -> None:
+        def mark(current: Incident) -> Change:
+            return Change(current.evolve(pagerduty_state=state, pagerduty_route=route))
+
+        self.outbox.update(incident_id, mark)
 
     def _notify(self, incident: Incident, effect: Effect) -> None:
         channel = incident.slack_channel or self._channel(incident)
@@ -139,7 +154,7 @@ class EffectWorker:
 
             self.outbox.update(incident.id, posted)
         if effect.detail:
-            self.chat.post(channel, effect.detail, [], thread_ts=ts)
+            self.chat.post(channel, escape(effect.detail), None, thread_ts=ts)
 
     def _channel(self, incident: Incident) -> str:
         route = self.channels.route(incident.tenant, incident.severity.label)
@@ -149,11 +164,15 @@ class EffectWorker:
         return channel
 
     def _retry_later(self, effect: Effect, error: Transient) -> None:
-        attempt = effect.attempt + 1
+        # A service that says when to come back (429 Retry-After, our own pacing) is holding us
+        # back, not failing: that does not count as a try.
+        held = error.retry_after is not None
+        retry = effect.held_back() if held else effect.retry()
+        attempt = retry.attempt
         if effect.kind == "notify" and attempt >= NOTIFY_ATTEMPTS:
             self._give_up(effect, f"{error} (gave up after {attempt} tries)")
             return
-        delay = self.backoff.delay(attempt, error.retry_after)
+        delay = self.backoff.delay(max(attempt, 1), error.retry_after)
         log.warning(
             "%s for %s failed (try %d): %s; again in %.1fs",
             effect.kind,
@@ -163,8 +182,8 @@ class EffectWorker:
             delay,
         )
         # A new message (its id counts the attempt, so duplicate detection keeps it), due later.
-        self.queue.send([effect.retry().to_message(self.clock() + timedelta(seconds=delay))])
-        if effect.kind == "page" and attempt % PAGE_WARN_EVERY == 0:
+        self.queue.send([retry.to_message(self.clock() + timedelta(seconds=delay))])
+        if effect.kind == "page" and not held and attempt % PAGE_WARN_EVERY == 0:
             self._record_failure(effect, f"page still failing after {attempt} tries, retrying: {error}")
 
     def _give_up(self, effect: Effect, reason: str) -> None:
@@ -203,7 +222,8 @@ class EffectWorker:
 def desired_page_state(incident: Incident, policy: Policy) -> str:
     """What PagerDuty should show for the incident now: "triggered:sevN", "resolved", or unchanged."""
     if incident.status == RESOLVED:
-        return "resolved" if incident.pagerduty_state.startswith("triggered") else incident.pagerduty_state
+        # Anything but "never paged" may have reached PagerDuty ("triggering:" included): resolve it.
+        return "resolved" if incident.pagerduty_state not in ("", "resolved") else incident.pagerduty_state
     if incident.severity in policy.paging:
         return f"triggered:{incident.severity.label}"
     return incident.pagerduty_state

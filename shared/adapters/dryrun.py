@@ -47,8 +47,8 @@ class DryRunPager:
         self.recorder = recorder
 
     def route_for(self, incident: Incident) -> str:
-        """Dry-run has one route."""
-        return "dry-run"
+        """No route: once real keys are set, the first real page picks one."""
+        return ""
 
     def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
         """Record a trigger."""
@@ -83,7 +83,7 @@ class DryRunChat:
         self.recorder = recorder
 
     def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None = None
     ) -> tuple[str, str]:
         """Record a post; returns the channel and a made-up ts like Slack's."""
         ts = f"{time.time():.6f}"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from shared.adapters.pagerduty_client import events_client, translated_errors
 from shared.errors import Rejected, Transient
 from shared.incidents import Incident
 from shared.paging import PD_SEVERITY, dedup_key, trigger_payload
-from shared.routing import RoutingTable
+from shared.routing import RoutingTable, target_fingerprint
 
-EVENTS_PER_MINUTE = 120  # PagerDuty's documented limit per routing key
+# PagerDuty's documented limit is about 120 events a minute per routing key; per process, so with
+# several instances the sum can pass it: PagerDuty's 429 is then honoured through the queue.
+EVENTS_PER_MINUTE = 120
 
 
 class PagerDutyEvents:
@@ -23,15 +26,20 @@ class PagerDutyEvents:
         self.base_url = base_url
         self.runbooks = runbooks or {}
         self._clients: dict[str, Any] = {}
-        self._buckets: dict[str, _TokenBucket] = {}
+        self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
 
     def route_for(self, incident: Incident) -> str:
-        """The most specific routing selector configured for the incident's tenant and severity."""
-        route = self.routing.route(incident.tenant, incident.severity.label)
-        if route is None:
+        """ "selector#fingerprint" of the key for the incident's tenant and severity (never the key itself).
+
+        The fingerprint, stored with the incident, lets the resolve go through the very key that
+        triggered, even after the routing settings have changed.
+        """
+        selector = self.routing.route(incident.tenant, incident.severity.label)
+        key = self.routing.target(selector) if selector else None
+        if selector is None or key is None:
             raise Rejected("no PagerDuty routing key fits this incident (set PAGERDUTY_ROUTING_KEY)")
-        return route
+        return f"{selector}#{target_fingerprint(key)}"
 
     def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
         """Trigger (or re-trigger, with a new severity) the alert for the incident."""
@@ -55,10 +63,14 @@ class PagerDutyEvents:
         return f"PagerDuty: change event '{summary[:80]}'"
 
     def _send(self, route: str, call: Any) -> None:
-        key = self.routing.target(route)
+        selector, _, fingerprint = route.partition("#")
+        key = self.routing.with_fingerprint(fingerprint) if fingerprint else self.routing.target(selector)
         if key is None:
-            raise Rejected(f"PagerDuty route {route!r} is no longer configured")
-        wait = self._bucket(route).take()
+            raise Rejected(
+                f"the PagerDuty routing key this incident was paged with ({route}) is no longer configured;"
+                " resolve it in PagerDuty by hand"
+            )
+        wait = self._window(target_fingerprint(key)).take()  # PagerDuty counts per key
         if wait:
             raise Transient(f"holding back: {EVENTS_PER_MINUTE} events a minute on route {route}", wait)
         with translated_errors("PagerDuty Events API"):
@@ -71,28 +83,28 @@ class PagerDutyEvents:
                 client = self._clients[route] = events_client(key, self.base_url)
             return client
 
-    def _bucket(self, route: str) -> _TokenBucket:
+    def _window(self, key_fingerprint: str) -> _Window:
         with self._lock:
-            return self._buckets.setdefault(route, _TokenBucket(EVENTS_PER_MINUTE, 60.0))
+            return self._windows.setdefault(key_fingerprint, _Window(EVENTS_PER_MINUTE, 60.0))
 
 
-class _TokenBucket:
-    """Per-process pacing under PagerDuty's limit, so a burst waits in the queue instead of getting 429s."""
+class _Window:
+    """At most `limit` events in any `seconds`: PagerDuty's own rule, so a burst of up to the limit
+    goes out at once (a storm's sev1 pages must not wait) and the rest wait in the queue."""
 
-    def __init__(self, capacity: int, per_seconds: float) -> None:
-        self.capacity = capacity
-        self.rate = capacity / per_seconds
-        self.tokens = float(capacity)
-        self.stamp = time.monotonic()
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.sent: deque[float] = deque()
         self._lock = threading.Lock()
 
     def take(self) -> float:
-        """0 if a token was taken, else seconds until one is free."""
+        """0 if the event may go now (and it is counted), else seconds until it may."""
         with self._lock:
             now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
+            while self.sent and now - self.sent[0] >= self.seconds:
+                self.sent.popleft()
+            if len(self.sent) < self.limit:
+                self.sent.append(now)
                 return 0.0
-            return (1 - self.tokens) / self.rate
+            return self.sent[0] + self.seconds - now

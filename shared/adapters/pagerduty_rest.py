@@ -28,6 +28,13 @@ class PagerDutyRest:
             found = self._client.rget("/incidents", params={"incident_key": dedup_key})
         return str(found[0]["id"]) if isinstance(found, list) and found else None
 
+    def incident_key(self, incident_id: str) -> str | None:
+        """GET /incidents/{id}: its incident_key."""
+        with translated_errors("PagerDuty REST API (incident)"):
+            found = self._client.rget(f"/incidents/{incident_id}")
+        key = found.get("incident_key") if isinstance(found, dict) else None
+        return str(key) if key else None
+
     def add_note(self, incident_id: str, text: str) -> None:
         """Add a note (PagerDuty wants a From header: PAGERDUTY_FROM_EMAIL)."""
         with translated_errors("PagerDuty REST API (notes)"):

@@ -23,7 +23,7 @@ class SlackChat:
         self._client = WebClient(token=token, base_url=base_url, timeout=TIMEOUT_SECONDS, retry_handlers=[])
 
     def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None, thread_ts: str | None = None
     ) -> tuple[str, str]:
         """chat.postMessage; returns (channel id, ts): chat.update takes ids only, not names."""
         with _translated("chat.postMessage"):

@@ -12,7 +12,7 @@ from shared.adapters.pagerduty_client import events_client, translated_errors
 from shared.adapters.pagerduty_events import EVENTS_PER_MINUTE, PagerDutyEvents
 from shared.errors import Rejected, Transient
 from shared.incidents import OPEN, Incident
-from shared.routing import RoutingTable
+from shared.routing import RoutingTable, target_fingerprint
 from shared.severity import Severity
 from tests.factories import resource
 from tests.stubs import PagerDutyEventsStub
@@ -212,7 +212,7 @@ def test_the_most_specific_routing_key_wins(
     route = pager.route_for(incident)
     pager.trigger(incident, route, [])
 
-    assert route == selector
+    assert route == f"{selector}#{target_fingerprint(key)}", "the selector and a fingerprint, never the key"
     assert stub.events[0]["routing_key"] == key
 
 
@@ -383,9 +383,7 @@ def test_a_burst_beyond_120_events_on_one_route_waits_in_the_queue(stub: PagerDu
         pager.trigger(make_incident(id="inc-burst-last", tenant="hm"), "default", [])
     pager.trigger(make_incident(id="inc-other-route"), "ikea", [])  # another routing key has its own budget
 
-    assert (
-        caught.value.retry_after is not None and 0 < caught.value.retry_after <= 60 / EVENTS_PER_MINUTE + 0.01
-    )
+    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 60
     assert len(stub.requests) == EVENTS_PER_MINUTE + 1  # the held-back event never left
     assert stub.incident_count() == EVENTS_PER_MINUTE + 1 and stub.alert("inc-burst-last") is None
 
@@ -423,3 +421,26 @@ def test_a_base_url_that_is_not_https_is_rejected_with_the_setting_named() -> No
     pager = PagerDutyEvents(routing(), "http://127.0.0.1:9/")
     with pytest.raises(Rejected, match="PAGERDUTY_EVENTS_URL"):
         pager.trigger(make_incident(), "default", [])
+
+
+def test_a_resolve_follows_the_triggering_key_after_the_settings_change(stub: PagerDutyEventsStub) -> None:
+    before = PagerDutyEvents(routing(spec=f"ikea={IKEA_KEY}"), stub.url)
+    incident = make_incident()
+    route = before.route_for(incident)
+    before.trigger(incident, route, [])
+    # The ikea selector now points at another service; the old key is still configured as the default.
+    after = PagerDutyEvents(routing(default=IKEA_KEY, spec=f"ikea={SEV1_KEY}"), stub.url)
+    after.resolve(incident, route)
+    assert stub.events[-1]["routing_key"] == IKEA_KEY
+    alert = stub.alert(incident.id)
+    assert alert is not None and alert.status == "resolved"
+
+
+def test_a_resolve_whose_key_is_gone_is_rejected_loudly(stub: PagerDutyEventsStub) -> None:
+    before = PagerDutyEvents(routing(spec=f"ikea={IKEA_KEY}"), stub.url)
+    incident = make_incident()
+    route = before.route_for(incident)
+    after = PagerDutyEvents(routing(), stub.url)
+    with pytest.raises(Rejected, match="no longer configured; resolve it in PagerDuty by hand") as caught:
+        after.resolve(incident, route)
+    assert IKEA_KEY not in str(caught.value)

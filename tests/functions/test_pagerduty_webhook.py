@@ -20,6 +20,7 @@ from tests.conftest import REFDATA, ROOT
 from tests.factories import FakeClock
 from tests.functions.harness import assert_error, dry_run, function, json_body, post, service_bus_message
 from tests.json_strategies import json_values
+from tests.stubs import PagerDutyRestStub
 
 SECRET = "test-webhook-secret-0123456789"
 PD = REFDATA / "pagerduty"
@@ -176,3 +177,28 @@ def test_fuzzed_deliveries_never_get_a_5xx_and_a_refusal_queues_nothing(
     if answer.status_code >= 400:
         assert set(json_body(answer)) == {"error", "detail"}
         assert app.local_queue.active_count("pagerduty") == before
+
+
+def test_a_note_before_any_linking_event_is_placed_by_asking_pagerduty(
+    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with PagerDutyRestStub() as rest:
+        monkeypatch.setenv("SSL_CERT_FILE", rest.ca_file or "")
+        env = {
+            "DR_DATA_DIR": str(data_dir),
+            "PAGERDUTY_WEBHOOK_SECRETS": SECRET,
+            "PAGERDUTY_API_TOKEN": rest.token,
+            "PAGERDUTY_API_URL": rest.url,
+            "PAGERDUTY_SERVICE_ID": "PSVC001",
+        }
+        app = Services(Settings.from_env(env), clock=clock)
+        bootstrap.reset(app)
+        answer = post("alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+        (incident_id,) = json_body(answer)["incidents"]
+        rest.add_incident(incident_id, incident_id="Q2CKYRLH85UNN4")
+        note = (PD / "webhook_v3_captured_incident_annotated.json").read_bytes()  # names Q2CKYRLH85UNN4 only
+        assert _webhook(note).status_code == 202
+        assert _apply_all(app) == 1
+        lines = [e.text for e in app.store.timeline(incident_id) if e.kind == "pagerduty"]
+        assert lines == ["Note from Ben: Resolution Note: I'm resolving it"]
+        assert [r.path for r in rest.requests] == ["/incidents/Q2CKYRLH85UNN4"]

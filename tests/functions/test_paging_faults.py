@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,54 @@ def test_a_400_is_not_retried_and_reaches_the_card(
     (card,) = slack.cards(CHANNEL)
     assert any("PagerDuty refused it (400)" in m.text for m in slack.replies(card.ts))
     assert any(":warning: Failed" in str(block) for block in card.blocks), "the card lists the failure"
+
+
+def test_a_page_whose_answer_was_lost_is_still_resolved(
+    app: Services, pagerduty: PagerDutyEventsStub
+) -> None:
+    """The trigger fails (PagerDuty may have taken it); the incident resolves before the retry."""
+    pagerduty.set_down(True)
+    incident_id = open_sample()
+    page = app.local_queue.receive("pages")
+    assert page is not None
+    function("send_page")(service_bus_message(page))  # fails: a retry is scheduled
+    app.local_queue.complete(page)
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.pagerduty_state == "triggering:sev1"
+    pagerduty.set_down(False)
+    post("alerts", (ROOT / "samples" / "cosmos-available.json").read_bytes())
+    run_queues(app)
+    assert [e["event_action"] for e in pagerduty.events] == ["resolve"], "resolve what may be out there"
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.pagerduty_state == "resolved"
+
+
+def test_resolved_in_pagerduty_while_a_trigger_was_on_its_way_converges_to_resolved(
+    app: Services, pagerduty: PagerDutyEventsStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    incident_id = open_sample()
+    pager = app.pager
+    real_trigger = pager.trigger
+
+    def trigger_then_resolved_in_pagerduty(*args: object, **kwargs: object) -> str:
+        line = real_trigger(*args, **kwargs)  # type: ignore[arg-type]
+        # The on-call resolves it in PagerDuty before our worker writes down that it paged.
+        resolved = {
+            "id": "E-race",
+            "event_type": "incident.resolved",
+            "occurred_at": "2026-11-25T10:00:01Z",
+            "agent": {"summary": "Ben"},
+            "data": {"id": "Q1", "type": "incident", "incident_key": incident_id},
+        }
+        app.pagerduty_events.handle(json.dumps({"event": resolved}).encode())
+        return line
+
+    monkeypatch.setattr(pager, "trigger", trigger_then_resolved_in_pagerduty)
+    run_queues(app)
+    alert = pagerduty.alert(incident_id)
+    assert alert is not None and alert.status == "resolved", "the page that went out is resolved too"
+    found = app.store.get(incident_id)
+    assert found is not None and (found.incident.status, found.incident.pagerduty_state) == (
+        "resolved",
+        "resolved",
+    )

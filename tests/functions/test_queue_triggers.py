@@ -75,7 +75,7 @@ def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id
             "actions serialize per resource, the rest per incident"
         )
     at = "2026-11-25T10:00:00.000Z"
-    base = {"incident_id": incident_id, "severity": "sev1", "at": at, "detail": "", "attempt": 0}
+    base = {"incident_id": incident_id, "severity": "sev1", "at": at, "detail": "", "attempt": 0, "held": 0}
     assert bodies == {
         "pages": {**base, "kind": "page", "event": "trigger", "target": "", "mode": ""},
         "notifications": {**base, "kind": "notify", "event": "opened", "target": "", "mode": ""},

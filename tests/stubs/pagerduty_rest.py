@@ -151,6 +151,9 @@ class PagerDutyRestStub(StubServer):
         if request.method == "GET" and (m := re.fullmatch(r"/services/([^/]+)", request.path)):
             service = self._services.get(m[1])
             return Reply(200, {"service": service}) if service else error(404, "Not Found", 2100)
+        if request.method == "GET" and (m := re.fullmatch(r"/incidents/([^/]+)", request.path)):
+            incident = next((i for i in self._incidents if i["id"] == m[1]), None)
+            return Reply(200, {"incident": incident}) if incident else error(404, "Not Found", 2100)
         if request.method == "POST" and (m := re.fullmatch(r"/incidents/([^/]+)/notes", request.path)):
             return self._add_note(m[1], request)
         return error(404, "Not Found", 2100)

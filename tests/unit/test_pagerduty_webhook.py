@@ -76,15 +76,31 @@ def test_parse_event_and_its_queue_message() -> None:
         "incident.acknowledged",
         "2025-04-07T03:47:13.546Z",
     )
-    message = to_message(event, "delivery-1")
+    message = to_message(event, "delivery-1", body)
     assert (message.queue, message.message_id, message.session_id) == (
         "pagerduty",
         "delivery-1",
         "Q2CKYRLH85UNN4",
     )
-    assert json.loads(message.body)["event_type"] == "incident.acknowledged"
-    annotated = parse_event((PD / "webhook_v3_captured_incident_annotated.json").read_bytes(), None)
-    assert to_message(annotated, None).session_id == "Q2CKYRLH85UNN4", "a note is ordered with its incident"
+    assert message.body == body, "queued as it came: re-encoding could make it bigger"
+    annotated_body = (PD / "webhook_v3_captured_incident_annotated.json").read_bytes()
+    annotated = parse_event(annotated_body, None)
+    assert to_message(annotated, None, annotated_body).session_id == "Q2CKYRLH85UNN4", (
+        "ordered with its incident"
+    )
+
+
+def test_a_delivery_too_big_for_the_queue_is_413() -> None:
+    event = {
+        "id": "e",
+        "event_type": "incident.annotated",
+        "occurred_at": "t",
+        "data": {"content": "😀" * 70_000},
+    }
+    body = json.dumps({"event": event}, ensure_ascii=False).encode()
+    with pytest.raises(BadInput) as caught:
+        to_message(parse_event(body, None), "d", body)
+    assert caught.value.status == 413
 
 
 @pytest.mark.parametrize(
