@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from shared.policy import ActionPlan, Policy, Rule
 from shared.severity import AZURE_BASELINE, Severity
@@ -110,16 +111,28 @@ def _baseline(signal: Signal) -> tuple[Severity, str]:
 
 
 def _condition_key(signal: Signal, rules: Sequence[Rule]) -> str:
+    return condition_key(
+        ",".join(sorted(r.id for r in rules)),
+        signal.rule,
+        signal.tenant,
+        signal.resource.type,
+        signal.environment,
+    )
+
+
+@lru_cache(maxsize=4096)  # a storm repeats a few conditions many times
+def condition_key(rule_ids: str, rule: str, tenant: str, resource_type: str, environment: str) -> str:
     """The same failure on another tenant: rules, alert rule with the tenant blanked, type, environment.
 
     The tenant is blanked as a whole word ("cosmos-ikea-errors" → "cosmos-*-errors"), never inside
     another ("os" must not touch "cosmos"); the environment stays, so dev does not escalate prod.
     """
-    rule_name = signal.rule.lower()
-    if signal.tenant:
-        rule_name = re.sub(rf"(?<![a-z0-9]){re.escape(signal.tenant.lower())}(?![a-z0-9])", "*", rule_name)
-    parts = [",".join(sorted(r.id for r in rules)), rule_name, signal.resource.type, signal.environment]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    rule_name = rule.lower()
+    if tenant:
+        rule_name = re.sub(rf"(?<![a-z0-9]){re.escape(tenant.lower())}(?![a-z0-9])", "*", rule_name)
+    return hashlib.sha256("|".join([rule_ids, rule_name, resource_type, environment]).encode()).hexdigest()[
+        :24
+    ]
 
 
 def _explain(rule: Rule, values: Mapping[str, tuple[str, ...]]) -> str:

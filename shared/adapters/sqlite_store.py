@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +69,7 @@ class SqliteIncidentStore:
 
     def __init__(self, path: str | Path) -> None:
         self.db = Database(path, SCHEMA)
+        self._recent = _Recent()
 
     def open_incident(self, correlation_key: str) -> Versioned | None:
         """The open incident for a key."""
@@ -78,14 +81,14 @@ class SqliteIncidentStore:
             )
             .fetchone()
         )
-        return _versioned(row)
+        return self._recent.versioned(row)
 
     def get(self, incident_id: str) -> Versioned | None:
         """An incident by id."""
         row = (
             self.db.read().execute("SELECT body, etag FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         )
-        return _versioned(row)
+        return self._recent.versioned(row)
 
     def commit(
         self,
@@ -136,6 +139,7 @@ class SqliteIncidentStore:
                     "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)",
                     [(incident.id, e.at, e.kind, e.text) for e in timeline],
                 )
+        self._recent.remember(Versioned(incident, new_etag))
         return new_etag
 
     def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
@@ -243,7 +247,7 @@ class SqliteIncidentStore:
             )
             .fetchall()
         )
-        return [v for v in (_versioned(r) for r in rows) if v is not None]
+        return [v for v in (self._recent.versioned(r) for r in rows) if v is not None]
 
     def ping(self) -> None:
         """Raise if the file cannot be read."""
@@ -260,7 +264,26 @@ class SqliteIncidentStore:
             raise DuplicateSignal(signal.id) from e
 
 
-def _versioned(row: sqlite3.Row | None) -> Versioned | None:
-    if row is None:
-        return None
-    return Versioned(Incident.from_record(json.loads(row["body"])), row["etag"])
+class _Recent:
+    """The last incidents written or read, by ETag: an ETag names one immutable version, and a storm
+    re-reads the incident it just wrote, so the JSON need not be parsed again."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.by_etag: OrderedDict[str, Versioned] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, versioned: Versioned) -> Versioned:
+        with self._lock:
+            self.by_etag[versioned.etag] = versioned
+            if len(self.by_etag) > self.size:
+                self.by_etag.popitem(last=False)
+        return versioned
+
+    def versioned(self, row: sqlite3.Row | None) -> Versioned | None:
+        if row is None:
+            return None
+        found = self.by_etag.get(row["etag"])
+        if found is not None:
+            return found
+        return self.remember(Versioned(Incident.from_record(json.loads(row["body"])), row["etag"]))
