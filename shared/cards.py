@@ -64,8 +64,9 @@ def _status(incident: Incident) -> str:
 
 def _pagerduty(incident: Incident) -> str:
     state = incident.pagerduty_state
-    if state.startswith("triggered:"):
-        shown = f"triggered ({PD_SEVERITY[incident.severity]})"
+    if state.startswith(("triggered:", "triggering:")):
+        severity = PD_SEVERITY[Severity.parse(state.partition(":")[2])]
+        shown = f"acknowledged ({severity})" if incident.status == ACKNOWLEDGED else f"triggered ({severity})"
     elif state == "resolved":
         shown = "resolved"
     else:

@@ -23,7 +23,9 @@ class Effect:
 
     kind: str  # "page" | "notify" | "act"
     incident_id: str
-    event: str  # page: "trigger"/"resolve"; notify: "opened"/"severity"/"resolved"/"count"; act: the action
+    # page: "trigger", "resolve", "converge"; act: the action; notify: what happened ("opened",
+    # "severity", "resolved", "count-100", "paged-…", "pd:<event id>", "failure", "all-tenants")
+    event: str
     severity: str
     at: str
     target: str = ""  # act: the resource acted on

@@ -29,7 +29,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
         )
         line = f"Acknowledged by {who} in PagerDuty"
     elif kind == "incident.unacknowledged" and incident.status == ACKNOWLEDGED:
-        updated = updated.evolve(status=OPEN)
+        updated = updated.evolve(status=OPEN, acknowledged_by=None, acknowledged_at=None)
         line = "Unacknowledged in PagerDuty (the acknowledgement timed out)"
     elif kind == "incident.resolved" and incident.status != RESOLVED:
         updated = updated.evolve(

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 NOTIFY_ATTEMPTS = 12  # a card may go stale after ~30 min of Slack trouble; a page never gives up
 PAGE_WARN_EVERY = 5  # a page still failing after this many tries is written down and told to Slack
+MAX_FAILURES = 20
 
 
 class PoisonMessage(Exception):
@@ -210,7 +211,8 @@ class EffectWorker:
                     )
                 ]
             )
-            updated = current.evolve(failures=(*current.failures, f"{now} {text}"))
+            # The latest few: a long outage must not grow the incident without bound.
+            updated = current.evolve(failures=(*current.failures, f"{now} {text}")[-MAX_FAILURES:])
             return Change(updated, [TimelineEntry(now, "failed", text)], tell)
 
         self.outbox.update(effect.incident_id, failed)

@@ -108,3 +108,13 @@ def test_which_incident_an_event_names() -> None:
     )
     assert pagerduty_incident_of(captured("incident_annotated")) == ("Q2CKYRLH85UNN4", "")
     assert pagerduty_incident_of(captured("pagey_ping")) == ("", "")
+
+
+def test_unacknowledged_forgets_who_acknowledged() -> None:
+    acknowledged = apply_event(_incident(), captured("incident_acknowledged"), NOW).incident
+    event = {**captured("incident_acknowledged"), "event_type": "incident.unacknowledged", "id": "E3"}
+    reopened = apply_event(acknowledged, event, NOW).incident
+    assert (reopened.acknowledged_by, reopened.acknowledged_at) == (None, None)
+    assert reopened.time_to_acknowledge_seconds == acknowledged.time_to_acknowledge_seconds, (
+        "the first one counts"
+    )
