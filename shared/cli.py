@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.errors import BadInput, PolicyError
+from shared.errors import BadInput, PolicyError, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except PolicyError as e:
         print(f"dr: invalid policy: {e}", file=sys.stderr)
+        return 2
+    except SettingsError as e:
+        print(f"dr: invalid settings: {e}", file=sys.stderr)
         return 2
     except BadInput as e:
         print(f"dr: {args.file if args.command == 'explain' else ''}: {e.error}: {e.detail}", file=sys.stderr)

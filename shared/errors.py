@@ -26,6 +26,10 @@ class PreconditionFailed(Exception):
     """A conditional write lost: the entity changed since it was read (ETag mismatch)."""
 
 
+class SettingsError(ValueError):
+    """A setting is invalid; the message names it (never its value: it may be a secret)."""
+
+
 class PolicyError(Exception):
     """The policy file is invalid; the message names the file, the place and the problem."""
 

@@ -6,6 +6,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.errors import SettingsError
+
 DEFAULT = "default"
 
 
@@ -28,7 +30,7 @@ class RoutingTable:
             selector, sep, target = item.partition("=")
             if not sep or not selector.strip() or not target.strip():
                 # The value may be a routing key: name the place, never echo it.
-                raise ValueError(f"{setting}: item {position} is not selector=value")
+                raise SettingsError(f"{setting}: item {position} is not selector=value")
             targets[selector.strip().lower()] = target.strip()
         return cls(targets)
 

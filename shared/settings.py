@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.errors import SettingsError
+
 MAX_BODY_BYTES = 1_048_576  # Azure Monitor payloads are a few KiB; anything over 1 MiB is refused
 
 
@@ -46,11 +48,18 @@ class Settings:
         def get(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
+        def number(name: str, default: float) -> float:
+            text = get(name)
+            try:
+                return float(text) if text else default
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, got {text!r}") from None
+
         return cls(
             data_dir=Path(env.get("DR_DATA_DIR", ".data")),
             policy_file=get("DR_POLICY_FILE"),
-            queue_lock_seconds=float(get("DR_QUEUE_LOCK_SECONDS") or 30),
-            queue_max_delivery_count=int(get("DR_QUEUE_MAX_DELIVERY_COUNT") or 10),
+            queue_lock_seconds=number("DR_QUEUE_LOCK_SECONDS", 30),
+            queue_max_delivery_count=int(number("DR_QUEUE_MAX_DELIVERY_COUNT", 10)),
             pagerduty_routing_key=get("PAGERDUTY_ROUTING_KEY"),
             pagerduty_routing_keys=get("PAGERDUTY_ROUTING_KEYS"),
             pagerduty_events_url=get("PAGERDUTY_EVENTS_URL") or cls.pagerduty_events_url,
@@ -66,8 +75,8 @@ class Settings:
             slack_channel=get("SLACK_CHANNEL"),
             slack_channels=get("SLACK_CHANNELS"),
             runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
-            retry_base_seconds=float(get("DR_RETRY_BASE_SECONDS") or 2),
-            retry_max_seconds=float(get("DR_RETRY_MAX_SECONDS") or 300),
+            retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2),
+            retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300),
         )
 
     def __post_init__(self) -> None:
@@ -81,7 +90,7 @@ class Settings:
             ("PAGERDUTY_API_URL", self.pagerduty_api_url),
         ):
             if not url.startswith("https://"):
-                raise ValueError(f"{name} must be an https:// URL (PagerDuty's client takes nothing else)")
+                raise SettingsError(f"{name} must be an https:// URL (PagerDuty's client takes nothing else)")
 
     @property
     def pages_for_real(self) -> bool:

@@ -62,3 +62,18 @@ def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert f"{policy}: rules[0] (cosmosdb-unavailable).severity: 'sev9'" in done.stderr
+
+
+def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path) -> None:
+    secret = "e93facc04764012d7bfb002500d5d1a6"
+    done = run_dr(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"PAGERDUTY_ROUTING_KEYS": f"ikea={secret},{secret}"},
+    )
+    assert done.returncode == 2
+    assert "PAGERDUTY_ROUTING_KEYS: item 2 is not selector=value" in done.stderr
+    assert secret not in done.stderr + done.stdout
