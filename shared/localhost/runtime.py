@@ -50,7 +50,7 @@ class QueuePump(threading.Thread):
     def deliver(self, received: Received) -> None:
         """Call the function with a Service Bus message, then settle it as the host would."""
         try:
-            self.handler(_service_bus_message(received))
+            self.handler(service_bus_message(received))
         except PoisonMessage as e:
             # Retrying cannot help: dead-letter now, with the reason, instead of after ten tries.
             log.error("%s: message %s dead-lettered: %s", self.queue_name, received.message_id, e)
@@ -124,7 +124,8 @@ def start_triggers(functions: Iterable[Any], queue: SqliteQueue, stop: threading
     return started
 
 
-def _service_bus_message(received: Received) -> ServiceBusMessage:
+def service_bus_message(received: Received) -> ServiceBusMessage:
+    """What the Service Bus trigger hands a function for a message taken off the local queue."""
     return ServiceBusMessage(
         body=received.body,
         message_id=received.message_id,

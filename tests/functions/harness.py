@@ -13,7 +13,6 @@ import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
-from shared.adapters.sqlite_queue import Received
 from shared.bootstrap import Services, services
 from shared.signals import Signal
 from tests.conftest import REFDATA
@@ -155,23 +154,6 @@ def all_signals(app: Services | None = None) -> list[Signal]:
 
 
 EMPTY = Snapshot(incidents=0, informational=0, signals=0, timeline=0, queued=(0, 0, 0))
-
-
-def service_bus_message(received: Received) -> ServiceBusMessage:
-    """What the Service Bus trigger hands the function for a message taken off the local queue."""
-    return ServiceBusMessage(
-        body=received.body,
-        message_id=received.message_id,
-        session_id=received.session_id,
-        content_type=received.content_type,
-        application_properties=dict(received.application_properties),
-        user_properties={},
-        delivery_count=received.delivery_count,
-        sequence_number=received.sequence_number,
-        enqueued_time_utc=received.enqueued_at,
-        locked_until=received.locked_until,
-        lock_token=received.lock_token,
-    )
 
 
 def raw_message(body: bytes, message_id: str = "m-1", session_id: str | None = "s-1") -> ServiceBusMessage:

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.localhost.runtime import service_bus_message
 from shared.settings import Settings
 from tests.conftest import REFDATA, ROOT
 from tests.factories import FakeClock
-from tests.functions.harness import assert_error, dry_run, function, json_body, post, service_bus_message
+from tests.functions.harness import assert_error, dry_run, function, json_body, post
 from tests.json_strategies import json_values
 from tests.stubs import PagerDutyRestStub
 

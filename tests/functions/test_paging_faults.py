@@ -10,10 +10,11 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.localhost.runtime import service_bus_message
 from shared.settings import Settings
 from tests.conftest import ROOT
 from tests.factories import FakeClock
-from tests.functions.harness import function, json_body, post, service_bus_message
+from tests.functions.harness import function, json_body, post
 from tests.stubs import PagerDutyEventsStub, SlackStub
 
 CHANNEL = "C0INCIDENTS"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from shared.adapters.sqlite_queue import Received
 from shared.bootstrap import Services
+from shared.localhost.runtime import service_bus_message
 from shared.ports import QueueMessage
 from shared.worker import PoisonMessage, desired_page_state
 from tests.conftest import ROOT
@@ -24,7 +25,6 @@ from tests.functions.harness import (
     json_body,
     post,
     raw_message,
-    service_bus_message,
 )
 
 COSMOS = (
