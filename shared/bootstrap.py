@@ -20,6 +20,7 @@ from shared.settings import Settings
 from shared.worker import Backoff, EffectWorker
 
 if TYPE_CHECKING:
+    from shared.adapters.sqlite_queue import SqliteQueue
     from shared.pagerduty_worker import PagerDutyEventWorker
 
 
@@ -48,7 +49,7 @@ class Services:
         return self.local_queue
 
     @cached_property
-    def local_queue(self):  # type: ignore[no-untyped-def]  # SqliteQueue, imported lazily
+    def local_queue(self) -> SqliteQueue:
         """The embedded queue that `dr serve` also receives from."""
         from shared.adapters.sqlite_queue import SqliteQueue
 
