@@ -56,9 +56,6 @@ class IncidentStore(Protocol):
     def find_external(self, system: str, external_id: str) -> str | None:
         """Our incident id for another system's id."""
 
-    def has_signal(self, signal_id: str) -> bool:
-        """Whether a signal with this id was already accepted."""
-
     def record_informational(self, signal: Signal) -> bool:
         """Store a signal that opens no incident; False if it was already stored."""
 

@@ -170,12 +170,6 @@ class SqliteIncidentStore:
         )
         return str(row["incident_id"]) if row else None
 
-    def has_signal(self, signal_id: str) -> bool:
-        """Whether the signal was accepted before."""
-        return (
-            self.db.read().execute("SELECT 1 FROM signals WHERE id = ?", (signal_id,)).fetchone() is not None
-        )
-
     def record_informational(self, signal: Signal) -> bool:
         """Store a signal without an incident; False if already stored."""
         try:

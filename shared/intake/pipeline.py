@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,8 +14,6 @@ from shared.policy import Policy
 from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
 from shared.signals import Signal
 from shared.triage import assess
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,7 +44,6 @@ class Intake:
 
     def __init__(self, store: IncidentStore, queue: EffectQueue, policy: Policy, clock: Clock) -> None:
         self.store = store
-        self.queue = queue
         self.policy = policy
         self.clock = clock
         self.outbox = Outbox(store, queue)
