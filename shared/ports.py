@@ -1,8 +1,11 @@
 """Ports: what the domain needs from the outside world. Adapters live in `shared.adapters`.
 
-They are shaped so that the production adapters fit without change: the store like Azure Table
-Storage (ETag-conditional writes, atomic only within one incident's partition) and the queue like
-Service Bus (message_id duplicate detection, session_id per target, scheduled delivery, dead-letter).
+They are shaped for the production adapters: the store like Azure Table Storage (ETag-conditional
+writes, atomic only within one incident: its row, signals and timeline can share a partition) and the
+queue like Service Bus (message_id duplicate detection, session_id per target, scheduled delivery,
+dead-letter). Still to settle for Table Storage: where "one open incident per key", cross-incident
+signal dedupe and the listing, condition and outbox queries live (index entities in their own
+partitions, written before the incident, tolerated when left behind by a crash).
 """
 
 from __future__ import annotations
