@@ -63,9 +63,14 @@ class Intake:
         for _ in range(MAX_ATTEMPTS):
             now = iso(self.clock())
             current = self.store.open_incident(assessment.correlation_key)
+            if current is None and self._already_resolved(signal):
+                # A Fired retried after its own Resolved was handled: stale, not a new outage.
+                self._record_informational(signal, report)
+                return
             outcome = correlate(current.incident if current else None, signal, assessment, now, self.policy)
             if outcome is None:  # a resolve with nothing open: keep it, it says something happened
                 self._record_informational(signal, report)
+                self._remember_resolved(signal, "")
                 return
             try:
                 etag = self.store.commit(
@@ -83,6 +88,8 @@ class Intake:
             self.flush(Versioned(outcome.incident, etag))
             if current is None:
                 self._escalate_across_tenants(outcome.incident)
+            elif not outcome.incident.is_open:
+                self._remember_resolved(signal, outcome.incident.id)
             return
         raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
 
@@ -112,6 +119,19 @@ class Intake:
 
             self.outbox.update(incident_id, escalate)
 
+    def _remember_resolved(self, signal: Signal, incident_id: str) -> None:
+        instance = _alert_instance(signal)
+        if instance and signal.state == "resolved":
+            self.store.link_external(RESOLVED_ALERTS, instance, incident_id or "-")
+
+    def _already_resolved(self, signal: Signal) -> bool:
+        instance = _alert_instance(signal)
+        return (
+            bool(instance)
+            and signal.state == "fired"
+            and self.store.find_external(RESOLVED_ALERTS, instance) is not None
+        )
+
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
         if self.store.record_informational(signal):
             report.informational += 1
@@ -127,3 +147,13 @@ class Intake:
             report.resolved += 1
         else:
             report.updated += 1
+
+
+# An Azure Monitor alert instance (alertId) fires once and resolves once; a new firing is a new
+# instance. So a Fired whose instance is already resolved is a late retry.
+RESOLVED_ALERTS = "azure-monitor-resolved"
+
+
+def _alert_instance(signal: Signal) -> str:
+    alert_id = signal.facts.get("alert_id") if signal.source == "azure-monitor" else None
+    return alert_id if isinstance(alert_id, str) else ""

@@ -197,3 +197,19 @@ def test_two_tenants_opening_at_the_same_moment_both_escalate(tmp_path: Path) ->
             if i.rule.endswith(f"-{round_}")
         ]
         assert [(i.all_tenants, i.severity.label) for i in opened] == [(True, "sev1"), (True, "sev1")], round_
+
+
+def test_a_fired_retried_after_its_own_resolved_opens_nothing(
+    store: SqliteIncidentStore, queue: SqliteQueue
+) -> None:
+    """Azure Monitor retries a Fired we failed to take after its Resolved got through: stale."""
+    intake = Intake(store, queue, POLICY, FakeClock())
+    resolved = signal(azure_severity="Sev1", state="resolved", id="r", facts={"alert_id": "instance-1"})
+    fired = signal(azure_severity="Sev1", id="f", facts={"alert_id": "instance-1"})
+    assert intake.accept([resolved]).informational == 1
+    report = intake.accept([fired])
+    assert (report.opened, report.informational) == (0, 1)
+    assert store.list_incidents(None, None, 10) == []
+    # a new firing is a new alert instance, and opens an incident as usual
+    again = signal(azure_severity="Sev1", id="f2", facts={"alert_id": "instance-2"})
+    assert intake.accept([again]).opened == 1
