@@ -118,6 +118,10 @@ class EffectQueue(Protocol):
     def send(self, messages: Sequence[QueueMessage]) -> None:
         """Enqueue; a message_id seen within the duplicate-detection window is dropped silently."""
 
+    def dead_letter_message(self, message: QueueMessage, reason: str, description: str) -> None:
+        """Straight to the dead letters: a message its sender knows can never succeed (Service Bus
+        senders cannot write a DLQ, so there it is a queue of our own that /dr status also reads)."""
+
     def dead_letters(self, queue: str, limit: int) -> list[DeadLetter]:
         """Dead-lettered messages, newest first."""
 

@@ -100,7 +100,7 @@ class EffectWorker:
         except Transient as e:
             self._retry_later(effect, e)
         except Rejected as e:
-            self._give_up(effect, str(e))
+            self._give_up(effect, str(e), "Rejected")
 
     def _page(self, incident: Incident) -> None:
         desired = desired_page_state(incident, self.policy)
@@ -171,7 +171,7 @@ class EffectWorker:
         retry = effect.held_back() if held else effect.retry()
         attempt = retry.attempt
         if effect.kind == "notify" and attempt >= NOTIFY_ATTEMPTS:
-            self._give_up(effect, f"{error} (gave up after {attempt} tries)")
+            self._give_up(effect, f"{error} (gave up after {attempt} tries)", "MaxAttemptsExceeded")
             return
         delay = self.backoff.delay(max(attempt, 1), error.retry_after)
         log.warning(
@@ -187,9 +187,11 @@ class EffectWorker:
         if effect.kind == "page" and not held and attempt % PAGE_WARN_EVERY == 0:
             self._record_failure(effect, f"page still failing after {attempt} tries, retrying: {error}")
 
-    def _give_up(self, effect: Effect, reason: str) -> None:
+    def _give_up(self, effect: Effect, reason: str, label: str) -> None:
         log.error("%s for %s failed for good: %s", effect.kind, effect.incident_id, reason)
         self._record_failure(effect, reason)
+        # Also among the dead letters, where a person looking at what failed finds it with its reason.
+        self.queue.dead_letter_message(effect.to_message(), label, reason)
 
     def _record_failure(self, effect: Effect, reason: str) -> None:
         now = iso(self.clock())

@@ -257,6 +257,18 @@ class SqliteQueue:
             )
             self._settle(conn, received, moved)
 
+    def dead_letter_message(self, message: QueueMessage, reason: str, description: str) -> None:
+        """Put a message its sender knows can never succeed straight among the dead letters."""
+        now = self._clock()
+        row = self._row(message, now)
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO queue_messages (queue, message_id, session_id, body, properties, content_type,"
+                " enqueued_at, scheduled_at, state, dl_reason, dl_description, dl_at)"
+                " VALUES (?,?,?,?,?,?,?,?,'deadlettered',?,?,?)",
+                (*row[:8], reason, description, now),
+            )
+
     def renew_lock(self, received: Received) -> None:
         """Extend the lock by lock_duration from now (Received.locked_until is not updated)."""
         locked_until = self._clock() + self._lock_duration

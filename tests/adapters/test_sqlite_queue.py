@@ -499,3 +499,13 @@ def test_two_processes_complete_every_message_exactly_once(tmp_path: Path) -> No
     assert all(results), "both processes should have taken a share"
     assert_each_completed_once_and_sessions_exclusive(sent, results)
     assert q.active_count(CONCURRENT_QUEUE) == 0
+
+
+def test_a_sender_can_put_a_message_straight_among_the_dead_letters(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "q.db")
+    queue.dead_letter_message(
+        QueueMessage(queue="pages", body=b"{}", message_id="m-dead", session_id="s"), "Rejected", "a 400"
+    )
+    (dead,) = queue.dead_letters("pages")
+    assert (dead.message_id, dead.reason, dead.description) == ("m-dead", "Rejected", "a 400")
+    assert queue.receive("pages") is None and queue.active_count("pages") == 0

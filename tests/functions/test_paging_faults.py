@@ -98,6 +98,7 @@ def test_slack_down_throughout_pages_still_go_out(
     assert slack.cards() == []
     found = app.store.get(incident_id)
     assert found is not None and any("gave up after 12 tries" in f for f in found.incident.failures)
+    assert {d.reason for d in app.local_queue.dead_letters("notifications")} == {"MaxAttemptsExceeded"}
 
 
 def test_a_400_is_not_retried_and_reaches_the_card(
@@ -114,6 +115,8 @@ def test_a_400_is_not_retried_and_reaches_the_card(
     (card,) = slack.cards(CHANNEL)
     assert any("PagerDuty refused it (400)" in m.text for m in slack.replies(card.ts))
     assert any(":warning: Failed" in str(block) for block in card.blocks), "the card lists the failure"
+    (dead,) = app.local_queue.dead_letters("pages")
+    assert dead.reason == "Rejected" and "PagerDuty refused it (400)" in dead.description
 
 
 def test_a_page_whose_answer_was_lost_is_still_resolved(
