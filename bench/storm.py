@@ -78,7 +78,7 @@ def child(data_dir: Path, profile: bool) -> dict[str, Any]:
     from bench.payloads import storm
     from shared import bootstrap
     from shared.adapters.sqlite_db import SYNCHRONOUS
-    from shared.effects import QUEUES
+    from shared.domain.effects import QUEUES
     from shared.intake.azure_monitor import parse_alert
     from shared.intake.json_body import decode_json
     from shared.settings import MAX_BODY_BYTES, Settings

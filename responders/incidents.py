@@ -8,8 +8,8 @@ import azure.functions as func
 
 from responders.http import answers_errors, error_response, json_response, query_int
 from shared.bootstrap import services
+from shared.domain.incidents import ACKNOWLEDGED, OPEN, RESOLVED
 from shared.errors import BadInput
-from shared.incidents import ACKNOWLEDGED, OPEN, RESOLVED
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)

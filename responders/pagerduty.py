@@ -8,8 +8,8 @@ import azure.functions as func
 
 from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
-from shared.effects import PAGERDUTY_QUEUE
-from shared.pagerduty_webhook import parse_event, to_message, verify_signature
+from shared.domain.effects import PAGERDUTY_QUEUE
+from shared.paging.webhook import parse_event, to_message, verify_signature
 from shared.settings import MAX_BODY_BYTES
 
 bp = func.Blueprint()

@@ -9,19 +9,19 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared.clock import Clock, utc_now
+from shared.domain.resources import Ownership, ResourceId, ownership
 from shared.intake.azure_monitor import Owner
 from shared.intake.pipeline import Intake
 from shared.outbox import Outbox
-from shared.policy import Policy, load_policy
+from shared.paging.routing import RoutingTable
+from shared.paging.worker import Backoff, EffectWorker
 from shared.ports import Chat, EffectQueue, IncidentStore, Pager, PagerDirectory
-from shared.resources import Ownership, ResourceId, ownership
-from shared.routing import RoutingTable
 from shared.settings import Settings
-from shared.worker import Backoff, EffectWorker
+from shared.triage.policy import Policy, load_policy
 
 if TYPE_CHECKING:
     from shared.adapters.sqlite_queue import SqliteQueue
-    from shared.pagerduty_worker import PagerDutyEventWorker
+    from shared.paging.webhook_worker import PagerDutyEventWorker
 
 
 @dataclass
@@ -129,7 +129,7 @@ class Services:
     @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:
         """Applies PagerDuty webhook events."""
-        from shared.pagerduty_worker import PagerDutyEventWorker
+        from shared.paging.webhook_worker import PagerDutyEventWorker
 
         return PagerDutyEventWorker(self.store, Outbox(self.store, self.queue), self.clock, self.directory)
 

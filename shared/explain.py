@@ -6,12 +6,12 @@ from typing import Any
 
 from shared.bootstrap import services
 from shared.clock import iso
-from shared.correlation import correlate
+from shared.domain.signals import Signal
 from shared.intake.azure_monitor import parse_alert
 from shared.intake.event_grid import Handshake, parse_delivery
 from shared.intake.json_body import decode_json
-from shared.signals import Signal
-from shared.triage import assess
+from shared.triage.assessment import assess
+from shared.triage.correlation import correlate
 
 
 def explain(body: bytes) -> dict[str, Any]:

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from shared.effects import Effect
+from shared.domain.effects import Effect
+from shared.domain.incidents import Incident, TimelineEntry
+from shared.domain.signals import Signal
 from shared.errors import PreconditionFailed
-from shared.incidents import Incident, TimelineEntry
 from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
-from shared.signals import Signal
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.incidents import Incident, TimelineEntry
-from shared.signals import Signal
+from shared.domain.incidents import Incident, TimelineEntry
+from shared.domain.signals import Signal
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Fail at start-up, naming the setting, rather than on every page or card.
-        from shared.routing import RoutingTable
+        from shared.paging.routing import RoutingTable
 
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
         RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")

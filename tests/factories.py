@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.resources import parse_resource_id
-from shared.signals import Signal
+from shared.domain.resources import parse_resource_id
+from shared.domain.signals import Signal
 
 SUB = "/subscriptions/11111111-1111-1111-1111-111111111111"
 

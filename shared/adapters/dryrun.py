@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.incidents import Incident
-from shared.paging import dedup_key, trigger_payload
+from shared.domain.incidents import Incident
+from shared.paging.page import dedup_key, trigger_payload
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from collections import deque
 from typing import Any
 
 from shared.adapters.pagerduty_client import events_client, translated_errors
+from shared.domain.incidents import Incident
 from shared.errors import Rejected, Transient
-from shared.incidents import Incident
-from shared.paging import PD_SEVERITY, dedup_key, trigger_payload
-from shared.routing import RoutingTable, target_fingerprint
+from shared.paging.page import PD_SEVERITY, dedup_key, trigger_payload
+from shared.paging.routing import RoutingTable, target_fingerprint
 
 # PagerDuty's documented limit is about 120 events a minute per routing key; per process, so with
 # several instances the sum can pass it: PagerDuty's 429 is then honoured through the queue.

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.adapters.sqlite_db import Database
+from shared.domain.incidents import Incident, TimelineEntry
+from shared.domain.signals import Signal
 from shared.errors import Conflict, PreconditionFailed
-from shared.incidents import Incident, TimelineEntry
 from shared.ports import DuplicateSignal, Versioned
-from shared.signals import Signal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.clock import iso
+from shared.domain.resources import Ownership, ResourceId, parse_resource_id
+from shared.domain.signals import FactValue, Signal
 from shared.errors import BadInput
 from shared.intake.json_body import as_object, dig, optional, require, text
-from shared.resources import Ownership, ResourceId, parse_resource_id
-from shared.signals import FactValue, Signal
 
 Owner = Callable[[ResourceId, Mapping[str, str]], Ownership]
 

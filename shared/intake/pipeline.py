@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.clock import Clock, iso, minutes_before
-from shared.correlation import Outcome, correlate, escalate_for_peers
+from shared.domain.incidents import Incident
+from shared.domain.signals import Signal
 from shared.errors import Conflict, PreconditionFailed
-from shared.incidents import Incident
 from shared.outbox import MAX_ATTEMPTS, Change, Outbox, StoreContention
-from shared.policy import Policy
 from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
-from shared.signals import Signal
-from shared.triage import assess
+from shared.triage.assessment import assess
+from shared.triage.correlation import Outcome, correlate, escalate_for_peers
+from shared.triage.policy import Policy
 
 
 @dataclass

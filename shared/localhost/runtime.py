@@ -14,7 +14,7 @@ from azure.functions.timer import TimerRequest
 
 from shared.adapters.sqlite_queue import LockLost, Received, SqliteQueue
 from shared.localhost.ncrontab import Schedule
-from shared.worker import PoisonMessage
+from shared.paging.worker import PoisonMessage
 
 log = logging.getLogger(__name__)
 

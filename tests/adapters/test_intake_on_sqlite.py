@@ -10,10 +10,10 @@ import pytest
 
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.adapters.sqlite_store import SqliteIncidentStore
-from shared.effects import Effect
+from shared.domain.effects import Effect
 from shared.intake.pipeline import Intake
-from shared.policy import load_policy
 from shared.ports import QueueMessage
+from shared.triage.policy import load_policy
 from tests.factories import FakeClock, resource, signal
 
 POLICY = load_policy()

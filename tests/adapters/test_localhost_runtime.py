@@ -11,8 +11,8 @@ from shared.adapters.sqlite_queue import SqliteQueue
 from shared.localhost.asgi import FunctionsHttpHost
 from shared.localhost.runtime import QueuePump
 from shared.localhost.server import function_key
+from shared.paging.worker import PoisonMessage
 from shared.ports import QueueMessage
-from shared.worker import PoisonMessage
 
 
 class Clock:

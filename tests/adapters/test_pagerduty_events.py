@@ -10,10 +10,10 @@ import pytest
 
 from shared.adapters.pagerduty_client import events_client, translated_errors
 from shared.adapters.pagerduty_events import EVENTS_PER_MINUTE, PagerDutyEvents
+from shared.domain.incidents import OPEN, Incident
+from shared.domain.severity import Severity
 from shared.errors import Rejected, Transient
-from shared.incidents import OPEN, Incident
-from shared.routing import RoutingTable, target_fingerprint
-from shared.severity import Severity
+from shared.paging.routing import RoutingTable, target_fingerprint
 from tests.factories import resource
 from tests.stubs import PagerDutyEventsStub
 from tests.stubs.pagerduty_events import UNRECOGNIZED, invalid_event

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_store import SqliteIncidentStore
-from shared.correlation import correlate
+from shared.domain.incidents import TimelineEntry
 from shared.errors import Conflict, PreconditionFailed
-from shared.incidents import TimelineEntry
-from shared.policy import load_policy
 from shared.ports import DuplicateSignal
-from shared.triage import assess
+from shared.triage.assessment import assess
+from shared.triage.correlation import correlate
+from shared.triage.policy import load_policy
 from tests.factories import signal
 
 POLICY = load_policy()

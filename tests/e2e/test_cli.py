@@ -48,7 +48,7 @@ def test_explain_names_bad_input(tmp_path: Path) -> None:
 def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(
-        (ROOT / "shared" / "default_policy.toml")
+        (ROOT / "shared" / "triage" / "default_policy.toml")
         .read_text()
         .replace('severity = "sev1"', 'severity = "sev9"', 1)
     )

@@ -14,7 +14,7 @@ from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
 from shared.bootstrap import Services, services
-from shared.signals import Signal
+from shared.domain.signals import Signal
 from tests.conftest import REFDATA
 
 JSON = "application/json"

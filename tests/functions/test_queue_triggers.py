@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from shared.adapters.sqlite_queue import Received
 from shared.bootstrap import Services
 from shared.localhost.runtime import service_bus_message
+from shared.paging.worker import PoisonMessage, desired_page_state
 from shared.ports import QueueMessage
-from shared.worker import PoisonMessage, desired_page_state
 from tests.conftest import ROOT
 from tests.factories import FakeClock
 from tests.functions.harness import (

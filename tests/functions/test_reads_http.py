@@ -9,8 +9,8 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
-from shared.policy import load_policy
 from shared.settings import Settings
+from shared.triage.policy import load_policy
 from tests.alerts import body, metric_alert
 from tests.factories import FakeClock, resource
 from tests.functions.harness import assert_error, event_payload, get, json_body, post

@@ -14,7 +14,7 @@ from azure.functions.meta import Datum
 from azure.functions.timer import TimerRequest
 
 from shared.bootstrap import Services
-from shared.effects import Effect
+from shared.domain.effects import Effect
 from shared.intake.azure_monitor import parse_alert
 from shared.intake.pipeline import Intake
 from shared.ports import DeadLetter, QueueMessage

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.correlation import correlate, escalate_for_peers
-from shared.policy import load_policy
-from shared.severity import Severity
-from shared.triage import assess
+from shared.domain.severity import Severity
+from shared.triage.assessment import assess
+from shared.triage.correlation import correlate, escalate_for_peers
+from shared.triage.policy import load_policy
 from tests.factories import signal
 
 POLICY = load_policy()

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.domain.resources import Ownership, ResourceId
+from shared.domain.signals import KNOWN_FACTS, FactValue, Signal
 from shared.errors import BadInput
 from shared.intake.azure_monitor import dedupe_id
 from shared.intake.event_grid import Events, Handshake, parse_delivery, signal_from_event
-from shared.resources import Ownership, ResourceId
-from shared.signals import KNOWN_FACTS, FactValue, Signal
 from tests.conftest import REFDATA
 from tests.json_strategies import JSON_VALUES, one_field_changed
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.correlation import correlate
-from shared.incidents import Incident
-from shared.pagerduty_updates import apply_event, pagerduty_incident_of
-from shared.policy import load_policy
-from shared.triage import assess
+from shared.domain.incidents import Incident
+from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
+from shared.triage.assessment import assess
+from shared.triage.correlation import correlate
+from shared.triage.policy import load_policy
 from tests.conftest import REFDATA
 from tests.factories import signal
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.errors import BadInput, Unauthorized
-from shared.pagerduty_webhook import parse_event, to_message, verify_signature
+from shared.paging.webhook import parse_event, to_message, verify_signature
 from tests.conftest import REFDATA
 
 PD = REFDATA / "pagerduty"

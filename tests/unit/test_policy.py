@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.domain.severity import Severity
 from shared.errors import PolicyError
-from shared.policy import DEFAULT_POLICY, load_policy
-from shared.severity import Severity
+from shared.triage.policy import DEFAULT_POLICY, load_policy
 
 
 def test_default_policy_encodes_the_dr_plan() -> None:

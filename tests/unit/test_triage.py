@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.policy import load_policy
-from shared.severity import Severity
-from shared.triage import assess
+from shared.domain.severity import Severity
+from shared.triage.assessment import assess
+from shared.triage.policy import load_policy
 from tests.factories import resource, signal
 
 POLICY = load_policy()

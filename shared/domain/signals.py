@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from shared.resources import ResourceId
+from shared.domain.resources import ResourceId
 
 FactValue = str | tuple[str, ...]
 
@@ -84,7 +84,7 @@ KNOWN_FACTS = frozenset(
         "window_size",
     ]
 )
-# Signal fields a rule may name besides its facts (what shared.triage.match_values provides).
+# Signal fields a rule may name besides its facts (what shared.triage.assessment.match_values provides).
 MATCH_FIELDS = frozenset(
     [
         "kind",

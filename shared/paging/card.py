@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.incidents import ACKNOWLEDGED, RESOLVED, Incident
-from shared.paging import PD_SEVERITY
-from shared.severity import Severity
+from shared.domain.incidents import ACKNOWLEDGED, RESOLVED, Incident
+from shared.domain.severity import Severity
+from shared.paging.page import PD_SEVERITY
 
 ICON = {
     Severity.SEV1: ":red_circle:",

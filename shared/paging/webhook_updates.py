@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import seconds_between
-from shared.effects import Effect
-from shared.incidents import ACKNOWLEDGED, OPEN, RESOLVED, Incident, TimelineEntry
+from shared.domain.effects import Effect
+from shared.domain.incidents import ACKNOWLEDGED, OPEN, RESOLVED, Incident, TimelineEntry
 from shared.outbox import Change
 
 

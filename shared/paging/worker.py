@@ -15,16 +15,16 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.cards import card, escape
 from shared.clock import Clock, iso
-from shared.effects import Effect
+from shared.domain.effects import Effect
+from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
 from shared.errors import Rejected, Transient
-from shared.incidents import RESOLVED, Incident, TimelineEntry
-from shared.links import incident_links
 from shared.outbox import Change, Outbox
-from shared.policy import Policy
+from shared.paging.card import card, escape
+from shared.paging.links import incident_links
+from shared.paging.routing import RoutingTable
 from shared.ports import Chat, EffectQueue, IncidentStore, Pager
-from shared.routing import RoutingTable
+from shared.triage.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.incidents import Incident
-from shared.severity import Severity
+from shared.domain.incidents import Incident
+from shared.domain.severity import Severity
 
 PD_SEVERITY = {
     Severity.SEV1: "critical",

@@ -12,9 +12,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from shared.domain.severity import Severity
+from shared.domain.signals import KNOWN_FACTS, MATCH_FIELDS
 from shared.errors import PolicyError
-from shared.severity import Severity
-from shared.signals import KNOWN_FACTS, MATCH_FIELDS
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 ACTION_MODES = ("auto", "approve", "suggest", "dry-run")

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from shared.policy import ActionPlan, Policy, Rule
-from shared.severity import AZURE_BASELINE, Severity
-from shared.signals import Signal
+from shared.domain.severity import AZURE_BASELINE, Severity
+from shared.domain.signals import Signal
+from shared.triage.policy import ActionPlan, Policy, Rule
 
 EVENT_BASELINE = Severity.SEV4
 

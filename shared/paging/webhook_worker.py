@@ -7,13 +7,13 @@ import logging
 from typing import Any
 
 from shared.clock import Clock, iso
+from shared.domain.resources import ResourceId
+from shared.domain.signals import Signal
 from shared.intake.azure_monitor import utc_iso
 from shared.outbox import Outbox
-from shared.pagerduty_updates import apply_event, pagerduty_incident_of
+from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
+from shared.paging.worker import PoisonMessage
 from shared.ports import IncidentStore, PagerDirectory
-from shared.resources import ResourceId
-from shared.signals import Signal
-from shared.worker import PoisonMessage
 
 log = logging.getLogger(__name__)
 

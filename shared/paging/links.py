@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.incidents import Incident
-from shared.policy import Policy
+from shared.domain.incidents import Incident
+from shared.triage.policy import Policy
 
 PORTAL = "https://portal.azure.com/#resource"
 

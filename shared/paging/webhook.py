@@ -2,7 +2,7 @@
 
 The HTTP answer must come within 5 s and PagerDuty delivers at least once, so nothing is applied
 here: the event goes on the `pagerduty` queue with the delivery's X-Webhook-Id as message id
-(a redelivery is dropped there), and the worker applies it once (shared.pagerduty_updates).
+(a redelivery is dropped there), and the worker applies it once (shared.paging.webhook_updates).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.effects import PAGERDUTY_QUEUE
+from shared.domain.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
 from shared.intake.json_body import decode_json, require
 from shared.ports import QueueMessage

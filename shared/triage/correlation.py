@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.clock import seconds_between
-from shared.effects import Effect
-from shared.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
+from shared.domain.effects import Effect
+from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
+from shared.domain.signals import Signal
 from shared.outbox import stage
-from shared.policy import ActionPlan, Policy
-from shared.signals import Signal
-from shared.triage import Assessment
+from shared.triage.assessment import Assessment
+from shared.triage.policy import ActionPlan, Policy
 
 
 @dataclass(frozen=True)

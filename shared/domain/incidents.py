@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from shared.severity import Severity
+from shared.domain.severity import Severity
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 
@@ -27,7 +27,7 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class Incident:
-    """State of one incident; changed only by building a new one (see `shared.triage`)."""
+    """State of one incident; changed only by building a new one (see `shared.triage.assessment`)."""
 
     id: str
     correlation_key: str

@@ -1,0 +1,1 @@
+"""Plain data of the responder: signals, incidents, severity, resources, effects; no I/O."""

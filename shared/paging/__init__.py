@@ -1,0 +1,1 @@
+"""Paging: PagerDuty pages and the Slack card, out and back (webhooks)."""

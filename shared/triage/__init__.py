@@ -1,0 +1,1 @@
+"""Pure decisions: the policy file, severity rules and correlation."""
