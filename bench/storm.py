@@ -77,7 +77,6 @@ def child(data_dir: Path, profile: bool) -> dict[str, Any]:
     # Imported here: the parent process must not pay for (or be measured with) the app's modules.
     from bench.payloads import storm
     from shared import bootstrap
-    from shared.adapters.sqlite_db import SYNCHRONOUS
     from shared.domain.effects import QUEUES
     from shared.intake.azure_monitor import parse_alert
     from shared.intake.json_body import decode_json
@@ -129,7 +128,7 @@ def child(data_dir: Path, profile: bool) -> dict[str, Any]:
         "effects_by_queue": effects,
         "rss_before_kib": rss_before,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
-        "synchronous": SYNCHRONOUS,
+        "synchronous": app.settings.sqlite_synchronous,
         "profiled": profile,
     }
 

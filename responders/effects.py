@@ -17,7 +17,7 @@ CONNECTION = "ServiceBusConnection"
 )
 def send_page(msg: func.ServiceBusMessage) -> None:
     """Trigger or resolve the page of an incident."""
-    services().worker.handle(msg.get_body())
+    services().pages.handle(msg.get_body())
 
 
 @bp.service_bus_queue_trigger(
@@ -25,7 +25,7 @@ def send_page(msg: func.ServiceBusMessage) -> None:
 )
 def send_notification(msg: func.ServiceBusMessage) -> None:
     """Post or update the incident's card."""
-    services().worker.handle(msg.get_body())
+    services().cards.handle(msg.get_body())
 
 
 @bp.service_bus_queue_trigger(
@@ -33,4 +33,4 @@ def send_notification(msg: func.ServiceBusMessage) -> None:
 )
 def run_action(msg: func.ServiceBusMessage) -> None:
     """Carry out (for now: record) a first-response action."""
-    services().worker.handle(msg.get_body())
+    services().actions.handle(msg.get_body())

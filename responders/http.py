@@ -10,8 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.errors import BadInput
-from shared.outbox import StoreContention
+from shared.errors import BadInput, StoreContention
 
 log = logging.getLogger(__name__)
 

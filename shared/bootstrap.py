@@ -1,35 +1,53 @@
-"""Builds the adapters once per process, on first use, so a cold start pays only for its path."""
+"""Builds the adapters from settings once per process, on first use, so a cold start pays only for its path.
+
+Settings choose the adapters (SQLite and the embedded queue today; Table Storage and Service Bus
+when the Azure adapters land); tests and tools pass their own: `Services(settings, store=…, queue=…)`.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared.clock import Clock, utc_now
-from shared.domain.resources import Ownership, ResourceId, ownership
-from shared.intake.azure_monitor import Owner
+from shared.domain.resources import Owner, Ownership, ResourceId, ownership
 from shared.intake.pipeline import Intake
 from shared.outbox import Outbox
 from shared.paging.routing import RoutingTable
-from shared.paging.worker import Backoff, EffectWorker
-from shared.ports import Chat, EffectQueue, IncidentStore, Pager, PagerDirectory
+from shared.ports import Chat, EffectQueue, IncidentStore, Pager, PagerDirectory, QueueReceiver
+from shared.retries import Backoff, EffectRunner
 from shared.settings import Settings
 from shared.triage.policy import Policy, load_policy
 
 if TYPE_CHECKING:
+    from shared.actions.runner import ActionRunner
     from shared.adapters.sqlite_queue import SqliteQueue
+    from shared.paging.card_sync import CardSync
+    from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
 
 
-@dataclass
 class Services:
-    """The responder's dependencies, built from settings."""
+    """The responder's dependencies, built from settings; any adapter can be given instead."""
 
-    settings: Settings
-    clock: Clock = utc_now
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = utc_now,
+        *,
+        store: IncidentStore | None = None,
+        queue: EffectQueue | None = None,
+        pager: Pager | None = None,
+        chat: Chat | None = None,
+        directory: PagerDirectory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        given = {"store": store, "queue": queue, "pager": pager, "chat": chat, "directory": directory}
+        # A given adapter takes the place of the cached property of its name.
+        self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
 
     @cached_property
     def policy(self) -> Policy:
@@ -41,23 +59,44 @@ class Services:
         """Incidents (SQLite under the data dir)."""
         from shared.adapters.sqlite_store import SqliteIncidentStore
 
-        return SqliteIncidentStore(self.settings.data_dir / "incidents.sqlite3")
+        return SqliteIncidentStore(
+            self.settings.data_dir / "incidents.sqlite3", synchronous=self.settings.sqlite_synchronous
+        )
 
     @cached_property
     def queue(self) -> EffectQueue:
-        """The effects queues (SQLite under the data dir)."""
-        return self.local_queue
-
-    @cached_property
-    def local_queue(self) -> SqliteQueue:
-        """The embedded queue that `dr serve` also receives from."""
+        """The effects queues (the embedded SQLite queue under the data dir)."""
         from shared.adapters.sqlite_queue import SqliteQueue
 
         return SqliteQueue(
             self.settings.data_dir / "queue.sqlite3",
             lock_duration=self.settings.queue_lock_seconds,
             max_delivery_count=self.settings.queue_max_delivery_count,
+            synchronous=self.settings.sqlite_synchronous,
         )
+
+    @property
+    def receiver(self) -> QueueReceiver:
+        """What the local host receives from: the embedded queue (in Azure the Functions host receives)."""
+        queue = self.queue
+        if not isinstance(queue, QueueReceiver):
+            raise TypeError(f"{type(queue).__name__} cannot be received from by the local host")
+        return queue
+
+    @property
+    def local_queue(self) -> SqliteQueue:
+        """The embedded queue, when it is the queue (local tools and tests read its counts)."""
+        from shared.adapters.sqlite_queue import SqliteQueue
+
+        queue = self.queue
+        if not isinstance(queue, SqliteQueue):
+            raise TypeError(f"the queue is {type(queue).__name__}, not the embedded one")
+        return queue
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Sends incidents' outboxes and applies changes with conditional writes."""
+        return Outbox(self.store, self.queue)
 
     @cached_property
     def intake(self) -> Intake:
@@ -77,8 +116,7 @@ class Services:
         routing = RoutingTable.parse(
             settings.pagerduty_routing_key, settings.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS"
         )
-        runbooks = {name: c.runbook for name, c in self.policy.components.items()}
-        return PagerDutyEvents(routing, settings.pagerduty_events_url, runbooks)
+        return PagerDutyEvents(routing, settings.pagerduty_events_url)
 
     @cached_property
     def chat(self) -> Chat:
@@ -108,30 +146,45 @@ class Services:
         )
 
     @cached_property
-    def worker(self) -> EffectWorker:
-        """Carries out pages, notifications and actions."""
+    def effects(self) -> EffectRunner:
+        """Runs effect messages with retries, shared by the page, card and action handlers."""
+        backoff = Backoff(self.settings.retry_base_seconds, self.settings.retry_max_seconds)
+        return EffectRunner(self.store, self.queue, self.outbox, self.clock, backoff)
+
+    @cached_property
+    def pages(self) -> PageSync:
+        """Handles the `pages` queue."""
+        from shared.paging.page_sync import PageSync
+
+        return PageSync(
+            self.effects, self.outbox, self.pager, self.policy, self.clock, self.settings.runbook_base_url
+        )
+
+    @cached_property
+    def cards(self) -> CardSync:
+        """Handles the `notifications` queue."""
+        from shared.paging.card_sync import CardSync
+
         settings = self.settings
         default_channel = settings.slack_channel or (None if settings.posts_for_real else "#dry-run")
         channels = RoutingTable.parse(default_channel, settings.slack_channels, "SLACK_CHANNELS")
-        backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
-        return EffectWorker(
-            self.store,
-            self.queue,
-            self.pager,
-            self.chat,
-            channels,
-            self.policy,
-            self.clock,
-            backoff,
-            settings.runbook_base_url,
+        return CardSync(
+            self.effects, self.outbox, self.chat, channels, self.policy, self.clock, settings.runbook_base_url
         )
+
+    @cached_property
+    def actions(self) -> ActionRunner:
+        """Handles the `actions` queue."""
+        from shared.actions.runner import ActionRunner
+
+        return ActionRunner(self.effects, self.store, self.clock)
 
     @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:
         """Applies PagerDuty webhook events."""
         from shared.paging.webhook_worker import PagerDutyEventWorker
 
-        return PagerDutyEventWorker(self.store, Outbox(self.store, self.queue), self.clock, self.directory)
+        return PagerDutyEventWorker(self.store, self.outbox, self.clock, self.directory)
 
     def owner(self) -> Owner:
         """Who a resource belongs to, by tags or the policy's naming convention."""

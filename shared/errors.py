@@ -1,7 +1,29 @@
-"""The project's own error types; adapters translate vendor errors into these."""
+"""The project's own error types, under one base; adapters translate vendor errors into these.
+
+ResponderError
+├── BadInput            the caller must fix the request: a 4xx naming the problem
+│   └── Unauthorized    a webhook without valid credentials: 401
+├── Transient           a service is busy or unreachable: try again later (after retry_after)
+├── Rejected            a service refused for good (a 400, a bad token): retrying cannot help
+├── Contention          a conditional write lost a race
+│   ├── Conflict            a conditional create found the entity there already
+│   ├── PreconditionFailed  a conditional update found the entity changed (ETag mismatch)
+│   ├── LockLost            a queue message's lock expired before it was settled
+│   └── StoreContention     lost so many races in a row that the caller should answer 503
+├── PoisonMessage       a queue message that can never succeed: dead-letter it with the reason
+├── Duplicate           the thing was done before; nothing was repeated
+│   └── DuplicateSignal     the signal was accepted before
+└── ConfigurationError  the responder cannot start as configured
+    ├── SettingsError       a setting is invalid (named, never its value: it may be a secret)
+    └── PolicyError         the policy file is invalid (file, place and problem named)
+"""
 
 
-class BadInput(Exception):
+class ResponderError(Exception):
+    """Every error the responder raises on purpose."""
+
+
+class BadInput(ResponderError):
     """A request the caller must fix: answered with a 4xx naming the problem."""
 
     def __init__(self, error: str, detail: str, status: int = 400) -> None:
@@ -18,23 +40,7 @@ class Unauthorized(BadInput):
         super().__init__("unauthorized", detail, status=401)
 
 
-class Conflict(Exception):
-    """A conditional create lost: the entity already exists."""
-
-
-class PreconditionFailed(Exception):
-    """A conditional write lost: the entity changed since it was read (ETag mismatch)."""
-
-
-class SettingsError(ValueError):
-    """A setting is invalid; the message names it (never its value: it may be a secret)."""
-
-
-class PolicyError(Exception):
-    """The policy file is invalid; the message names the file, the place and the problem."""
-
-
-class Transient(Exception):
+class Transient(ResponderError):
     """A downstream service is busy or unreachable: try again later (after retry_after, if it said)."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -42,8 +48,52 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
-class Rejected(Exception):
+class Rejected(ResponderError):
     """A downstream service refused the request for good (a 400, a bad token): retrying cannot help."""
+
+
+class Contention(ResponderError):
+    """A conditional write lost a race with another writer."""
+
+
+class Conflict(Contention):
+    """A conditional create lost: the entity already exists."""
+
+
+class PreconditionFailed(Contention):
+    """A conditional write lost: the entity changed since it was read (ETag mismatch)."""
+
+
+class LockLost(Contention):
+    """A queue message's lock expired and another receiver holds the message or its session now."""
+
+
+class StoreContention(Contention):
+    """A conditional write kept losing; the caller should answer 503 so the sender retries."""
+
+
+class PoisonMessage(ResponderError):
+    """A message that can never succeed; the queue dead-letters it with this reason."""
+
+
+class Duplicate(ResponderError):
+    """The request was carried out before; nothing was repeated."""
+
+
+class DuplicateSignal(Duplicate):
+    """The signal was accepted before; the write was not repeated."""
+
+
+class ConfigurationError(ResponderError):
+    """The responder cannot run as configured."""
+
+
+class SettingsError(ConfigurationError, ValueError):
+    """A setting is invalid; the message names it (never its value: it may be a secret)."""
+
+
+class PolicyError(ConfigurationError):
+    """The policy file is invalid; the message names the file, the place and the problem."""
 
 
 def retry_after_seconds(value: str | None) -> float | None:

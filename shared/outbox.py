@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import datetime
 
-from shared.domain.effects import Effect
-from shared.domain.incidents import Incident, TimelineEntry
+from shared.domain.effects import Change, Effect
+from shared.domain.incidents import Incident
 from shared.domain.signals import Signal
-from shared.errors import PreconditionFailed
-from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
+from shared.errors import DuplicateSignal, PreconditionFailed, StoreContention
+from shared.ports import EffectQueue, IncidentRepository, QueueMessage, Versioned
 
 log = logging.getLogger(__name__)
 
@@ -19,31 +20,26 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 50
 
 
-class StoreContention(Exception):
-    """A conditional write kept losing; the caller should answer 503 so the sender retries."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an update does to an incident: its new state, the history to add, the effects to send."""
-
-    incident: Incident
-    timeline: Sequence[TimelineEntry] = ()
-    effects: Sequence[Effect] = ()
-
-
-def stage(incident: Incident, effects: Sequence[Effect]) -> Incident:
-    """The incident with new effects in its outbox, so they are stored with it before they are sent."""
-    if not effects:
-        return incident
-    paged = incident.paged or any(e.kind == "page" and e.event == "trigger" for e in effects)
-    return incident.evolve(outbox=(*incident.outbox, *(e.to_dict() for e in effects)), paged=paged)
+def effect_message(effect: Effect, scheduled_at: datetime | None = None) -> QueueMessage:
+    """The queue message that carries an effect (delivered at scheduled_at, if given)."""
+    return QueueMessage(
+        queue=effect.queue,
+        body=json.dumps(effect.to_dict(), separators=(",", ":")).encode(),
+        message_id=effect.message_id,
+        session_id=effect.session_id,
+        scheduled_at=scheduled_at,
+        application_properties={
+            "kind": effect.kind.value,
+            "incident_id": effect.incident_id,
+            "attempt": effect.attempt,
+        },
+    )
 
 
 class Outbox:
     """Sends what incidents' outboxes hold, and applies changes to incidents with conditional writes."""
 
-    def __init__(self, store: IncidentStore, queue: EffectQueue) -> None:
+    def __init__(self, store: IncidentRepository, queue: EffectQueue) -> None:
         self.store = store
         self.queue = queue
 
@@ -53,7 +49,7 @@ class Outbox:
         if not pending:
             return
         try:
-            self.queue.send([Effect.from_dict(e).to_message() for e in pending])
+            self.queue.send([effect_message(Effect.from_dict(e)) for e in pending])
         except Exception:
             log.exception("effects of %s not sent; the sweeper will retry", versioned.incident.id)
             return
@@ -89,7 +85,7 @@ class Outbox:
             result = change(current.incident)
             if result is None:
                 return None
-            updated = stage(result.incident, result.effects)
+            updated = result.staged()
             try:
                 etag = self.store.commit(updated, current.etag, signal, result.timeline)
             except DuplicateSignal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.domain.signals import Signal
@@ -27,8 +27,8 @@ class Versioned:
     etag: str
 
 
-class IncidentStore(Protocol):
-    """Incidents, their signals and timelines; every write is conditional."""
+class IncidentRepository(Protocol):
+    """The incident aggregate: an incident with its signals and timeline; every write is conditional."""
 
     def open_incident(self, correlation_key: str) -> Versioned | None:
         """The open (not resolved) incident for a correlation key, if any."""
@@ -53,20 +53,28 @@ class IncidentStore(Protocol):
     def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
         """Append history without touching the incident (no ETag: entries never conflict)."""
 
-    def link_external(self, system: str, external_id: str, incident_id: str) -> None:
-        """Remember that another system's id (PagerDuty's incident) names this incident."""
-
-    def find_external(self, system: str, external_id: str) -> str | None:
-        """Our incident id for another system's id."""
+    def timeline(self, incident_id: str) -> list[TimelineEntry]:
+        """Oldest first."""
 
     def record_informational(self, signal: Signal) -> bool:
         """Store a signal that opens no incident; False if it was already stored."""
 
+
+class ExternalIds(Protocol):
+    """Another system's id for one of ours (PagerDuty's incident, a resolved alert instance)."""
+
+    def link_external(self, system: str, external_id: str, incident_id: str) -> None:
+        """Remember that the external id names this incident."""
+
+    def find_external(self, system: str, external_id: str) -> str | None:
+        """Our incident id for the external id."""
+
+
+class IncidentQueries(Protocol):
+    """Reads across incidents: lists, the condition index, the outbox sweep, health."""
+
     def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:
         """Newest first."""
-
-    def timeline(self, incident_id: str) -> list[TimelineEntry]:
-        """Oldest first."""
 
     def signals(self, incident_id: str | None, limit: int) -> list[Signal]:
         """Signals of one incident, or the informational ones when incident_id is None; newest first."""
@@ -81,8 +89,8 @@ class IncidentStore(Protocol):
         """Raise if the store cannot be reached."""
 
 
-class DuplicateSignal(Exception):
-    """The signal was accepted before; the write was not repeated."""
+class IncidentStore(IncidentRepository, ExternalIds, IncidentQueries, Protocol):
+    """What one store adapter provides (SQLite locally); callers ask for the narrow part they use."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,25 @@ class DeadLetter:
     dead_lettered_at: str
 
 
+@dataclass(frozen=True)
+class PageEvent:
+    """One Events API v2 request, less the routing key (a secret): what real and dry-run pagers send."""
+
+    action: str  # "trigger" | "resolve"
+    dedup_key: str
+    payload: Mapping[str, Any] | None = None
+    links: tuple[Mapping[str, str], ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        """The request body as PagerDuty documents it, without `routing_key`."""
+        body: dict[str, Any] = {"event_action": self.action, "dedup_key": self.dedup_key}
+        if self.payload is not None:
+            body["payload"] = dict(self.payload)
+        if self.links:
+            body["links"] = [dict(link) for link in self.links]
+        return body
+
+
 class EffectQueue(Protocol):
     """Sends effect messages; receiving is the Functions host's job (or the local runtime's)."""
 
@@ -126,6 +153,42 @@ class EffectQueue(Protocol):
         """Dead-lettered messages, newest first."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """A message as received under a peek-lock; settle it with its lock_token."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    session_id: str | None
+    application_properties: Mapping[str, Any]
+    content_type: str
+    sequence_number: int
+    delivery_count: int
+    enqueued_at: datetime
+    scheduled_at: datetime | None
+    lock_token: str
+    locked_until: datetime
+
+
+@runtime_checkable
+class QueueReceiver(Protocol):
+    """Takes messages off the queues under a peek-lock and settles them: the Functions host's job in
+    Azure, the local host's in `dr serve`."""
+
+    def receive(self, queue: str) -> Received | None:
+        """Lock and return the next deliverable message, if any."""
+
+    def complete(self, received: Received) -> None:
+        """Remove the message for good; LockLost if the lock expired meanwhile."""
+
+    def abandon(self, received: Received) -> None:
+        """Release the lock so the message is delivered again."""
+
+    def dead_letter(self, received: Received, reason: str, description: str) -> None:
+        """Move the message to the dead letters with a reason a person can read."""
+
+
 class Pager(Protocol):
     """Pages the on-call engineer (PagerDuty Events API v2 in production).
 
@@ -135,14 +198,9 @@ class Pager(Protocol):
     def route_for(self, incident: Incident) -> str:
         """The routing selector for an incident (tenant, severity); Rejected if none is configured."""
 
-    def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
-        """Open or update the page; returns a line for the timeline."""
-
-    def resolve(self, incident: Incident, route: str) -> str:
-        """Resolve the page, through the route that triggered it; returns a line for the timeline."""
-
-    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
-        """Tell PagerDuty what an automated action changed; returns a line for the timeline."""
+    def send(self, event: PageEvent, route: str) -> str:
+        """Send a built event through a route (a resolve through the route that triggered); returns
+        a line for the timeline."""
 
 
 class Chat(Protocol):
@@ -168,16 +226,7 @@ class OnCall:
 
 
 class PagerDirectory(Protocol):
-    """Reads and annotates PagerDuty incidents (PagerDuty REST API v2)."""
-
-    def incident_id(self, dedup_key: str) -> str | None:
-        """PagerDuty's incident id for our dedup key, if it has one."""
+    """Reads PagerDuty incidents (PagerDuty REST API v2)."""
 
     def incident_key(self, incident_id: str) -> str | None:
         """The incident_key (our dedup key) of a PagerDuty incident, if it has one."""
-
-    def add_note(self, incident_id: str, text: str) -> None:
-        """Add a note to a PagerDuty incident."""
-
-    def on_call(self) -> list[OnCall]:
-        """Who is on call now for the service (cached briefly)."""

@@ -22,6 +22,9 @@ class Settings:
 
     data_dir: Path
     policy_file: str | None = None
+    function_key: str | None = field(default=None, repr=False)  # `dr serve`; else DATA_DIR/function-key
+    log_level: str = "INFO"
+    sqlite_synchronous: str = "NORMAL"
     queue_lock_seconds: float = 30.0
     queue_max_delivery_count: int = 10
     pagerduty_routing_key: str | None = field(default=None, repr=False)
@@ -58,6 +61,9 @@ class Settings:
         return cls(
             data_dir=Path(env.get("DR_DATA_DIR", ".data")),
             policy_file=get("DR_POLICY_FILE"),
+            function_key=get("DR_FUNCTION_KEY"),
+            log_level=(get("DR_LOG_LEVEL") or "INFO").upper(),
+            sqlite_synchronous=(get("DR_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
             queue_lock_seconds=number("DR_QUEUE_LOCK_SECONDS", 30),
             queue_max_delivery_count=int(number("DR_QUEUE_MAX_DELIVERY_COUNT", 10)),
             pagerduty_routing_key=get("PAGERDUTY_ROUTING_KEY"),
@@ -82,6 +88,11 @@ class Settings:
     def __post_init__(self) -> None:
         # Fail at start-up, naming the setting, rather than on every page or card.
         from shared.paging.routing import RoutingTable
+
+        if self.sqlite_synchronous not in ("NORMAL", "FULL", "EXTRA"):
+            raise SettingsError("DR_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError("DR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
         RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")

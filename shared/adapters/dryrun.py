@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.domain.incidents import Incident
-from shared.paging.page import dedup_key, trigger_payload
+from shared.ports import PageEvent
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +50,13 @@ class DryRunPager:
         """No route: once real keys are set, the first real page picks one."""
         return ""
 
-    def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
-        """Record a trigger."""
-        payload = trigger_payload(incident)
-        body: dict[str, Any] = {
-            "event_action": "trigger",
-            "dedup_key": dedup_key(incident),
-            "payload": payload,
-        }
-        if links:
-            body["links"] = links
-        self.recorder.record("trigger", body)
-        return f"PagerDuty (dry-run): would trigger {payload['severity']} for {incident.id}"
-
-    def resolve(self, incident: Incident, route: str) -> str:
-        """Record a resolve."""
-        self.recorder.record("resolve", {"event_action": "resolve", "dedup_key": dedup_key(incident)})
-        return f"PagerDuty (dry-run): would resolve {incident.id}"
-
-    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
-        """Record a change event."""
-        self.recorder.record(
-            "change", {"payload": {"summary": summary, "source": source, "custom_details": details}}
-        )
-        return f"PagerDuty (dry-run): would send change event '{summary}'"
+    def send(self, event: PageEvent, route: str) -> str:
+        """Record the request body the real pager would send (less the routing key)."""
+        self.recorder.record(event.action, event.body())
+        if event.action == "resolve":
+            return f"PagerDuty (dry-run): would resolve {event.dedup_key}"
+        severity = (event.payload or {}).get("severity", "")
+        return f"PagerDuty (dry-run): would trigger {severity} for {event.dedup_key}"
 
 
 class DryRunChat:

@@ -10,8 +10,8 @@ from typing import Any
 from shared.adapters.pagerduty_client import events_client, translated_errors
 from shared.domain.incidents import Incident
 from shared.errors import Rejected, Transient
-from shared.paging.page import PD_SEVERITY, dedup_key, trigger_payload
 from shared.paging.routing import RoutingTable, target_fingerprint
+from shared.ports import PageEvent
 
 # PagerDuty's documented limit is about 120 events a minute per routing key; per process, so with
 # several instances the sum can pass it: PagerDuty's 429 is then honoured through the queue.
@@ -21,10 +21,9 @@ EVENTS_PER_MINUTE = 120
 class PagerDutyEvents:
     """Implements `shared.ports.Pager`."""
 
-    def __init__(self, routing: RoutingTable, base_url: str, runbooks: dict[str, str] | None = None) -> None:
+    def __init__(self, routing: RoutingTable, base_url: str) -> None:
         self.routing = routing
         self.base_url = base_url
-        self.runbooks = runbooks or {}
         self._clients: dict[str, Any] = {}
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
@@ -41,23 +40,20 @@ class PagerDutyEvents:
             raise Rejected("no PagerDuty routing key fits this incident (set PAGERDUTY_ROUTING_KEY)")
         return f"{selector}#{target_fingerprint(key)}"
 
-    def trigger(self, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
-        """Trigger (or re-trigger, with a new severity) the alert for the incident."""
-        payload = trigger_payload(incident, self.runbooks.get(incident.component, ""))
-        extra: dict[str, Any] = {"payload": payload}
-        if links:
-            extra["links"] = links
-        key = dedup_key(incident)
-        self._send(route, lambda client: client.send_event("trigger", dedup_key=key, **extra))
-        return f"PagerDuty: triggered {PD_SEVERITY[incident.severity]} (dedup key {key}, route {route})"
-
-    def resolve(self, incident: Incident, route: str) -> str:
-        """Resolve the alert through the route that triggered it."""
-        self._send(route, lambda client: client.resolve(dedup_key(incident)))
-        return f"PagerDuty: resolved (dedup key {dedup_key(incident)})"
+    def send(self, event: PageEvent, route: str) -> str:
+        """Send a trigger (or re-trigger, with a new severity) or a resolve through the route."""
+        body = event.body()
+        action, key = body.pop("event_action"), body.pop("dedup_key")
+        self._send(route, lambda client: client.send_event(action, dedup_key=key, **body))
+        if action == "resolve":
+            return f"PagerDuty: resolved (dedup key {key})"
+        severity = (event.payload or {}).get("severity", "")
+        return f"PagerDuty: triggered {severity} (dedup key {key}, route {route})"
 
     def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
-        """Send a change event, so PagerDuty shows what an automated action changed."""
+        """Send a change event, so PagerDuty shows what an automated action changed.
+
+        Not on the Pager port yet: its first caller is the actions pipeline."""
         payload = {"summary": summary[:1024], "source": source, "custom_details": details}
         self._send(route, lambda client: client.send_change_event(payload=payload))
         return f"PagerDuty: change event '{summary[:80]}'"

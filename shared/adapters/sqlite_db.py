@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,17 +10,18 @@ from pathlib import Path
 
 # NORMAL in WAL mode: a commit is in the WAL file before we answer, so it survives a crash of
 # this process; FULL also fsyncs each commit, surviving power loss at a cost in throughput.
-SYNCHRONOUS = os.environ.get("DR_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper() or "NORMAL"
-if SYNCHRONOUS not in ("NORMAL", "FULL", "EXTRA"):
-    # SQLite reads an unknown value as NORMAL without a word: a typo must not weaken durability silently.
-    raise ValueError(f"DR_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {SYNCHRONOUS!r}")
+SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_MS = 10_000
 
 
 class Database:
     """A SQLite file shared by threads and processes; each thread gets its own connection."""
 
-    def __init__(self, path: str | Path, schema: str) -> None:
+    def __init__(self, path: str | Path, schema: str, synchronous: str = "NORMAL") -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            # SQLite reads an unknown value as NORMAL without a word: never weaken durability silently.
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}: {synchronous!r}")
+        self.synchronous = synchronous
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -37,7 +37,7 @@ class Database:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Checkpoint less often than every 1000 pages: a storm rewrites the same hot pages,
             # and each checkpoint copies them (and syncs) again.

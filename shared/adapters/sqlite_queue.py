@@ -11,14 +11,14 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shared.adapters.sqlite_db import Database
-from shared.ports import DeadLetter, QueueMessage
+from shared.errors import LockLost
+from shared.ports import DeadLetter, QueueMessage, Received
 
 # Completed messages are deleted; 'scheduled' ones turn 'active' when due, so the receive query
 # never has to step over a backlog of future messages.
@@ -120,34 +120,12 @@ WHERE head_seq IS NULL OR excluded.head_seq < head_seq
 """
 
 
-class LockLost(Exception):
-    """The message's lock expired and another receiver holds the message or its session now."""
-
-
-@dataclass(frozen=True)
-class Received:
-    """A message as received under a peek-lock; settle it with its lock_token."""
-
-    queue: str
-    body: bytes
-    message_id: str
-    session_id: str | None
-    application_properties: Mapping[str, Any]
-    content_type: str
-    sequence_number: int
-    delivery_count: int
-    enqueued_at: datetime
-    scheduled_at: datetime | None
-    lock_token: str
-    locked_until: datetime
-
-
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
 class SqliteQueue:
-    """Service Bus queues in one SQLite file; implements shared.ports.EffectQueue."""
+    """Service Bus queues in one SQLite file; implements shared.ports.EffectQueue and QueueReceiver."""
 
     def __init__(
         self,
@@ -157,8 +135,9 @@ class SqliteQueue:
         max_delivery_count: int = 10,
         duplicate_window: float = 600.0,
         clock: Callable[[], float] = time.time,
+        synchronous: str = "NORMAL",
     ) -> None:
-        self._db = Database(path, _SCHEMA)
+        self._db = Database(path, _SCHEMA, synchronous)
         self._lock_duration = lock_duration
         self._max_delivery_count = max_delivery_count
         self._duplicate_window = duplicate_window

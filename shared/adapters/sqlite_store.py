@@ -18,8 +18,8 @@ from pathlib import Path
 from shared.adapters.sqlite_db import Database
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.domain.signals import Signal
-from shared.errors import Conflict, PreconditionFailed
-from shared.ports import DuplicateSignal, Versioned
+from shared.errors import Conflict, DuplicateSignal, PreconditionFailed
+from shared.ports import Versioned
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -67,8 +67,8 @@ CREATE TABLE IF NOT EXISTS external_ids (
 class SqliteIncidentStore:
     """Implements `shared.ports.IncidentStore` on one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = Database(path, SCHEMA)
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL") -> None:
+        self.db = Database(path, SCHEMA, synchronous)
         self._recent = _Recent()
 
     def open_incident(self, correlation_key: str) -> Versioned | None:

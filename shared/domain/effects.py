@@ -1,18 +1,31 @@
-"""Effects: the side effects triage decides on (page, notify, act), as queue messages."""
+"""Effects: the side effects triage decides on (page, notify, act), and the change that carries them."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
 from typing import Any
 
-from shared.ports import QueueMessage
+from shared.domain.incidents import Incident, TimelineEntry
+
+
+class EffectKind(enum.StrEnum):
+    """What an effect does; each kind has its queue and its handler."""
+
+    PAGE = "page"
+    NOTIFY = "notify"
+    ACT = "act"
+
+    @property
+    def queue(self) -> str:
+        """The queue this kind travels on."""
+        return QUEUES[self]
+
 
 # One queue per kind, so a Slack outage never holds up a page, nor a stuck action a notification.
-QUEUES = {"page": "pages", "notify": "notifications", "act": "actions"}
+QUEUES = {EffectKind.PAGE: "pages", EffectKind.NOTIFY: "notifications", EffectKind.ACT: "actions"}
 # PagerDuty webhook deliveries wait on their own queue, answered at once and applied in order.
 PAGERDUTY_QUEUE = "pagerduty"
 
@@ -21,7 +34,7 @@ PAGERDUTY_QUEUE = "pagerduty"
 class Effect:
     """One side effect for one incident; the same effect decided twice has the same message id."""
 
-    kind: str  # "page" | "notify" | "act"
+    kind: EffectKind
     incident_id: str
     # page: "trigger", "resolve", "converge"; act: the action; notify: what happened ("opened",
     # "severity", "resolved", "count-100", "paged-…", "pd:<event id>", "failure", "all-tenants")
@@ -37,7 +50,7 @@ class Effect:
     @property
     def queue(self) -> str:
         """The queue this kind of effect travels on."""
-        return QUEUES[self.kind]
+        return self.kind.queue
 
     @property
     def message_id(self) -> str:
@@ -52,21 +65,28 @@ class Effect:
     @property
     def session_id(self) -> str:
         """Actions serialize per target resource; pages and notifications per incident, in order."""
-        if self.kind == "act" and self.target:
+        if self.kind is EffectKind.ACT and self.target:
             # Service Bus session ids are at most 128 characters; ARM ids are often longer.
             return "resource-" + hashlib.sha256(self.target.lower().encode()).hexdigest()[:32]
         return self.incident_id
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return asdict(self)
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Effect:
         """Inverse of `to_dict`; KeyError/TypeError/ValueError on a malformed message."""
-        counts = ("attempt", "held")
-        fields = {k: str(data[k]) for k in cls.__dataclass_fields__ if k in data and k not in counts}
-        return cls(**fields, attempt=int(data.get("attempt", 0)), held=int(data.get("held", 0)))
+        special = ("kind", "attempt", "held")
+        fields = {k: str(data[k]) for k in cls.__dataclass_fields__ if k in data and k not in special}
+        return cls(
+            kind=EffectKind(data["kind"]),
+            **fields,
+            attempt=int(data.get("attempt", 0)),
+            held=int(data.get("held", 0)),
+        )
 
     def retry(self) -> Effect:
         """The same effect after one more failed try."""
@@ -76,17 +96,17 @@ class Effect:
         """The same effect after a service asked us to wait (not a failure)."""
         return replace(self, held=self.held + 1)
 
-    def to_message(self, scheduled_at: datetime | None = None) -> QueueMessage:
-        """The queue message that carries it (delivered at scheduled_at, if given)."""
-        return QueueMessage(
-            queue=self.queue,
-            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
-            message_id=self.message_id,
-            session_id=self.session_id,
-            scheduled_at=scheduled_at,
-            application_properties={
-                "kind": self.kind,
-                "incident_id": self.incident_id,
-                "attempt": self.attempt,
-            },
-        )
+
+@dataclass(frozen=True)
+class Change:
+    """What a decision does to an incident: its new state, the history to add, the effects to send."""
+
+    incident: Incident
+    timeline: Sequence[TimelineEntry] = ()
+    effects: Sequence[Effect] = ()
+
+    def staged(self) -> Incident:
+        """The incident with the effects in its outbox, so they are stored with it before they are sent."""
+        if not self.effects:
+            return self.incident
+        return self.incident.evolve(outbox=(*self.incident.outbox, *(e.to_dict() for e in self.effects)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -9,7 +10,16 @@ from typing import Any
 
 from shared.domain.severity import Severity
 
-OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+
+class IncidentStatus(enum.StrEnum):
+    """Where an incident stands; only a resolved one lets its key open a new incident."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+OPEN, ACKNOWLEDGED, RESOLVED = IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.RESOLVED
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,47 @@ class TimelineEntry:
         return asdict(self)
 
 
+class PageStatus(enum.StrEnum):
+    """How far PagerDuty has been told about an incident."""
+
+    NONE = ""  # never paged
+    TRIGGERING = "triggering"  # a trigger may be out: written before the call, in case its answer is lost
+    TRIGGERED = "triggered"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class PageState:
+    """What PagerDuty was last told: a status and, while triggered, at which severity."""
+
+    status: PageStatus = PageStatus.NONE
+    severity: Severity | None = None
+
+    @property
+    def may_be_out(self) -> bool:
+        """PagerDuty may show an alert for it (so a resolve must go out)."""
+        return self.status in (PageStatus.TRIGGERING, PageStatus.TRIGGERED)
+
+    def __str__(self) -> str:
+        """The stored form: "", "triggering:sev1", "triggered:sev2", "resolved"."""
+        if self.severity is not None and self.may_be_out:
+            return f"{self.status.value}:{self.severity.label}"
+        return self.status.value
+
+    @classmethod
+    def parse(cls, text: str) -> PageState:
+        """Inverse of `str`; ValueError on anything else."""
+        status, _, severity = text.partition(":")
+        state = cls(PageStatus(status), Severity.parse(severity) if severity else None)
+        if state.may_be_out != (state.severity is not None):
+            raise ValueError(f"not a page state: {text!r}")
+        return state
+
+
+NOT_PAGED = PageState()
+PAGE_RESOLVED = PageState(PageStatus.RESOLVED)
+
+
 @dataclass(frozen=True)
 class Incident:
     """State of one incident; changed only by building a new one (see `shared.triage.assessment`)."""
@@ -34,7 +85,7 @@ class Incident:
     condition_key: str  # the same failure on another tenant shares it (cross-tenant escalation)
     title: str
     severity: Severity
-    status: str
+    status: IncidentStatus
     tenant: str
     environment: str
     component: str
@@ -53,9 +104,9 @@ class Incident:
     all_tenants: bool = False
     paged: bool = False  # a page was triggered, so resolving must resolve it too
     planned_actions: tuple[str, ...] = ()
-    # What PagerDuty was last told ("triggered:sev1", "resolved"; "" = nothing yet) and through
-    # which routing selector, so a resolve goes to the trigger's routing key.
-    pagerduty_state: str = ""
+    # What PagerDuty was last told, and through which routing selector, so a resolve goes to the
+    # trigger's routing key.
+    pagerduty_state: PageState = NOT_PAGED
     pagerduty_route: str = ""
     pagerduty_incident: str = ""  # PagerDuty's incident id and link, once its webhook names them
     pagerduty_url: str = ""
@@ -84,6 +135,7 @@ class Incident:
         data["reasons"] = list(self.reasons)
         data["planned_actions"] = list(self.planned_actions)
         data["failures"] = list(self.failures)
+        data["pagerduty_state"] = str(self.pagerduty_state)
         return data
 
     def to_record(self) -> dict[str, Any]:
@@ -97,10 +149,12 @@ class Incident:
         """Inverse of `to_record`."""
         fields = dict(data)
         fields["severity"] = Severity.parse(fields["severity"])
+        fields["status"] = IncidentStatus(fields["status"])
         fields["reasons"] = tuple(fields["reasons"])
         fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
         fields["failures"] = tuple(fields.get("failures", ()))
         fields["outbox"] = tuple(fields.get("outbox", ()))
+        fields["pagerduty_state"] = PageState.parse(fields.get("pagerduty_state", ""))
         return cls(**fields)
 
 

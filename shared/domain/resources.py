@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _ID = re.compile(
@@ -62,6 +62,10 @@ class Ownership:
     tenant: str = ""
     environment: str = ""
     component: str = ""
+
+
+# Tells intake who owns a resource, from its id and its tags (built from the policy in bootstrap).
+Owner = Callable[[ResourceId, Mapping[str, str]], Ownership]
 
 
 def ownership(

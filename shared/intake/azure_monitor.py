@@ -23,17 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.clock import iso
-from shared.domain.resources import Ownership, ResourceId, parse_resource_id
+from shared.domain.resources import Owner, ResourceId, parse_resource_id
 from shared.domain.signals import FactValue, Signal
 from shared.errors import BadInput
 from shared.intake.json_body import as_object, dig, optional, require, text
-
-Owner = Callable[[ResourceId, Mapping[str, str]], Ownership]
 
 COMMON_SCHEMA = "azureMonitorCommonAlertSchema"
 METRIC_ALERT_SCHEMA = "AzureMonitorMetricAlert"

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.domain.resources import ResourceId, parse_resource_id
+from shared.domain.resources import Owner, ResourceId, parse_resource_id
 from shared.domain.signals import FactValue, Signal
 from shared.errors import BadInput
-from shared.intake.azure_monitor import Owner, dedupe_id, utc_iso
+from shared.intake.azure_monitor import dedupe_id, utc_iso
 from shared.intake.json_body import as_object, dig, join_path, optional, require, text
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"

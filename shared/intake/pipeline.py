@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.clock import Clock, iso, minutes_before
+from shared.domain.effects import Change
 from shared.domain.incidents import Incident
 from shared.domain.signals import Signal
-from shared.errors import Conflict, PreconditionFailed
-from shared.outbox import MAX_ATTEMPTS, Change, Outbox, StoreContention
-from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
+from shared.errors import Conflict, DuplicateSignal, PreconditionFailed, StoreContention
+from shared.outbox import MAX_ATTEMPTS, Outbox
+from shared.ports import EffectQueue, IncidentStore, Versioned
 from shared.triage.assessment import assess
-from shared.triage.correlation import Outcome, correlate, escalate_for_peers
+from shared.triage.correlation import correlate, escalate_for_peers
 from shared.triage.policy import Policy
 
 
@@ -72,10 +73,9 @@ class Intake:
                 self._record_informational(signal, report)
                 self._remember_resolved(signal, "")
                 return
+            staged = outcome.staged()
             try:
-                etag = self.store.commit(
-                    outcome.incident, current.etag if current else None, signal, outcome.timeline
-                )
+                etag = self.store.commit(staged, current.etag if current else None, signal, outcome.timeline)
             except DuplicateSignal:
                 report.duplicates += 1
                 if current is not None:  # a retry after a crash may find effects or escalation undone
@@ -85,7 +85,7 @@ class Intake:
             except (Conflict, PreconditionFailed):
                 continue
             self._count(outcome, current, report)
-            self.flush(Versioned(outcome.incident, etag))
+            self.flush(Versioned(staged, etag))
             if current is None:
                 self._escalate_across_tenants(outcome.incident)
             elif not outcome.incident.is_open:
@@ -113,9 +113,7 @@ class Intake:
         for _, incident_id in peers:
 
             def escalate(incident: Incident) -> Change | None:
-                outcome = escalate_for_peers(incident, tenants, iso(self.clock()), self.policy)
-                # The outcome's effects are already staged in its incident's outbox.
-                return Change(outcome.incident, outcome.timeline) if outcome else None
+                return escalate_for_peers(incident, tenants, iso(self.clock()), self.policy)
 
             self.outbox.update(incident_id, escalate)
 
@@ -139,7 +137,7 @@ class Intake:
             report.duplicates += 1
 
     @staticmethod
-    def _count(outcome: Outcome, current: Versioned | None, report: IntakeReport) -> None:
+    def _count(outcome: Change, current: Versioned | None, report: IntakeReport) -> None:
         report.incidents.append(outcome.incident.id)
         if current is None:
             report.opened += 1

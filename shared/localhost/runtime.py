@@ -12,9 +12,9 @@ from typing import Any
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
-from shared.adapters.sqlite_queue import LockLost, Received, SqliteQueue
+from shared.errors import LockLost, PoisonMessage
 from shared.localhost.ncrontab import Schedule
-from shared.paging.worker import PoisonMessage
+from shared.ports import QueueReceiver, Received
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class QueuePump(threading.Thread):
     """Delivers one queue's messages to its function: complete on success, abandon on error."""
 
     def __init__(
-        self, queue: SqliteQueue, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
+        self, queue: QueueReceiver, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
     ):
         super().__init__(name=f"queue-{queue_name}", daemon=True)
         self.queue = queue
@@ -109,7 +109,7 @@ class TimerThread(threading.Thread):
                 log.exception("timer %s failed", self.name)
 
 
-def start_triggers(functions: Iterable[Any], queue: SqliteQueue, stop: threading.Event) -> list[str]:
+def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threading.Event) -> list[str]:
     """Start a pump per queue trigger and a thread per timer; returns what was started, for the banner."""
     started = []
     for function in functions:

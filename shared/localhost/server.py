@@ -51,7 +51,7 @@ def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None
     policy = services.policy  # fail fast, with the policy's own message, before serving anything
     functions = importlib.import_module(app_module).app.get_functions()
     stop = threading.Event()
-    started = start_triggers(functions, services.local_queue, stop)
+    started = start_triggers(functions, services.receiver, stop)
     routes = http_routes(functions)
     secret = function_key(data_dir, key)
     banner = [f"DR Responder on http://{host}:{port}/api (data: {data_dir}, policy: {policy.source})"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.incidents import ACKNOWLEDGED, RESOLVED, Incident
+from shared.domain.incidents import ACKNOWLEDGED, PAGE_RESOLVED, RESOLVED, Incident
 from shared.domain.severity import Severity
 from shared.paging.page import PD_SEVERITY
 
@@ -64,10 +64,10 @@ def _status(incident: Incident) -> str:
 
 def _pagerduty(incident: Incident) -> str:
     state = incident.pagerduty_state
-    if state.startswith(("triggered:", "triggering:")):
-        severity = PD_SEVERITY[Severity.parse(state.partition(":")[2])]
+    if state.may_be_out and state.severity is not None:
+        severity = PD_SEVERITY[state.severity]
         shown = f"acknowledged ({severity})" if incident.status == ACKNOWLEDGED else f"triggered ({severity})"
-    elif state == "resolved":
+    elif state == PAGE_RESOLVED:
         shown = "resolved"
     else:
         shown = "not paged"

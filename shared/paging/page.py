@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.domain.incidents import Incident
 from shared.domain.severity import Severity
+from shared.ports import PageEvent
 
 PD_SEVERITY = {
     Severity.SEV1: "critical",
@@ -51,3 +53,13 @@ def trigger_payload(incident: Incident, runbook: str = "") -> dict[str, Any]:
 def _summary(incident: Incident) -> str:
     prefix = f"[{incident.severity.label.upper()}]" + (" [ALL TENANTS]" if incident.all_tenants else "")
     return f"{prefix} {incident.title}"[:MAX_SUMMARY]
+
+
+def trigger_event(incident: Incident, links: Sequence[Mapping[str, str]], runbook: str = "") -> PageEvent:
+    """Open or update the incident's alert (the same dedup key re-triggers it at a new severity)."""
+    return PageEvent("trigger", dedup_key(incident), trigger_payload(incident, runbook), tuple(links))
+
+
+def resolve_event(incident: Incident) -> PageEvent:
+    """Resolve the incident's alert."""
+    return PageEvent("resolve", dedup_key(incident))

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import seconds_between
-from shared.domain.effects import Effect
-from shared.domain.incidents import ACKNOWLEDGED, OPEN, RESOLVED, Incident, TimelineEntry
-from shared.outbox import Change
+from shared.domain.effects import Change, Effect, EffectKind
+from shared.domain.incidents import ACKNOWLEDGED, OPEN, PAGE_RESOLVED, RESOLVED, Incident, TimelineEntry
 
 
 def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Change:
@@ -37,7 +36,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
             resolved_at=at,
             resolved_by=f"{who} (PagerDuty)",
             time_to_resolve_seconds=seconds_between(incident.opened_at, at),
-            pagerduty_state="resolved",  # PagerDuty knows: nothing to send back
+            pagerduty_state=PAGE_RESOLVED,  # PagerDuty knows: nothing to send back
         )
         line = f"Resolved by {who} in PagerDuty"
     else:
@@ -45,7 +44,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
     if updated.status != incident.status or kind in _THREADED:
         updated = updated.evolve(updated_at=now)
     effect = Effect(
-        "notify", incident.id, f"pd:{event.get('id', '')}", updated.severity.label, now, detail=line
+        EffectKind.NOTIFY, incident.id, f"pd:{event.get('id', '')}", updated.severity.label, now, detail=line
     )
     return Change(updated, [TimelineEntry(now, "pagerduty", line)], [effect])
 

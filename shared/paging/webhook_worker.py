@@ -9,10 +9,10 @@ from typing import Any
 from shared.clock import Clock, iso
 from shared.domain.resources import ResourceId
 from shared.domain.signals import Signal
+from shared.errors import PoisonMessage
 from shared.intake.azure_monitor import utc_iso
 from shared.outbox import Outbox
 from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
-from shared.paging.worker import PoisonMessage
 from shared.ports import IncidentStore, PagerDirectory
 
 log = logging.getLogger(__name__)

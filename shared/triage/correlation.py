@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from shared.clock import seconds_between
-from shared.domain.effects import Effect
+from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, incident_id
 from shared.domain.signals import Signal
-from shared.outbox import stage
 from shared.triage.assessment import Assessment
 from shared.triage.policy import ActionPlan, Policy
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The incident after the signal, the history to add, and the effects to send."""
-
-    incident: Incident
-    timeline: tuple[TimelineEntry, ...]
-    effects: tuple[Effect, ...]
-
-
 def correlate(
     current: Incident | None, signal: Signal, assessment: Assessment, now: str, policy: Policy
-) -> Outcome | None:
+) -> Change | None:
     """Open, update or resolve; None when a resolving signal finds nothing open."""
     if current is None:
         return None if assessment.resolves else _open(signal, assessment, now, policy)
@@ -34,7 +23,7 @@ def correlate(
     return _repeat(current, signal, assessment, now, policy)
 
 
-def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy: Policy) -> Outcome | None:
+def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy: Policy) -> Change | None:
     """Mark an incident as affecting all tenants, one level up; None if it already is, or is resolved."""
     if incident.all_tenants or not incident.is_open:
         return None
@@ -45,12 +34,12 @@ def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy:
     )
     timeline = [TimelineEntry(now, "severity", reason)]
     if raised == incident.severity:  # sev1 has no level above: the card says "all tenants", no new page
-        tell = Effect("notify", incident.id, "all-tenants", raised.label, now, detail=reason)
+        tell = Effect(EffectKind.NOTIFY, incident.id, "all-tenants", raised.label, now, detail=reason)
         return _with_effects(updated, timeline, [tell])
     return _with_effects(updated, timeline, _severity_effects(updated, now, policy, reason))
 
 
-def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
+def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     severity, reasons = assessment.severity, assessment.reasons
     new_id = incident_id(assessment.correlation_key, now)
     incident = Incident(
@@ -73,15 +62,17 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> O
         reasons=reasons,
         planned_actions=tuple(_planned(a) for a in assessment.actions),
     )
-    effects = [Effect("notify", new_id, "opened", severity.label, now)] if severity in policy.notify else []
+    effects = []
+    if severity in policy.notify:
+        effects.append(Effect(EffectKind.NOTIFY, new_id, "opened", severity.label, now))
     if severity in policy.paging:
-        effects.append(Effect("page", new_id, "trigger", severity.label, now))
+        effects.append(Effect(EffectKind.PAGE, new_id, "trigger", severity.label, now))
     effects += _act_effects(new_id, signal, assessment.actions, severity.label, now)
     timeline = [TimelineEntry(now, "opened", f"Opened as {severity.label}: " + "; ".join(reasons))]
     return _with_effects(incident, timeline, effects)
 
 
-def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
+def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     count = current.signal_count + 1
     updated = current.evolve(signal_count=count, updated_at=now, last_signal_at=signal.occurred_at)
     timeline: list[TimelineEntry] = []
@@ -100,7 +91,7 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
             effects += _act_effects(current.id, signal, new_actions, severity.label, now)
     elif _is_milestone(count) and current.severity in policy.notify:
         # A storm refreshes the card at 10, 100, 1000… signals, not on every one of them.
-        effects.append(Effect("notify", current.id, f"count-{count}", current.severity.label, now))
+        effects.append(Effect(EffectKind.NOTIFY, current.id, f"count-{count}", current.severity.label, now))
     return _with_effects(updated, timeline, effects)
 
 
@@ -118,12 +109,12 @@ def _act_effects(
     incident_id_: str, signal: Signal, actions: Sequence[ActionPlan], severity: str, now: str
 ) -> list[Effect]:
     return [
-        Effect("act", incident_id_, a.action, severity, now, target=signal.resource_id, mode=a.mode)
+        Effect(EffectKind.ACT, incident_id_, a.action, severity, now, target=signal.resource_id, mode=a.mode)
         for a in actions
     ]
 
 
-def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Outcome:
+def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     updated = current.evolve(
         status=RESOLVED,
         resolved_at=now,
@@ -134,9 +125,9 @@ def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str
         last_signal_at=signal.occurred_at,
     )
     text = f"Resolved by {signal.source}: {signal.title}"
-    effects = [Effect("notify", current.id, "resolved", current.severity.label, now, detail=text)]
+    effects = [Effect(EffectKind.NOTIFY, current.id, "resolved", current.severity.label, now, detail=text)]
     if current.paged:
-        effects.append(Effect("page", current.id, "resolve", current.severity.label, now))
+        effects.append(Effect(EffectKind.PAGE, current.id, "resolve", current.severity.label, now))
     return _with_effects(updated, [TimelineEntry(now, "resolved", text)], effects)
 
 
@@ -144,14 +135,17 @@ def _severity_effects(updated: Incident, now: str, policy: Policy, why: str) -> 
     """A raised severity: a line in the card's thread saying why, and a page if it now pages."""
     effects = []
     if updated.severity in policy.notify:
-        effects.append(Effect("notify", updated.id, "severity", updated.severity.label, now, detail=why))
+        tell = Effect(EffectKind.NOTIFY, updated.id, "severity", updated.severity.label, now, detail=why)
+        effects.append(tell)
     if updated.severity in policy.paging:
-        effects.append(Effect("page", updated.id, "trigger", updated.severity.label, now))
+        effects.append(Effect(EffectKind.PAGE, updated.id, "trigger", updated.severity.label, now))
     return effects
 
 
-def _with_effects(incident: Incident, timeline: list[TimelineEntry], effects: list[Effect]) -> Outcome:
-    return Outcome(stage(incident, effects), tuple(timeline), tuple(effects))
+def _with_effects(incident: Incident, timeline: list[TimelineEntry], effects: list[Effect]) -> Change:
+    if any(e.kind is EffectKind.PAGE and e.event == "trigger" for e in effects):
+        incident = incident.evolve(paged=True)  # so that resolving it resolves the page too
+    return Change(incident, tuple(timeline), tuple(effects))
 
 
 def _cross_tenant_reason(tenants: list[str], policy: Policy, raised: bool = True) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_queue import SqliteQueue
+from shared.errors import PoisonMessage
 from shared.localhost.asgi import FunctionsHttpHost
 from shared.localhost.runtime import QueuePump
 from shared.localhost.server import function_key
-from shared.paging.worker import PoisonMessage
 from shared.ports import QueueMessage
 
 

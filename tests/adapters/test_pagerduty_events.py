@@ -13,6 +13,7 @@ from shared.adapters.pagerduty_events import EVENTS_PER_MINUTE, PagerDutyEvents
 from shared.domain.incidents import OPEN, Incident
 from shared.domain.severity import Severity
 from shared.errors import Rejected, Transient
+from shared.paging.page import resolve_event, trigger_event
 from shared.paging.routing import RoutingTable, target_fingerprint
 from tests.factories import resource
 from tests.stubs import PagerDutyEventsStub
@@ -28,6 +29,16 @@ LINKS = [
     {"href": "https://portal.azure.com/#resource/x", "text": "cosmos-amicis-ikea-dev in the Azure portal"},
     {"href": "https://runbooks.example/cosmosdb.md#regional-failover", "text": "DR runbook"},
 ]
+
+
+def send_trigger(pager: PagerDutyEvents, incident: Incident, route: str, links: list[dict[str, str]]) -> str:
+    """Send the trigger event the page handler builds for the incident."""
+    return pager.send(trigger_event(incident, links, RUNBOOKS.get(incident.component, "")), route)
+
+
+def send_resolve(pager: PagerDutyEvents, incident: Incident, route: str) -> str:
+    """Send the resolve event the page handler builds for the incident."""
+    return pager.send(resolve_event(incident), route)
 
 
 def make_incident(**changes: Any) -> Incident:
@@ -67,7 +78,7 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[PagerDutyEventsStub]:
 
 @pytest.fixture
 def pager(stub: PagerDutyEventsStub) -> PagerDutyEvents:
-    return PagerDutyEvents(routing(), stub.url, RUNBOOKS)
+    return PagerDutyEvents(routing(), stub.url)
 
 
 def test_trigger_sends_exactly_the_documented_event(
@@ -75,7 +86,7 @@ def test_trigger_sends_exactly_the_documented_event(
 ) -> None:
     incident = make_incident(planned_actions=("cosmos-failover on cosmos-amicis-ikea-dev",))
 
-    line = pager.trigger(incident, "default", LINKS)
+    line = send_trigger(pager, incident, "default", LINKS)
 
     [request] = stub.requests
     assert (request.method, request.path) == ("POST", "/v2/enqueue")
@@ -113,7 +124,7 @@ def test_trigger_sends_exactly_the_documented_event(
 
 
 def test_trigger_without_links_sends_no_links_key(stub: PagerDutyEventsStub, pager: PagerDutyEvents) -> None:
-    pager.trigger(make_incident(), "default", [])
+    send_trigger(pager, make_incident(), "default", [])
 
     assert "links" not in stub.requests[0].json
 
@@ -130,7 +141,7 @@ def test_trigger_without_links_sends_no_links_key(stub: PagerDutyEventsStub, pag
 def test_severity_maps_to_pagerdutys_four_levels(
     stub: PagerDutyEventsStub, pager: PagerDutyEvents, severity: Severity, expected: str
 ) -> None:
-    pager.trigger(make_incident(severity=severity), "default", [])
+    send_trigger(pager, make_incident(severity=severity), "default", [])
 
     assert stub.events[0]["payload"]["severity"] == expected
     assert stub.events[0]["payload"]["summary"].startswith(f"[{severity.label.upper()}]")
@@ -139,7 +150,7 @@ def test_severity_maps_to_pagerdutys_four_levels(
 def test_summary_is_cut_to_1024_characters_and_accepted(
     stub: PagerDutyEventsStub, pager: PagerDutyEvents
 ) -> None:
-    pager.trigger(make_incident(title="x" * 5000, all_tenants=True), "default", [])
+    send_trigger(pager, make_incident(title="x" * 5000, all_tenants=True), "default", [])
 
     summary = stub.events[0]["payload"]["summary"]
     assert len(summary) == 1024 and summary.startswith("[SEV2] [ALL TENANTS] xxx")
@@ -151,8 +162,8 @@ def test_a_raised_severity_retriggers_the_same_alert(
 ) -> None:
     incident = make_incident(severity=Severity.SEV3)
 
-    pager.trigger(incident, "default", [])
-    pager.trigger(incident.evolve(severity=Severity.SEV1), "default", [])
+    send_trigger(pager, incident, "default", [])
+    send_trigger(pager, incident.evolve(severity=Severity.SEV1), "default", [])
 
     assert [e["dedup_key"] for e in stub.events] == [incident.id, incident.id]
     assert stub.incident_count() == 1
@@ -168,10 +179,10 @@ def test_resolve_goes_through_the_routing_key_of_the_trigger(stub: PagerDutyEven
     pager = PagerDutyEvents(routing(spec=f"ikea/sev1={IKEA_SEV1_KEY}"), stub.url)
     incident = make_incident(severity=Severity.SEV1)
     route = pager.route_for(incident)
-    pager.trigger(incident, route, [])
+    send_trigger(pager, incident, route, [])
 
     # Later the incident calmed down to sev2, whose own route would be the default key.
-    line = pager.resolve(incident.evolve(severity=Severity.SEV2), route)
+    line = send_resolve(pager, incident.evolve(severity=Severity.SEV2), route)
 
     resolve = stub.events[-1]
     assert resolve == {"routing_key": IKEA_SEV1_KEY, "event_action": "resolve", "dedup_key": incident.id}
@@ -184,9 +195,9 @@ def test_resolve_goes_through_the_routing_key_of_the_trigger(stub: PagerDutyEven
 def test_the_stub_drops_a_resolve_sent_through_another_routing_key(stub: PagerDutyEventsStub) -> None:
     pager = PagerDutyEvents(routing(spec=f"ikea/sev1={IKEA_SEV1_KEY}"), stub.url)
     incident = make_incident(severity=Severity.SEV1)
-    pager.trigger(incident, "ikea/sev1", [])
+    send_trigger(pager, incident, "ikea/sev1", [])
 
-    pager.resolve(incident, "default")  # what a resolve through the current route would do: wrong
+    send_resolve(pager, incident, "default")  # what a resolve through the current route would do: wrong
 
     alert = stub.alert(incident.id)
     assert alert is not None and alert.status == "triggered"
@@ -210,7 +221,7 @@ def test_the_most_specific_routing_key_wins(
     incident = make_incident(tenant=tenant, severity=severity)
 
     route = pager.route_for(incident)
-    pager.trigger(incident, route, [])
+    send_trigger(pager, incident, route, [])
 
     assert route == f"{selector}#{target_fingerprint(key)}", "the selector and a fingerprint, never the key"
     assert stub.events[0]["routing_key"] == key
@@ -222,7 +233,7 @@ def test_no_routing_key_configured_is_rejected_before_any_request(stub: PagerDut
     with pytest.raises(Rejected, match="PAGERDUTY_ROUTING_KEY"):
         pager.route_for(make_incident())
     with pytest.raises(Rejected, match="no longer configured"):
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
     assert stub.requests == []
 
 
@@ -232,7 +243,7 @@ def test_a_429_with_retry_after_is_transient_after_one_request(
     stub.respond_next("/v2/enqueue", 429, headers={"Retry-After": "2"})
 
     with pytest.raises(Transient) as caught:
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
     assert caught.value.retry_after == 2.0
     assert len(stub.requests) == 1
@@ -245,7 +256,7 @@ def test_a_429_without_retry_after_is_transient_with_no_hint(
     stub.respond_next("/v2/enqueue", 429)
 
     with pytest.raises(Transient) as caught:
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
     assert caught.value.retry_after is None
     assert len(stub.requests) == 1
@@ -258,7 +269,7 @@ def test_a_server_error_is_transient_after_one_request(
     stub.fail_next("/v2/enqueue", 1, status=status)
 
     with pytest.raises(Transient, match=str(status)):
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
     assert len(stub.requests) == 1
 
@@ -271,8 +282,8 @@ def test_failures_then_success_open_exactly_one_alert(
 
     for _ in range(3):
         with pytest.raises(Transient):
-            pager.trigger(incident, "default", [])
-    pager.trigger(incident, "default", [])
+            send_trigger(pager, incident, "default", [])
+    send_trigger(pager, incident, "default", [])
 
     assert len(stub.requests) == 4
     assert stub.incident_count() == 1 and stub.triggered_keys() == {incident.id}
@@ -284,7 +295,7 @@ def test_a_400_is_rejected_with_pagerdutys_own_words(
     stub.respond_next("/v2/enqueue", 400, body=invalid_event("'payload.summary' is missing or blank"))
 
     with pytest.raises(Rejected) as caught:
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
     assert "400" in str(caught.value)
     assert "Event object is invalid" in str(caught.value)
@@ -298,7 +309,7 @@ def test_the_openapi_error_example_is_rejected_with_its_text(
     stub.respond_next("/v2/enqueue", 400, body=UNRECOGNIZED)
 
     with pytest.raises(Rejected, match="Event object format is unrecognized; JSON parse error"):
-        pager.resolve(make_incident(), "default")
+        send_resolve(pager, make_incident(), "default")
 
 
 @pytest.mark.parametrize(
@@ -337,7 +348,7 @@ def test_a_refused_connection_is_transient(stub: PagerDutyEventsStub, pager: Pag
     stub.stop()
 
     with pytest.raises(Transient, match="unreachable"):
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
 
 @pytest.mark.parametrize("close", [False, True], ids=["503", "connection-closed"])
@@ -345,7 +356,7 @@ def test_pagerduty_down_is_transient(stub: PagerDutyEventsStub, pager: PagerDuty
     stub.set_down(close=close)
 
     with pytest.raises(Transient):
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
     assert len(stub.requests) == 1 and stub.incident_count() == 0
 
@@ -378,10 +389,11 @@ def test_a_burst_beyond_120_events_on_one_route_waits_in_the_queue(stub: PagerDu
     pager = PagerDutyEvents(routing(spec=f"ikea={IKEA_KEY}"), stub.url)
 
     for n in range(EVENTS_PER_MINUTE):
-        pager.trigger(make_incident(id=f"inc-burst-{n}", tenant="hm"), "default", [])
+        send_trigger(pager, make_incident(id=f"inc-burst-{n}", tenant="hm"), "default", [])
     with pytest.raises(Transient) as caught:
-        pager.trigger(make_incident(id="inc-burst-last", tenant="hm"), "default", [])
-    pager.trigger(make_incident(id="inc-other-route"), "ikea", [])  # another routing key has its own budget
+        send_trigger(pager, make_incident(id="inc-burst-last", tenant="hm"), "default", [])
+    # Another routing key has its own budget.
+    send_trigger(pager, make_incident(id="inc-other-route"), "ikea", [])
 
     assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 60
     assert len(stub.requests) == EVENTS_PER_MINUTE + 1  # the held-back event never left
@@ -401,10 +413,10 @@ def test_the_routing_key_is_never_in_an_error_or_a_log(
     messages = []
     for _ in range(3):
         with pytest.raises((Transient, Rejected)) as caught:
-            pager.trigger(make_incident(), "ikea", [])
+            send_trigger(pager, make_incident(), "ikea", [])
         messages.append(str(caught.value))
-    messages.append(pager.trigger(make_incident(), "ikea", []))
-    messages.append(pager.resolve(make_incident(), "ikea"))
+    messages.append(send_trigger(pager, make_incident(), "ikea", []))
+    messages.append(send_resolve(pager, make_incident(), "ikea"))
     stub.stop()
     with pytest.raises(Transient) as refused:
         pager.change_event("ikea", "x", "y", {})
@@ -420,17 +432,17 @@ def test_a_base_url_that_is_not_https_is_rejected_with_the_setting_named() -> No
     """The pagerduty client refuses http:// with its own UrlError, which is no pagerduty.Error."""
     pager = PagerDutyEvents(routing(), "http://127.0.0.1:9/")
     with pytest.raises(Rejected, match="PAGERDUTY_EVENTS_URL"):
-        pager.trigger(make_incident(), "default", [])
+        send_trigger(pager, make_incident(), "default", [])
 
 
 def test_a_resolve_follows_the_triggering_key_after_the_settings_change(stub: PagerDutyEventsStub) -> None:
     before = PagerDutyEvents(routing(spec=f"ikea={IKEA_KEY}"), stub.url)
     incident = make_incident()
     route = before.route_for(incident)
-    before.trigger(incident, route, [])
+    send_trigger(before, incident, route, [])
     # The ikea selector now points at another service; the old key is still configured as the default.
     after = PagerDutyEvents(routing(default=IKEA_KEY, spec=f"ikea={SEV1_KEY}"), stub.url)
-    after.resolve(incident, route)
+    send_resolve(after, incident, route)
     assert stub.events[-1]["routing_key"] == IKEA_KEY
     alert = stub.alert(incident.id)
     assert alert is not None and alert.status == "resolved"
@@ -442,5 +454,5 @@ def test_a_resolve_whose_key_is_gone_is_rejected_loudly(stub: PagerDutyEventsStu
     route = before.route_for(incident)
     after = PagerDutyEvents(routing(), stub.url)
     with pytest.raises(Rejected, match="no longer configured; resolve it in PagerDuty by hand") as caught:
-        after.resolve(incident, route)
+        send_resolve(after, incident, route)
     assert IKEA_KEY not in str(caught.value)

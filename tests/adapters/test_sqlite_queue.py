@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.sqlite_queue import LockLost, Received, SqliteQueue
-from shared.ports import QueueMessage
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.errors import LockLost
+from shared.ports import QueueMessage, Received
 
 T0 = 1_700_000_000.0
 # (message_id, session_id, sequence_number, delivery_count, held_from_ns, held_to_ns)

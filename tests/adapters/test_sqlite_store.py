@@ -9,8 +9,7 @@ import pytest
 
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.incidents import TimelineEntry
-from shared.errors import Conflict, PreconditionFailed
-from shared.ports import DuplicateSignal
+from shared.errors import Conflict, DuplicateSignal, PreconditionFailed
 from shared.triage.assessment import assess
 from shared.triage.correlation import correlate
 from shared.triage.policy import load_policy
@@ -92,7 +91,7 @@ def test_informational_signals_are_kept_once(tmp_path: Path) -> None:
 def test_pending_effects_are_found_for_the_sweeper(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    store.commit(outcome.incident, None, s)
+    store.commit(outcome.staged(), None, s)
     assert [v.incident.id for v in store.with_pending_effects("2027-01-01", 10)] == [outcome.incident.id]
     assert store.with_pending_effects("2000-01-01", 10) == []
 

@@ -11,6 +11,7 @@ import pytest
 from shared import bootstrap
 from shared.bootstrap import Services
 from shared.localhost.runtime import service_bus_message
+from shared.ports import PageEvent
 from shared.settings import Settings
 from tests.conftest import ROOT
 from tests.factories import FakeClock
@@ -84,7 +85,7 @@ def test_pagerduty_500_three_times_then_202_makes_one_incident(
     assert len(pagerduty.requests_to("/v2/enqueue")) == 4
     assert pagerduty.incident_count() == 1 and pagerduty.incident_count(incident_id) == 1
     found = app.store.get(incident_id)
-    assert found is not None and found.incident.pagerduty_state == "triggered:sev1"
+    assert found is not None and str(found.incident.pagerduty_state) == "triggered:sev1"
     assert found.incident.failures == ()
 
 
@@ -130,13 +131,13 @@ def test_a_page_whose_answer_was_lost_is_still_resolved(
     function("send_page")(service_bus_message(page))  # fails: a retry is scheduled
     app.local_queue.complete(page)
     found = app.store.get(incident_id)
-    assert found is not None and found.incident.pagerduty_state == "triggering:sev1"
+    assert found is not None and str(found.incident.pagerduty_state) == "triggering:sev1"
     pagerduty.set_down(False)
     post("alerts", (ROOT / "samples" / "cosmos-available.json").read_bytes())
     run_queues(app)
     assert [e["event_action"] for e in pagerduty.events] == ["resolve"], "resolve what may be out there"
     found = app.store.get(incident_id)
-    assert found is not None and found.incident.pagerduty_state == "resolved"
+    assert found is not None and str(found.incident.pagerduty_state) == "resolved"
 
 
 def test_resolved_in_pagerduty_while_a_trigger_was_on_its_way_converges_to_resolved(
@@ -144,10 +145,12 @@ def test_resolved_in_pagerduty_while_a_trigger_was_on_its_way_converges_to_resol
 ) -> None:
     incident_id = open_sample()
     pager = app.pager
-    real_trigger = pager.trigger
+    real_send = pager.send
 
-    def trigger_then_resolved_in_pagerduty(*args: object, **kwargs: object) -> str:
-        line = real_trigger(*args, **kwargs)  # type: ignore[arg-type]
+    def trigger_then_resolved_in_pagerduty(event: PageEvent, route: str) -> str:
+        line = real_send(event, route)
+        if event.action != "trigger":
+            return line
         # The on-call resolves it in PagerDuty before our worker writes down that it paged.
         resolved = {
             "id": "E-race",
@@ -159,12 +162,12 @@ def test_resolved_in_pagerduty_while_a_trigger_was_on_its_way_converges_to_resol
         app.pagerduty_events.handle(json.dumps({"event": resolved}).encode())
         return line
 
-    monkeypatch.setattr(pager, "trigger", trigger_then_resolved_in_pagerduty)
+    monkeypatch.setattr(pager, "send", trigger_then_resolved_in_pagerduty)
     run_queues(app)
     alert = pagerduty.alert(incident_id)
     assert alert is not None and alert.status == "resolved", "the page that went out is resolved too"
     found = app.store.get(incident_id)
-    assert found is not None and (found.incident.status, found.incident.pagerduty_state) == (
+    assert found is not None and (found.incident.status, str(found.incident.pagerduty_state)) == (
         "resolved",
         "resolved",
     )

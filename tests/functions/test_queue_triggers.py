@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.sqlite_queue import Received
 from shared.bootstrap import Services
+from shared.errors import PoisonMessage
 from shared.localhost.runtime import service_bus_message
-from shared.paging.worker import PoisonMessage, desired_page_state
-from shared.ports import QueueMessage
+from shared.paging.page_sync import desired_page_state
+from shared.ports import QueueMessage, Received
 from tests.conftest import ROOT
 from tests.factories import FakeClock
 from tests.functions.harness import (
@@ -115,6 +115,8 @@ def test_send_page_records_the_pagerduty_trigger(
                         "environment": "dev",
                         "opened_at": "2026-11-25T10:00:00.000Z",
                         "planned_actions": ["cosmosdb.regional_failover (approve)"],
+                        # The dry-run records what the real pager sends, the runbook section too.
+                        "runbook": "runbook.md#cosmos-db",
                     },
                 },
                 "links": [
@@ -134,7 +136,7 @@ def test_send_page_records_the_pagerduty_trigger(
         f"PagerDuty (dry-run): would trigger critical for {incident_id}",
     )
     found = app.store.get(incident_id)
-    assert found is not None and found.incident.pagerduty_state == "triggered:sev1"
+    assert found is not None and str(found.incident.pagerduty_state) == "triggered:sev1"
 
 
 def test_send_notification_posts_the_card_once_then_updates_it(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.domain.severity import Severity
+from shared.outbox import effect_message
 from shared.triage.assessment import assess
 from shared.triage.correlation import correlate, escalate_for_peers
 from shared.triage.policy import load_policy
@@ -24,7 +25,7 @@ def test_first_signal_opens_an_incident_that_pages_and_notifies() -> None:
         "ikea",
     )
     assert [(e.kind, e.event) for e in outcome.effects] == [("notify", "opened"), ("page", "trigger")]
-    assert incident.paged and len(incident.outbox) == 2
+    assert incident.paged and len(outcome.staged().outbox) == 2
     assert outcome.timeline[0].kind == "opened"
 
 
@@ -142,5 +143,5 @@ def test_effect_message_ids_are_stable() -> None:
     two = correlate(None, s, assess(s, POLICY), NOW, POLICY)
     assert one is not None and two is not None
     assert [e.message_id for e in one.effects] == [e.message_id for e in two.effects]
-    page = one.effects[1].to_message()
+    page = effect_message(one.effects[1])
     assert (page.queue, page.session_id) == ("pages", one.incident.id)

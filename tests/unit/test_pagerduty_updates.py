@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain.incidents import Incident
+from shared.domain.incidents import Incident, PageState
 from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
 from shared.triage.assessment import assess
 from shared.triage.correlation import correlate
@@ -24,7 +24,7 @@ def _incident() -> Incident:
     s = signal(azure_severity="Sev0")
     outcome = correlate(None, s, assess(s, POLICY), OPENED, POLICY)
     assert outcome is not None
-    return outcome.incident.evolve(outbox=(), pagerduty_state="triggered:sev1")
+    return outcome.incident.evolve(outbox=(), pagerduty_state=PageState.parse("triggered:sev1"))
 
 
 def captured(name: str) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def test_resolved_in_pagerduty_resolves_ours_without_sending_it_back() -> None:
     incident = change.incident
     assert incident.status == "resolved" and incident.resolved_at == event["occurred_at"]
     assert incident.resolved_by is not None and incident.resolved_by.endswith("(PagerDuty)")
-    assert incident.pagerduty_state == "resolved", "PagerDuty knows: no resolve event goes back"
+    assert str(incident.pagerduty_state) == "resolved", "PagerDuty knows: no resolve event goes back"
     assert incident.time_to_resolve_seconds is not None and incident.time_to_resolve_seconds > 0
 
 

@@ -1,0 +1,99 @@
+"""Page sync: makes PagerDuty show the incident as it is now, whatever the message says.
+
+Pages are synchronised, not replayed: effects that arrive late, twice or out of order (a retry
+overtaken by a resolve) still leave the right state, and a storm of updates to one incident
+costs one call. A page never gives up; every few failed tries it says so on the incident.
+"""
+
+from __future__ import annotations
+
+from shared.clock import Clock, iso
+from shared.domain.effects import Change, Effect, EffectKind
+from shared.domain.incidents import (
+    NOT_PAGED,
+    PAGE_RESOLVED,
+    RESOLVED,
+    Incident,
+    PageState,
+    PageStatus,
+    TimelineEntry,
+)
+from shared.outbox import Outbox
+from shared.paging.links import incident_links
+from shared.paging.page import resolve_event, trigger_event
+from shared.ports import Pager
+from shared.retries import EffectRunner, RetryRule
+from shared.triage.policy import Policy
+
+PAGE_RETRIES = RetryRule(give_up_after=None, warn_every=5)
+
+
+class PageSync:
+    """Handles the `pages` queue."""
+
+    def __init__(
+        self,
+        runner: EffectRunner,
+        outbox: Outbox,
+        pager: Pager,
+        policy: Policy,
+        clock: Clock,
+        runbook_base: str = "",
+    ) -> None:
+        self.runner = runner
+        self.outbox = outbox
+        self.pager = pager
+        self.policy = policy
+        self.clock = clock
+        self.runbook_base = runbook_base
+
+    def handle(self, body: bytes) -> None:
+        """Carry out one page message; raising makes the queue redeliver it."""
+        self.runner.run(body, EffectKind.PAGE, PAGE_RETRIES, self._sync)
+
+    def _sync(self, effect: Effect, incident: Incident) -> None:
+        desired = desired_page_state(incident, self.policy)
+        if desired == incident.pagerduty_state:
+            return  # PagerDuty already shows this: coalesced
+        if desired == PAGE_RESOLVED:
+            route = incident.pagerduty_route
+            line = self.pager.send(resolve_event(incident), route)
+        else:
+            route = incident.pagerduty_route or self.pager.route_for(incident)
+            # Written before the call: if PagerDuty takes the trigger but its answer is lost, the
+            # incident still knows a page may be out, and a later resolve goes to it.
+            self._mark(incident.id, PageState(PageStatus.TRIGGERING, desired.severity), route)
+            component = self.policy.component(incident.component)
+            links = incident_links(incident, self.policy, self.runbook_base)
+            event = trigger_event(incident, links, component.runbook if component else "")
+            line = self.pager.send(event, route)
+        now = iso(self.clock())
+
+        def paged(current: Incident) -> Change:
+            updated = current.evolve(pagerduty_state=desired, pagerduty_route=route, updated_at=now)
+            effects = [Effect(EffectKind.NOTIFY, current.id, f"paged-{desired}", current.severity.label, now)]
+            if desired_page_state(updated, self.policy) != desired:
+                # The incident moved on while we called (resolved in PagerDuty, raised again): go again.
+                effects.append(
+                    Effect(EffectKind.PAGE, current.id, "converge", current.severity.label, now, detail=now)
+                )
+            return Change(updated, [TimelineEntry(now, "page", line)], effects)
+
+        self.outbox.update(incident.id, paged)
+
+    def _mark(self, incident_id: str, state: PageState, route: str) -> None:
+        def mark(current: Incident) -> Change:
+            return Change(current.evolve(pagerduty_state=state, pagerduty_route=route))
+
+        self.outbox.update(incident_id, mark)
+
+
+def desired_page_state(incident: Incident, policy: Policy) -> PageState:
+    """What PagerDuty should show for the incident now."""
+    current = incident.pagerduty_state
+    if incident.status == RESOLVED:
+        # Anything but "never paged" may have reached PagerDuty (a trigger in flight included).
+        return PAGE_RESOLVED if current not in (NOT_PAGED, PAGE_RESOLVED) else current
+    if incident.severity in policy.paging:
+        return PageState(PageStatus.TRIGGERED, incident.severity)
+    return current
