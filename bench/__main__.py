@@ -1,4 +1,4 @@
-"""`python -m bench [coldstart|storm|http] [--profile]`: run the benchmarks and print their figures."""
+"""`python -m bench [coldstart|storm|http|malformed] [--profile]`: run the benchmarks, print figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import ALERTS, KEYS, coldstart, over_http, storm
+from bench import ALERTS, KEYS, coldstart, malformed, over_http, storm
 from bench.machine import describe
 from bench.report import BenchFailed, Figure, show, table
 
@@ -15,11 +15,13 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "coldstart": coldstart.run,
     "storm": storm.run,
     "http": over_http.run,
+    "malformed": malformed.run,
 }
 TITLES = {
     "coldstart": f"coldstart: {coldstart.APP!r} vs {coldstart.BASELINE!r}, {coldstart.RUNS} runs each",
     "storm": f"storm: {ALERTS:,} alerts / {KEYS} keys through decode_json → parse_alert → Intake.accept",
     "http": "http: the same storm to `dr serve`, one request per alert on one keep-alive connection",
+    "malformed": f"malformed: bad and fuzzed requests ({malformed.EXAMPLES} per kind) to each POST route",
 }
 
 
