@@ -1,11 +1,15 @@
-"""Ports: what the domain needs from the outside world. Adapters live in `shared.adapters`.
+"""Ports: what the flow needs from the outside world, shaped by their callers. Adapters: `shared.adapters`.
 
-They are shaped for the production adapters: the store like Azure Table Storage (ETag-conditional
-writes, atomic only within one incident: its row, signals and timeline can share a partition) and the
-queue like Service Bus (message_id duplicate detection, session_id per target, scheduled delivery,
-dead-letter). Still to settle for Table Storage: where "one open incident per key", cross-incident
-signal dedupe and the listing, condition and outbox queries live (index entities in their own
-partitions, written before the incident, tolerated when left behind by a crash).
+The store is cut the way Azure Table Storage will hold it:
+- `IncidentRepository`: one incident with its signals and timeline, which can share a partition, so
+  a commit is one atomic, ETag-conditional transaction (intake, the effect handlers, webhooks);
+- `ExternalIds`: point lookups by another system's id, a partition of their own;
+- `IncidentQueries`: reads across incidents (lists, the condition index for cross-tenant
+  escalation, the outbox sweep), which on Table Storage are index entities in their own
+  partitions, written before the incident and tolerated when a crash leaves them behind.
+The queue is shaped like Service Bus: message_id duplicate detection, session_id per target,
+scheduled delivery, dead-letter. Pagers and chats receive what was built for them, so a dry-run
+records exactly what the real adapter would send.
 """
 
 from __future__ import annotations
