@@ -87,6 +87,16 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
     responder.wait_for(lambda: operations() == ["trigger", "resolve"], "the page resolved")
 
 
+def test_a_sev0_alert_is_never_lowered_by_a_generic_rule(responder: Responder) -> None:
+    alert = metric_alert(rule="cosmos-availability-floor", severity="Sev0", metric="ServiceAvailability")
+    answer = responder.post("/alerts", body(alert))
+    assert answer.status_code == 202, answer.text
+    (incident_id,) = answer.json()["incidents"]
+    incident = _incident(responder, incident_id)
+    assert incident["severity"] == "sev1"
+    assert any("rule elevated-errors says sev2, kept sev1" in r for r in incident["reasons"])
+
+
 def test_function_key_is_required(responder: Responder) -> None:
     url = f"{responder.base}/alerts"
     assert httpx.post(url, content=body(metric_alert())).status_code == 401

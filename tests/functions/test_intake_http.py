@@ -140,6 +140,15 @@ def test_a_sev0_alert_pages_and_its_resolve_resolves(app: Services) -> None:
     assert pages == ["trigger", "resolve"]
 
 
+def test_a_sev0_availability_alert_stays_sev1_when_a_sev2_rule_matches(app: Services) -> None:
+    """The author's Sev0 is a floor: "elevated errors" (sev2) matching it must not lower the page."""
+    alert = metric_alert(severity="Sev0", metric="availabilityResults/availabilityPercentage")
+    _report(post("alerts", body(alert)), accepted=1)
+    (incident,) = app.store.list_incidents(None, None, 10)
+    assert (incident.severity.label, incident.paged) == ("sev1", True)
+    assert any("kept sev1: the alert's own severity is a floor" in r for r in incident.reasons)
+
+
 def test_content_type_parameters_and_a_missing_content_type_are_accepted() -> None:
     _report(post("alerts", body(metric_alert(alert_id="a")), "application/json; charset=utf-8"), 1)
     _report(post("alerts", body(metric_alert(alert_id="b")), None), 1)
