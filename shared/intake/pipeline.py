@@ -12,7 +12,7 @@ from shared.errors import Conflict, PreconditionFailed
 from shared.outbox import MAX_ATTEMPTS, Change, Outbox, StoreContention
 from shared.ports import DuplicateSignal, EffectQueue, IncidentStore, Versioned
 from shared.triage.assessment import assess
-from shared.triage.correlation import Outcome, correlate, escalate_for_peers
+from shared.triage.correlation import Outcome, correlate, escalate_for_peers, instance_of, is_firing
 from shared.triage.policy import Policy
 
 
@@ -63,8 +63,12 @@ class Intake:
         for _ in range(MAX_ATTEMPTS):
             now = iso(self.clock())
             current = self.store.open_incident(assessment.correlation_key)
-            if current is None and self._already_resolved(signal):
-                # A Fired retried after its own Resolved was handled: stale, not a new outage.
+            # A Fired retried after its own Resolved was handled: stale, not a new outage. With an
+            # incident open it would bring back an instance that resolved and keep it open; one
+            # the incident knows to be firing cannot have resolved, so repeats skip the look-up.
+            if (current is None or not is_firing(current.incident, signal)) and self._already_resolved(
+                signal
+            ):
                 self._record_informational(signal, report)
                 return
             outcome = correlate(current.incident if current else None, signal, assessment, now, self.policy)
@@ -88,7 +92,7 @@ class Intake:
             self.flush(Versioned(outcome.incident, etag))
             if current is None:
                 self._escalate_across_tenants(outcome.incident)
-            elif not outcome.incident.is_open:
+            else:  # a Resolved, whether it resolved the incident or one instance of several
                 self._remember_resolved(signal, outcome.incident.id)
             return
         raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
@@ -149,11 +153,12 @@ class Intake:
             report.updated += 1
 
 
-# An Azure Monitor alert instance (alertId) fires once and resolves once; a new firing is a new
-# instance. So a Fired whose instance is already resolved is a late retry.
+# An Azure Monitor alert instance (alertId, with its dimensions) fires once and resolves once; a new
+# firing is a new instance. So a Fired whose instance is already resolved is a late retry.
 RESOLVED_ALERTS = "azure-monitor-resolved"
 
 
 def _alert_instance(signal: Signal) -> str:
-    alert_id = signal.facts.get("alert_id") if signal.source == "azure-monitor" else None
-    return alert_id if isinstance(alert_id, str) else ""
+    # The instance as correlation tracks it: by alertId alone, one resolved dimension of a
+    # multi-dimension alert would make every later firing of its other dimensions look stale.
+    return instance_of(signal)

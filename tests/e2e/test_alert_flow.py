@@ -77,10 +77,17 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
 
     # Resolve once the page is out: an incident resolved before its page leaves is never paged.
     responder.wait_for(lambda: operations() == ["trigger"], "the page triggered")
-    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
+    # dup-1 and dup-2 are two instances of one alert rule on one resource: the incident resolves
+    # when the last of them does.
+    partly = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
+    assert (partly["resolved"], partly["updated"]) == (0, 1)
+    incident = _incident(responder, first["incidents"][0])
+    assert incident["status"] == "open"
+    assert any("1 of 2 instances resolved" in e["text"] for e in incident["timeline"])
+    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-1", condition="Resolved"))).json()
     assert resolved["resolved"] == 1
     incident = _incident(responder, first["incidents"][0])
-    assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 3
+    assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 4
     assert responder.get("/incidents", status="open").json()["count"] == 0
     assert responder.get("/incidents", status="resolved").json()["count"] == 1
 
