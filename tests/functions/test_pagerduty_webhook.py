@@ -20,7 +20,7 @@ from shared.settings import Settings
 from tests.conftest import REFDATA, ROOT
 from tests.factories import FakeClock
 from tests.functions.harness import assert_error, dry_run, function, json_body, post
-from tests.json_strategies import json_values
+from tests.json_strategies import json_values, one_field_changed
 from tests.stubs import PagerDutyRestStub
 
 SECRET = "test-webhook-secret-0123456789"
@@ -175,6 +175,72 @@ def test_fuzzed_deliveries_never_get_a_5xx_and_a_refusal_queues_nothing(
     before = app.local_queue.active_count("pagerduty")
     answer = _webhook(body, signature=None if signed else "v1=" + "1" * 64)
     assert answer.status_code < 500
+    if answer.status_code >= 400:
+        assert set(json_body(answer)) == {"error", "detail"}
+        assert app.local_queue.active_count("pagerduty") == before
+
+
+def _captured(name: str) -> dict[str, Any]:
+    return dict(json.loads((PD / f"webhook_v3_captured_{name}.json").read_text()))
+
+
+def _changed(name: str, path: tuple[str, ...], value: Any) -> bytes:
+    envelope = _captured(name)
+    parent = envelope
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+    return json.dumps(envelope).encode()
+
+
+NEVER_SUCCEEDS = [
+    pytest.param("incident_acknowledged", ("event", "data"), "a string", "event.data", id="data-string"),
+    pytest.param("incident_acknowledged", ("event", "data"), [1, 2], "event.data", id="data-list"),
+    pytest.param("incident_acknowledged", ("event", "id"), "E" * 129, "event.id", id="event-id-129"),
+    pytest.param(
+        "incident_acknowledged", ("event", "data", "id"), "Q" * 129, "event.data.id", id="data-id-129"
+    ),
+    pytest.param(
+        "incident_acknowledged", ("event", "data", "id"), {"a": 1}, "event.data.id", id="data-id-object"
+    ),
+    pytest.param(
+        "incident_annotated",
+        ("event", "data", "incident", "id"),
+        "Q" * 200,
+        "event.data.incident.id",
+        id="note",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "value", "named"), NEVER_SUCCEEDS)
+def test_a_signed_delivery_that_can_never_succeed_is_a_4xx_not_a_5xx(
+    app: Services, name: str, path: tuple[str, ...], value: Any, named: str
+) -> None:
+    """PagerDuty retries a 5xx for good: a delivery no retry can fix must be refused with a 4xx."""
+    answer = _webhook(_changed(name, path, value))
+    assert 400 <= answer.status_code < 500, answer.get_body()
+    assert set(json_body(answer)) == {"error", "detail"}
+    assert named in json_body(answer)["detail"]
+    assert app.local_queue.active_count("pagerduty") == 0
+
+
+CAPTURED = [
+    _captured(name)
+    for name in ("incident_acknowledged", "incident_annotated", "incident_resolved", "incident_triggered")
+]
+FUZZ_VALUES = json_values() | st.text(min_size=100, max_size=300)
+FUZZ_RUNS: list[int] = []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(envelope=one_field_changed(CAPTURED, FUZZ_VALUES))
+def test_fuzzed_validly_signed_deliveries_never_get_a_5xx(app: Services, envelope: Any) -> None:
+    """Captured deliveries with one field deleted or replaced anywhere, signed with the right secret."""
+    FUZZ_RUNS.append(1)
+    before = app.local_queue.active_count("pagerduty")
+    answer = _webhook(json.dumps(envelope).encode(), delivery=f"fuzz-{len(FUZZ_RUNS)}")
+    assert answer.status_code < 500, answer.get_body()
     if answer.status_code >= 400:
         assert set(json_body(answer)) == {"error", "detail"}
         assert app.local_queue.active_count("pagerduty") == before
