@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.clock import parse_iso
 from shared.domain.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
 from shared.intake.json_body import decode_json, optional, require
@@ -65,12 +66,12 @@ def parse_event(body: bytes, content_type: str | None) -> WebhookEvent:
         _id(optional(data, "incident.id", str, at="event.data"), "event.data.incident.id")
     else:
         _id(optional(data, "id", str, at="event.data"), "event.data.id")
-    return WebhookEvent(
-        id=event_id,
-        event_type=require(event, "event_type", str, at="event", nonempty=True),
-        occurred_at=require(event, "occurred_at", str, at="event"),
-        raw=event,
-    )
+    event_type = require(event, "event_type", str, at="event", nonempty=True)
+    occurred_at = require(event, "occurred_at", str, at="event")
+    if parse_iso(occurred_at) is None:
+        detail = f"event.occurred_at must be an ISO 8601 date-time, got {occurred_at[:50]!r}"
+        raise BadInput("invalid_field", detail, 422)
+    return WebhookEvent(id=event_id, event_type=event_type, occurred_at=occurred_at, raw=event)
 
 
 def _id(value: str | None, where: str) -> str:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REFDATA
+from shared.adapters.sqlite_queue import SqliteQueue
+from tests.conftest import REFDATA, ROOT
 from tests.e2e.conftest import Responder
 from tests.json_strategies import json_values, one_field_changed
 
@@ -61,6 +62,36 @@ def test_a_signed_delivery_that_can_never_succeed_is_a_4xx(
     answer = _post(responder, envelope, f"never-{named}-{len(str(value))}")
     assert 400 <= answer.status_code < 500, answer.text
     assert set(answer.json()) == {"error", "detail"} and named in answer.json()["detail"]
+
+
+def test_an_occurred_at_that_is_no_date_time_is_refused_at_the_door(responder: Responder) -> None:
+    envelope = copy.deepcopy(CAPTURED["incident_acknowledged"])
+    envelope["event"]["occurred_at"] = "yesterday"
+    answer = _post(responder, envelope, "occurred-yesterday")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "invalid_field" and "event.occurred_at" in answer.json()["detail"]
+
+
+def test_a_malformed_field_is_written_on_the_incident_and_dead_lettered_as_poison(
+    responder: Responder,
+) -> None:
+    opened = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+    (incident_id,) = opened.json()["incidents"]
+    envelope = copy.deepcopy(CAPTURED["incident_acknowledged"])
+    envelope["event"].update(id="E-assignees-5", event_type="incident.reassigned")
+    envelope["event"]["data"].update(incident_key=incident_id, assignees=5)
+    assert _post(responder, envelope, "assignees-5").status_code == 202
+
+    def written_down() -> bool:
+        timeline = responder.get(f"/incidents/{incident_id}").json()["timeline"]
+        return any("not applied: event.data.assignees must be an array" in e["text"] for e in timeline)
+
+    responder.wait_for(written_down, "the malformed event on the incident's timeline")
+    queue = SqliteQueue(responder.data_dir / "queue.sqlite3")
+    responder.wait_for(lambda: bool(queue.dead_letters("pagerduty")), "the event dead-lettered")
+    (dead,) = [d for d in queue.dead_letters("pagerduty") if d.message_id == "assignees-5"]
+    assert (dead.reason, dead.delivery_count) == ("PoisonMessage", 1)
+    assert "event.data.assignees must be an array" in dead.description
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
