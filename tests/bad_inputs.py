@@ -107,6 +107,32 @@ ALERTS = [
         "invalid_field",
         "data.essentials.monitorCondition",
     ),
+    BadRequest(
+        "firedDateTime not a time",
+        _alert(lambda p: p["data"]["essentials"].update(firedDateTime="yesterday")),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.firedDateTime",
+    ),
+    BadRequest(
+        "firedDateTime past year 9999",
+        _alert(lambda p: p["data"]["essentials"].update(firedDateTime="99999-01-01T00:00:00Z")),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.firedDateTime",
+    ),
+    BadRequest(
+        "resolvedDateTime not a time",
+        _alert(
+            lambda p: p["data"]["essentials"].update(monitorCondition="Resolved", resolvedDateTime="nope")
+        ),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.resolvedDateTime",
+    ),
 ]
 
 EVENTS = [
@@ -128,5 +154,28 @@ EVENTS = [
         422,
         "invalid_field",
         "[0].id",
+    ),
+    BadRequest(
+        "eventTime not a time",
+        _events(lambda e: e[0].update(eventTime="nope")),
+        JSON,
+        422,
+        "invalid_field",
+        "[0].eventTime",
+    ),
+    BadRequest(
+        "CloudEvents time not a time",
+        json.dumps(
+            [
+                dict(
+                    json.loads((REFDATA / "event_grid" / "ce_redis_PatchingCompleted.json").read_text())[0],
+                    time="nope",
+                )
+            ]
+        ).encode(),
+        "application/cloudevents-batch+json",
+        422,
+        "invalid_field",
+        "[0].time",
     ),
 ]
