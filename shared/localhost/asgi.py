@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +22,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ROUTE_PREFIX = "/api/"
+# A client that sends less than its Content-Length would hold the request (and a worker's
+# connection) until uvicorn gives up, minutes later; the Functions front end times the body
+# read out with a 408, and so does this host.
+BODY_READ_TIMEOUT_SECONDS = 5.0
 
 
 def http_routes(functions: Iterable[Any]) -> list[Route]:
@@ -85,7 +91,15 @@ class FunctionsHttpHost:
             return _error(
                 401, "unauthorized", "missing or wrong function key: pass ?code= or x-functions-key"
             )
-        body = await _read_body(receive, MAX_BODY_BYTES)
+        try:
+            body = await _read_body(receive, MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS)
+        except TimeoutError:
+            status, reply_headers, answer = _error(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS:g} s",
+            )
+            return status, [*reply_headers, (b"connection", b"close")], answer
         if body is None:
             return _error(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
         request = func.HttpRequest(
@@ -119,11 +133,15 @@ class FunctionsHttpHost:
         return hmac.compare_digest(given.encode(), self.function_key.encode())
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes the limit (never buffered past it)."""
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
+    """The whole body, or None as soon as it passes the limit (never buffered past it).
+
+    TimeoutError if it has not all arrived within `timeout` seconds, however it trickles in.
+    """
     chunks, size = [], 0
+    deadline = time.monotonic() + timeout
     while True:
-        message = await receive()
+        message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable
 
 import httpx
 
 from tests.alerts import body, metric_alert
 from tests.conftest import ROOT
-from tests.e2e.conftest import Responder
+from tests.e2e.conftest import KEY, Responder
 from tests.factories import resource
 
 
@@ -141,3 +143,24 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
     for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"status": "sleeping"}):
         answer = responder.get("/incidents", **bad)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_parameter"
+
+
+def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(responder: Responder) -> None:
+    """Content-Length: 100 and 10 bytes: dr serve answers 408 after its read timeout, not after 120 s+."""
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=60) as conn:
+        conn.sendall(
+            f"POST /api/alerts?code={KEY} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"schemaId'
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started < 60, "well under the 120 s a stalled body used to hold it"
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert json.loads(payload)["error"] == "request_timeout"
