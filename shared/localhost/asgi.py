@@ -86,8 +86,9 @@ class FunctionsHttpHost:
                 return _error(405, "method_not_allowed", f"{path} accepts {', '.join(sorted(allowed))}")
             return _error(404, "not_found", f"no function at {path}")
         headers = _headers(scope)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        if route.auth_level != "anonymous" and not self._authorized(query, headers):
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        query = dict(pairs)
+        if route.auth_level != "anonymous" and not self._authorized(scope, pairs):
             return _error(
                 401, "unauthorized", "missing or wrong function key: pass ?code= or x-functions-key"
             )
@@ -128,9 +129,15 @@ class FunctionsHttpHost:
             allowed |= route.methods
         return None, {}, allowed
 
-    def _authorized(self, query: dict[str, str], headers: dict[str, str]) -> bool:
-        given = query.get("code") or headers.get("x-functions-key") or ""
-        return hmac.compare_digest(given.encode(), self.function_key.encode())
+    def _authorized(self, scope: Scope, query: list[tuple[str, str]]) -> bool:
+        # As the Functions host reads the key (AuthenticationLevelHandler.GetAuthorizationKeyInfoAsync):
+        # the first x-functions-key header if there is one, even empty, else the first ?code=.
+        header = next((v for k, v in scope["headers"] if k.lower() == b"x-functions-key"), None)
+        if header is not None:
+            given = header.decode("latin-1")
+        else:
+            given = next((v for k, v in query if k == "code"), "")
+        return bool(given) and hmac.compare_digest(given.encode(), self.function_key.encode())
 
 
 async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:

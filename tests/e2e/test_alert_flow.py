@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.alerts import body, metric_alert
 from tests.conftest import ROOT
@@ -116,6 +117,23 @@ def test_function_key_is_required(responder: Responder) -> None:
     assert httpx.get(f"{responder.base}/health").status_code == 200
     header = httpx.get(f"{responder.base}/incidents", headers={"x-functions-key": "e2e-function-key"})
     assert header.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "code", "status"),
+    [
+        (KEY, "wrong", 200),  # the header wins over ?code=, as in the Functions host
+        ("wrong", KEY, 401),
+        ("", KEY, 401),  # a header that is there but empty still wins: no key
+        (None, KEY, 200),
+    ],
+)
+def test_the_functions_key_header_takes_precedence_over_code(
+    responder: Responder, header: str | None, code: str, status: int
+) -> None:
+    headers = {} if header is None else {"x-functions-key": header}
+    answer = httpx.get(f"{responder.base}/incidents", params={"code": code}, headers=headers)
+    assert answer.status_code == status, answer.text
 
 
 def test_unknown_routes_and_methods_answer_json(responder: Responder) -> None:

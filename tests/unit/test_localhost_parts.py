@@ -83,3 +83,42 @@ def test_a_body_that_never_arrives_is_answered_408_after_the_read_timeout(
 
 def _never_called(request: Any) -> Any:
     raise AssertionError("the function must not run without its whole body")
+
+
+def _call(host: FunctionsHttpHost, query: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """One GET through the ASGI host, in-process; the answer's status."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/ping", "headers": headers, "query_string": query}
+    asyncio.run(host(scope, receive, send))
+    return int(sent[0]["status"])
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status"),
+    [
+        (b"code=wrong", [(b"x-functions-key", b"key")], 200),
+        (b"code=key", [(b"x-functions-key", b"wrong")], 401),
+        (b"code=key", [(b"x-functions-key", b"")], 401),
+        (b"code=key", [], 200),
+        (b"code=key&code=wrong", [], 200),  # the host reads the first ?code=
+        (b"code=wrong&code=key", [], 401),
+        (b"", [(b"X-Functions-Key", b"key")], 200),
+    ],
+)
+def test_the_key_header_wins_over_code_as_in_the_functions_host(
+    query: bytes, headers: list[tuple[bytes, bytes]], status: int
+) -> None:
+    def ping(request: Any) -> Any:
+        import azure.functions as func
+
+        return func.HttpResponse("ok")
+
+    route = Route(compile_template("ping"), "ping", frozenset({"GET"}), "function", "ping", ping)
+    assert _call(FunctionsHttpHost([route], "key"), query, headers) == status
