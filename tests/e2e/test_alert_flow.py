@@ -158,7 +158,8 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
     assert responder.get("/incidents").json()["count"] == 5
     assert responder.get("/incidents", limit="2").json()["count"] == 2
     assert responder.get("/incidents", tenant="ikea").json()["count"] == 2
-    for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"status": "sleeping"}):
+    bad_limits = [{"limit": v} for v in ("0", "1001", "x", "٣", " 5", "+5")]
+    for bad in [*bad_limits, {"status": "sleeping"}]:
         answer = responder.get("/incidents", **bad)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_parameter"
 

@@ -116,6 +116,11 @@ BAD_LIST_PARAMS: list[tuple[dict[str, str], str]] = [
     ({"limit": "ten"}, "limit"),
     ({"limit": "1.5"}, "limit"),
     ({"limit": "9" * 5000}, "limit"),
+    ({"limit": "٣"}, "limit"),  # int() reads Arabic-Indic digits, and spaces, signs and underscores
+    ({"limit": " 5"}, "limit"),
+    ({"limit": "5 "}, "limit"),
+    ({"limit": "+5"}, "limit"),
+    ({"limit": "1_0"}, "limit"),
 ]
 
 
