@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ class BadRequest:
     status: int
     error: str
     detail: str = ""  # a piece of the detail that names the problem
+    headers: tuple[tuple[str, str], ...] = ()  # besides Content-Type
 
 
 def _alert(change: Any) -> bytes:
@@ -53,6 +55,24 @@ COMMON = [
     BadRequest("null", b"null", JSON, 422, "invalid_payload", "null"),
     BadRequest("a number", b"42", JSON, 422, "invalid_payload"),
     BadRequest("over 1 MiB", TOO_BIG, JSON, 413, "body_too_large", "1048576"),
+    BadRequest(
+        "gzip body",
+        gzip.compress(b'{"schemaId": "azureMonitorCommonAlertSchema"}'),
+        JSON,
+        415,
+        "unsupported_media_type",
+        "content-encoding",
+        (("Content-Encoding", "gzip"),),
+    ),
+    BadRequest(
+        "deflate body",
+        b'{"a": 1}',
+        JSON,
+        415,
+        "unsupported_media_type",
+        "deflate",
+        (("Content-Encoding", "deflate"),),
+    ),
 ]
 
 ALERTS = [

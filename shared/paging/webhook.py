@@ -54,9 +54,9 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) ->
         raise Unauthorized("X-PagerDuty-Signature does not match")
 
 
-def parse_event(body: bytes, content_type: str | None) -> WebhookEvent:
+def parse_event(body: bytes, content_type: str | None, content_encoding: str | None = None) -> WebhookEvent:
     """The delivery's event; BadInput naming what is missing."""
-    payload = decode_json(body, content_type)
+    payload = decode_json(body, content_type, content_encoding=content_encoding)
     event = require(payload, "event", dict)
     event_id = _id(require(event, "id", str, at="event", nonempty=True), "event.id")
     # The ids the queue message is keyed by must fit it; a delivery that cannot be queued can never

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import hmac
 import json
@@ -62,6 +63,17 @@ def test_a_signed_delivery_that_can_never_succeed_is_a_4xx(
     answer = _post(responder, envelope, f"never-{named}-{len(str(value))}")
     assert 400 <= answer.status_code < 500, answer.text
     assert set(answer.json()) == {"error", "detail"} and named in answer.json()["detail"]
+
+
+def test_a_gzip_delivery_is_415_naming_the_encoding(responder: Responder) -> None:
+    raw = gzip.compress(json.dumps(CAPTURED["incident_acknowledged"]).encode())
+    signature = "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    headers = {"X-PagerDuty-Signature": signature, "X-Webhook-Id": "gzip-1", "Content-Encoding": "gzip"}
+    answer = responder.post("/pagerduty", raw, **headers)
+    assert answer.status_code == 415, answer.text
+    assert (
+        answer.json()["error"] == "unsupported_media_type" and "content-encoding" in answer.json()["detail"]
+    )
 
 
 def test_an_occurred_at_that_is_no_date_time_is_refused_at_the_door(responder: Responder) -> None:

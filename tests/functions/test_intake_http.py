@@ -173,6 +173,12 @@ def test_a_resolved_instance_does_not_resolve_what_another_instance_still_fires(
     assert app.store.list_incidents("resolved", None, 10)[0].id == incident.id
 
 
+@pytest.mark.parametrize("encoding", ["identity", "IDENTITY", ""])
+def test_an_identity_content_encoding_is_accepted(encoding: str) -> None:
+    headers = {"Content-Encoding": encoding}
+    _report(post("alerts", body(metric_alert(alert_id=f"enc-{encoding}")), headers=headers), 1)
+
+
 def test_content_type_parameters_and_a_missing_content_type_are_accepted() -> None:
     _report(post("alerts", body(metric_alert(alert_id="a")), "application/json; charset=utf-8"), 1)
     _report(post("alerts", body(metric_alert(alert_id="b")), None), 1)
@@ -255,7 +261,7 @@ def test_a_lone_surrogate_escape_is_refused_without_a_500(route: str, payload: A
 
 
 def _send_bad(route: str, case: BadRequest) -> None:
-    answer = post(route, case.body, case.content_type)
+    answer = post(route, case.body, case.content_type, headers=dict(case.headers))
     assert_error(answer, case.status, case.error, case.detail)
     assert snapshot() == EMPTY, "a refused request stores and queues nothing"
 

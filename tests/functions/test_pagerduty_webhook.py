@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -155,6 +156,14 @@ def test_unsigned_or_wrongly_signed_is_401_and_nothing_is_queued(
 def test_malformed_json_with_a_valid_signature_is_400_and_nothing_is_queued(app: Services) -> None:
     body = b'{"event": '
     assert_error(_webhook(body), 400, "malformed_json")
+    assert app.local_queue.active_count("pagerduty") == 0
+
+
+def test_a_gzip_delivery_with_a_valid_signature_is_415_naming_the_encoding(app: Services) -> None:
+    body = gzip.compress((PD / "webhook_v3_captured_incident_acknowledged.json").read_bytes())
+    headers = {"X-Webhook-Id": "d", "X-PagerDuty-Signature": _sign(body), "Content-Encoding": "gzip"}
+    answer = post("pagerduty", body, headers=headers, function_name="pagerduty_webhook")
+    assert_error(answer, 415, "unsupported_media_type", "content-encoding")
     assert app.local_queue.active_count("pagerduty") == 0
 
 
