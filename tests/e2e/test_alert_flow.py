@@ -10,6 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from shared.adapters.sqlite_store import SqliteIncidentStore
+from shared.domain.incidents import TimelineEntry
 from tests.alerts import body, metric_alert
 from tests.conftest import ROOT
 from tests.e2e.conftest import KEY, Responder
@@ -162,6 +164,17 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
     for bad in [*bad_limits, {"status": "sleeping"}]:
         answer = responder.get("/incidents", **bad)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_parameter"
+
+
+def test_the_timeline_over_http_is_in_time_order(responder: Responder) -> None:
+    answer = responder.post("/alerts", body(metric_alert(rule="timeline-order", alert_id="order-1")))
+    (incident_id,) = answer.json()["incidents"]
+    # A line dated before the opening, written after it (as a slow worker, or another process, does).
+    store = SqliteIncidentStore(responder.data_dir / "incidents.sqlite3")
+    store.add_timeline(incident_id, [TimelineEntry("2000-01-01T00:00:00.000Z", "page", "written late")])
+    timeline = _incident(responder, incident_id)["timeline"]
+    assert timeline[0]["text"] == "written late"
+    assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
 
 
 def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(responder: Responder) -> None:

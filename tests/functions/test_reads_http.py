@@ -9,6 +9,7 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.domain.incidents import TimelineEntry
 from shared.settings import Settings
 from shared.triage.policy import load_policy
 from tests.alerts import body, metric_alert
@@ -139,6 +140,16 @@ def test_one_incident_with_timeline_and_signals(incidents: dict[str, str]) -> No
     assert all(set(e) == {"at", "kind", "text"} for e in found["timeline"])
     assert [s["state"] for s in found["signals"]] == ["resolved", "fired"]  # newest first
     assert "outbox" not in found
+
+
+def test_the_timeline_of_an_incident_is_in_time_order(app: Services, incidents: dict[str, str]) -> None:
+    incident_id = incidents["a"]
+    opened_at = app.store.timeline(incident_id)[0].at
+    app.store.add_timeline(incident_id, [TimelineEntry("2026-11-25T09:59:00.000Z", "page", "written late")])
+    answer = get("get_incident", f"/api/incidents/{incident_id}", route_params={"id": incident_id})
+    timeline = json_body(answer)["timeline"]
+    assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
+    assert timeline[0]["at"] == "2026-11-25T09:59:00.000Z" < opened_at
 
 
 @pytest.mark.parametrize("missing", ["inc-20261125-0000000000", "", "../etc/passwd", "' OR 1=1 --"])
