@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.clock import Clock, iso, minutes_before
 from shared.domain.incidents import Incident
@@ -137,6 +137,10 @@ class Intake:
         )
 
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
+        # Stored without an incident, it says so, whatever made it informational (a routine event,
+        # a stale Fired, a Resolved with nothing open), not only an unknown event type.
+        if not signal.informational:
+            signal = replace(signal, informational=True)
         if self.store.record_informational(signal):
             report.informational += 1
         else:

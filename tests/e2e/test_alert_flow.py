@@ -177,6 +177,15 @@ def test_the_timeline_over_http_is_in_time_order(responder: Responder) -> None:
     assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
 
 
+def test_signals_stored_as_informational_say_so_over_http(start_responder: Callable[..., Responder]) -> None:
+    responder = start_responder()
+    answer = responder.post("/alerts", body(metric_alert(alert_id="gone-1", condition="Resolved")))
+    assert answer.json()["informational"] == 1
+    assert responder.post("/alerts", body(metric_alert(alert_id="gone-1"))).json()["informational"] == 1
+    signals = responder.get("/signals").json()["signals"]
+    assert sorted((s["state"], s["informational"]) for s in signals) == [("fired", True), ("resolved", True)]
+
+
 def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(responder: Responder) -> None:
     """Content-Length: 100 and 10 bytes: dr serve answers 408 after its read timeout, not after 120 s+."""
     with socket.create_connection(("127.0.0.1", responder.port), timeout=60) as conn:

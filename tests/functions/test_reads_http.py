@@ -173,6 +173,21 @@ def test_signals_lists_only_informational_ones_newest_first(clock: FakeClock) ->
     assert limited["count"] == 1 and limited["signals"][0] == found["signals"][0]
 
 
+def test_what_is_stored_as_informational_says_informational_true(clock: FakeClock) -> None:
+    """A resolve with nothing open, a stale Fired and a routine event are informational, and say so."""
+    target = resource("cosmosdb", "cosmos-amicis-ikea-dev", "rg-amicis-ikea-dev")
+    resolved = metric_alert(rule="rule-s", target=target, alert_id="stale-1", condition="Resolved")
+    fired = metric_alert(rule="rule-s", target=target, alert_id="stale-1")
+    assert json_body(post("alerts", body(resolved)))["informational"] == 1  # nothing open
+    assert json_body(post("alerts", body(fired)))["informational"] == 1  # stale: its Resolved came first
+    assert json_body(post("eventgrid", body(event_payload("docs2018_eg_acr_ImagePushed.json"))))[
+        "informational"
+    ]
+    found = json_body(get("informational_signals", "/api/signals"))
+    assert found["count"] == 3
+    assert [s["informational"] for s in found["signals"]] == [True, True, True]
+
+
 @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1"])
 def test_signals_bad_limit_is_400(limit: str) -> None:
     assert_error(
