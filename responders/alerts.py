@@ -17,7 +17,9 @@ bp = func.Blueprint()
 @answers_errors
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
     """Store the alert and its incident, queue the effects, answer 202."""
-    payload = decode_json(req.get_body(), req.headers.get("content-type"), MAX_BODY_BYTES)
+    payload = decode_json(
+        req.get_body(), req.headers.get("content-type"), MAX_BODY_BYTES, req.headers.get("content-encoding")
+    )
     app = services()
     signal = parse_alert(payload, app.owner())
     report = app.intake.accept([signal])

@@ -26,7 +26,9 @@ def eventgrid(req: func.HttpRequest) -> func.HttpResponse:
     """Validation handshakes, then events in either schema, single or batched."""
     if req.method == "OPTIONS":
         return cloudevents_handshake(req)
-    payload = decode_json(req.get_body(), req.headers.get("content-type"), MAX_BODY_BYTES)
+    payload = decode_json(
+        req.get_body(), req.headers.get("content-type"), MAX_BODY_BYTES, req.headers.get("content-encoding")
+    )
     app = services()
     delivery = parse_delivery(payload, app.owner())
     if isinstance(delivery, Handshake):

@@ -54,6 +54,9 @@ def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: in
     if raw is None or raw == "":
         return default
     try:
+        # ASCII digits only: int() also takes "٣", " 5", "+5" and "1_0", which no client means.
+        if not (raw.isascii() and raw.isdigit()):
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise BadInput("invalid_parameter", f"{name} must be an integer from {low} to {high}") from None

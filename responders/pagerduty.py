@@ -25,7 +25,7 @@ def pagerduty_webhook(req: func.HttpRequest) -> func.HttpResponse:
     if len(body) > MAX_BODY_BYTES:
         return json_response({"error": "body_too_large", "detail": f"limit {MAX_BODY_BYTES} bytes"}, 413)
     verify_signature(body, req.headers.get("x-pagerduty-signature"), app.settings.pagerduty_webhook_secrets)
-    event = parse_event(body, req.headers.get("content-type"))
+    event = parse_event(body, req.headers.get("content-type"), req.headers.get("content-encoding"))
     message = to_message(event, req.headers.get("x-webhook-id"), body)
     try:
         app.queue.send([message])

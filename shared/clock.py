@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
+
+# A date and a time, optionally seconds, a fraction and a zone: what the senders write. A date alone
+# is not a moment, and datetime.fromisoformat would take one (and any character between the parts).
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+)
 
 
 def utc_now() -> datetime:
@@ -16,6 +23,18 @@ def utc_now() -> datetime:
 def iso(moment: datetime) -> str:
     """2026-11-25T20:01:02.345Z."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime | None:
+    """An ISO 8601 date-time in UTC (one without a zone is taken as UTC); None if it is not one."""
+    raw = text.strip()
+    if not _DATE_TIME.fullmatch(raw):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("z", "Z").replace("t", "T"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # a day or hour out of range; a zone past year 9999
+        return None
 
 
 def seconds_between(start: str, end: str) -> float | None:

@@ -23,6 +23,7 @@ def metric_alert(
     alert_id: str = "00000000-0000-0000-0000-000000000001",
     condition: str = "Fired",
     severity: str = "Sev1",
+    metric: str | None = None,
 ) -> dict[str, Any]:
     """A common-schema metric alert as Azure Monitor posts it."""
     payload = copy.deepcopy(_metric_sample())
@@ -35,6 +36,8 @@ def metric_alert(
     essentials["configurationItems"] = [essentials["alertTargetIDs"][0].rsplit("/", 1)[-1]]
     essentials["severity"] = severity
     essentials["monitorCondition"] = condition
+    if metric is not None:
+        payload["data"]["alertContext"]["condition"]["allOf"][0]["metricName"] = metric
     if condition == "Resolved":
         essentials["resolvedDateTime"] = "2025-04-15T18:30:00.000Z"
     return payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ class BadRequest:
     status: int
     error: str
     detail: str = ""  # a piece of the detail that names the problem
+    headers: tuple[tuple[str, str], ...] = ()  # besides Content-Type
 
 
 def _alert(change: Any) -> bytes:
@@ -53,6 +55,24 @@ COMMON = [
     BadRequest("null", b"null", JSON, 422, "invalid_payload", "null"),
     BadRequest("a number", b"42", JSON, 422, "invalid_payload"),
     BadRequest("over 1 MiB", TOO_BIG, JSON, 413, "body_too_large", "1048576"),
+    BadRequest(
+        "gzip body",
+        gzip.compress(b'{"schemaId": "azureMonitorCommonAlertSchema"}'),
+        JSON,
+        415,
+        "unsupported_media_type",
+        "content-encoding",
+        (("Content-Encoding", "gzip"),),
+    ),
+    BadRequest(
+        "deflate body",
+        b'{"a": 1}',
+        JSON,
+        415,
+        "unsupported_media_type",
+        "deflate",
+        (("Content-Encoding", "deflate"),),
+    ),
 ]
 
 ALERTS = [
@@ -107,6 +127,32 @@ ALERTS = [
         "invalid_field",
         "data.essentials.monitorCondition",
     ),
+    BadRequest(
+        "firedDateTime not a time",
+        _alert(lambda p: p["data"]["essentials"].update(firedDateTime="yesterday")),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.firedDateTime",
+    ),
+    BadRequest(
+        "firedDateTime past year 9999",
+        _alert(lambda p: p["data"]["essentials"].update(firedDateTime="99999-01-01T00:00:00Z")),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.firedDateTime",
+    ),
+    BadRequest(
+        "resolvedDateTime not a time",
+        _alert(
+            lambda p: p["data"]["essentials"].update(monitorCondition="Resolved", resolvedDateTime="nope")
+        ),
+        JSON,
+        422,
+        "invalid_field",
+        "data.essentials.resolvedDateTime",
+    ),
 ]
 
 EVENTS = [
@@ -128,5 +174,28 @@ EVENTS = [
         422,
         "invalid_field",
         "[0].id",
+    ),
+    BadRequest(
+        "eventTime not a time",
+        _events(lambda e: e[0].update(eventTime="nope")),
+        JSON,
+        422,
+        "invalid_field",
+        "[0].eventTime",
+    ),
+    BadRequest(
+        "CloudEvents time not a time",
+        json.dumps(
+            [
+                dict(
+                    json.loads((REFDATA / "event_grid" / "ce_redis_PatchingCompleted.json").read_text())[0],
+                    time="nope",
+                )
+            ]
+        ).encode(),
+        "application/cloudevents-batch+json",
+        422,
+        "invalid_field",
+        "[0].time",
     ),
 ]

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS timeline (
     kind TEXT NOT NULL,
     text TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS timeline_by_incident ON timeline (incident_id, seq);
+CREATE INDEX IF NOT EXISTS timeline_by_incident_in_time ON timeline (incident_id, at, seq);
+DROP INDEX IF EXISTS timeline_by_incident;
 CREATE TABLE IF NOT EXISTS external_ids (
     system TEXT NOT NULL,
     external_id TEXT NOT NULL,
@@ -199,7 +200,10 @@ class SqliteIncidentStore:
         """Oldest first."""
         rows = (
             self.db.read()
-            .execute("SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY seq", (incident_id,))
+            # By time, then as written: a worker's line can be written after lines dated later.
+            .execute(
+                "SELECT at, kind, text FROM timeline WHERE incident_id = ? ORDER BY at, seq", (incident_id,)
+            )
             .fetchall()
         )
         return [TimelineEntry(r["at"], r["kind"], r["text"]) for r in rows]

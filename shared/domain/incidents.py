@@ -115,6 +115,10 @@ class Incident:
     time_to_acknowledge_seconds: float | None = None
     time_to_resolve_seconds: float | None = None
     failures: tuple[str, ...] = ()  # effects that gave up, with the reason a person reads
+    # Digests of the alert instances still firing (see `shared.triage.correlation.instance_of`):
+    # a Resolved of one of them resolves the incident only when it was the last. Internal, like
+    # the outbox; a record stored before they were tracked has none.
+    firing_instances: tuple[str, ...] = ()
     # Effects decided but not yet confirmed on the queue (transactional outbox): the intake
     # clears them after a successful send, the sweeper re-sends what a crash left behind.
     outbox: tuple[Mapping[str, Any], ...] = field(default=())
@@ -141,6 +145,7 @@ class Incident:
     def to_record(self) -> dict[str, Any]:
         """The stored form: public fields plus the outbox (shallow: it is written on every signal)."""
         data = self.to_dict()
+        data["firing_instances"] = list(self.firing_instances)
         data["outbox"] = [dict(e) for e in self.outbox]
         return data
 
@@ -153,12 +158,13 @@ class Incident:
         fields["reasons"] = tuple(fields["reasons"])
         fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
         fields["failures"] = tuple(fields.get("failures", ()))
+        fields["firing_instances"] = tuple(fields.get("firing_instances", ()))
         fields["outbox"] = tuple(fields.get("outbox", ()))
         fields["pagerduty_state"] = PageState.parse(fields.get("pagerduty_state", ""))
         return cls(**fields)
 
 
-_PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name != "outbox")
+_PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name not in ("outbox", "firing_instances"))
 
 
 def incident_id(correlation_key: str, opened_at: str) -> str:

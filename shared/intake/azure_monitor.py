@@ -26,7 +26,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.clock import iso
+from shared.clock import iso, parse_iso
 from shared.domain.resources import Owner, ResourceId, parse_resource_id
 from shared.domain.signals import FactValue, Signal
 from shared.errors import BadInput
@@ -101,6 +101,14 @@ def parse_alert(payload: Any, owner: Owner) -> Signal:
     )
 
 
+def timestamp(value: str, where: str) -> str:
+    """An ISO 8601 date-time as UTC with a "Z"; 422 invalid_field naming `where` when it is not one."""
+    parsed = parse_iso(value)
+    if parsed is None:
+        raise BadInput("invalid_field", f"{where} must be an ISO 8601 date-time, got {value[:50]!r}", 422)
+    return iso(parsed)  # one format everywhere, so stored times compare as strings
+
+
 def utc_iso(value: str) -> str:
     """An ISO 8601 timestamp in UTC with a "Z"; text that does not parse is returned unchanged."""
     raw = value.strip()
@@ -129,8 +137,11 @@ def _common(payload: dict[str, Any], owner: Owner) -> Signal:
     signal_type = optional(ess, "signalType", str, at=at) or ""
     targets = _strings(ess, "alertTargetIDs", at)
     items = _strings(ess, "configurationItems", at)
+    # The id is made of the times as sent (so a redelivery matches); the signal carries them in UTC.
     fired = require(ess, "firedDateTime", str, at=at, nonempty=True)
+    fired_at = timestamp(fired, f"{at}.firedDateTime")
     resolved = optional(ess, "resolvedDateTime", str, at=at) or ""
+    resolved_at = timestamp(resolved, f"{at}.resolvedDateTime") if resolved.strip() else ""
     description = (optional(ess, "description", str, at=at) or "").strip()
     context = optional(payload, "data.alertContext", dict) or {}
     tags = _tags(optional(payload, "data.customProperties", dict))
@@ -157,7 +168,7 @@ def _common(payload: dict[str, Any], owner: Owner) -> Signal:
         severity=severity,
         resource=resource,
         title=_title(rule, resource, items, kind, facts, description),
-        occurred_at=utc_iso(resolved if state == "resolved" and resolved else fired),
+        occurred_at=resolved_at if state == "resolved" and resolved_at else fired_at,
         description=description,
         facts=facts,
         owner=owner,
@@ -176,7 +187,8 @@ def _metric_alert(payload: dict[str, Any], owner: Owner) -> Signal:
     alert_id = require(ctx, "id", str, at=at, nonempty=True)
     rule = require(ctx, "name", str, at=at, nonempty=True)
     severity = _numbered_severity(require(ctx, "severity", object, at=at), f"{at}.severity")
-    timestamp = require(ctx, "timestamp", str, at=at, nonempty=True)
+    sent_at = require(ctx, "timestamp", str, at=at, nonempty=True)
+    occurred_at = timestamp(sent_at, f"{at}.timestamp")
     description = (optional(ctx, "description", str, at=at) or "").strip()
     resource = parse_resource_id(optional(ctx, "resourceId", str, at=at) or "")
     items = [n for n in [text(ctx.get("resourceName")) or resource.name] if n]
@@ -190,7 +202,7 @@ def _metric_alert(payload: dict[str, Any], owner: Owner) -> Signal:
     _put(facts, "target_type", resource.type)
     facts.update(_metric_facts(ctx))
     return _signal(
-        id=dedupe_id(alert_id, condition, timestamp, ""),
+        id=dedupe_id(alert_id, condition, sent_at, ""),
         schema=METRIC_ALERT_SCHEMA,
         kind="Platform",
         rule=rule,
@@ -198,7 +210,7 @@ def _metric_alert(payload: dict[str, Any], owner: Owner) -> Signal:
         severity=severity,
         resource=resource,
         title=_title(rule, resource, items, "Platform", facts, description),
-        occurred_at=utc_iso(timestamp),
+        occurred_at=occurred_at,
         description=description,
         facts=facts,
         owner=owner,
@@ -213,7 +225,8 @@ def _activity_log(payload: dict[str, Any], owner: Owner) -> Signal:
     at = "data.context.activityLog"
     log = require(data, "context.activityLog", dict, at="data")
     operation = require(log, "operationName", str, at=at, nonempty=True)
-    timestamp = require(log, "eventTimestamp", str, at=at, nonempty=True)
+    sent_at = require(log, "eventTimestamp", str, at=at, nonempty=True)
+    occurred_at = timestamp(sent_at, f"{at}.eventTimestamp")
     event_id = text(log.get("eventDataId")) or text(log.get("correlationId")) or text(log.get("operationId"))
     kind = _activity_kind(text(log.get("eventSource")))
     raw_resource = (
@@ -234,7 +247,7 @@ def _activity_log(payload: dict[str, Any], owner: Owner) -> Signal:
     facts.update(_context_facts(kind, log))
     description = text(log.get("description")) or text(dig(log, "properties.title"))
     return _signal(
-        id=dedupe_id(event_id or operation, condition, timestamp, ""),
+        id=dedupe_id(event_id or operation, condition, sent_at, ""),
         schema=ACTIVITY_LOG_SCHEMA,
         kind=kind,
         rule=operation,
@@ -242,7 +255,7 @@ def _activity_log(payload: dict[str, Any], owner: Owner) -> Signal:
         severity=_LEVELS.get(text(log.get("level")).lower(), "Sev4"),
         resource=resource,
         title=_title(operation, resource, items, kind, facts, description),
-        occurred_at=utc_iso(timestamp),
+        occurred_at=occurred_at,
         description=description,
         facts=facts,
         owner=owner,
@@ -263,7 +276,8 @@ def _classic(payload: dict[str, Any], owner: Owner) -> Signal:
         )
     alert_id = require(ctx, "id", str, at="context", nonempty=True)
     rule = require(ctx, "name", str, at="context", nonempty=True)
-    timestamp = require(ctx, "timestamp", str, at="context", nonempty=True)
+    sent_at = require(ctx, "timestamp", str, at="context", nonempty=True)
+    occurred_at = timestamp(sent_at, "context.timestamp")
     description = (optional(ctx, "description", str, at="context") or "").strip()
     resource = parse_resource_id(optional(ctx, "resourceId", str, at="context") or "")
     items = [n for n in [text(ctx.get("resourceName")) or resource.name] if n]
@@ -287,7 +301,7 @@ def _classic(payload: dict[str, Any], owner: Owner) -> Signal:
     ):
         _put(facts, key, text(cond.get(field)))
     return _signal(
-        id=dedupe_id(alert_id, condition, timestamp, ""),
+        id=dedupe_id(alert_id, condition, sent_at, ""),
         schema=CLASSIC_SCHEMA,
         kind="Platform",
         rule=rule,
@@ -295,7 +309,7 @@ def _classic(payload: dict[str, Any], owner: Owner) -> Signal:
         severity="Sev3",
         resource=resource,
         title=_title(rule, resource, items, "Platform", facts, description),
-        occurred_at=utc_iso(timestamp),
+        occurred_at=occurred_at,
         description=description,
         facts=facts,
         owner=owner,

@@ -18,7 +18,7 @@ from typing import Any
 from shared.domain.resources import Owner, ResourceId, parse_resource_id
 from shared.domain.signals import FactValue, Signal
 from shared.errors import BadInput
-from shared.intake.azure_monitor import dedupe_id, utc_iso
+from shared.intake.azure_monitor import dedupe_id, timestamp
 from shared.intake.json_body import as_object, dig, join_path, optional, require, text
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -135,7 +135,7 @@ def _envelope(event: Any, at: str) -> _Envelope:
         event_type = require(event, "eventType", str, at=at, nonempty=True)
         time_key, schema = "eventTime", EVENT_GRID_SCHEMA
     event_id = require(event, "id", str, at=at, nonempty=True)
-    time = require(event, time_key, str, at=at, nonempty=True)
+    time = timestamp(require(event, time_key, str, at=at, nonempty=True), join_path(at, time_key))
     subject = optional(event, "subject", str, at=at) or ""
     event_type = event_type.strip()
     if event_type in _SHORT_ACR_TYPES and "microsoft.containerregistry" in topic.lower():
@@ -194,7 +194,7 @@ def _signal(env: _Envelope, owner: Owner) -> Signal:
         azure_severity="",
         resource=resource,
         title=title,
-        occurred_at=utc_iso(env.time),
+        occurred_at=env.time,
         description=_str(facts.get("summary")),
         tenant=owned.tenant,
         environment=owned.environment,

@@ -31,9 +31,12 @@ class _NotJson(ValueError):
     """NaN or Infinity: Python's json accepts them, JSON does not."""
 
 
-def decode_json(body: bytes, content_type: str | None, max_bytes: int = MAX_BYTES) -> Any:
+def decode_json(
+    body: bytes, content_type: str | None, max_bytes: int = MAX_BYTES, content_encoding: str | None = None
+) -> Any:
     """Parse a request body as JSON; any problem is a BadInput (400, 413 or 415) saying what to fix."""
     _check_content_type(content_type)
+    _check_content_encoding(content_encoding)
     if len(body) > max_bytes:
         raise BadInput("body_too_large", f"body is {len(body)} bytes; the limit is {max_bytes} bytes", 413)
     raw = bytes(body)
@@ -139,6 +142,20 @@ def _check_content_type(content_type: str | None) -> None:
     shown = (content_type or "")[:100]
     raise BadInput(
         "unsupported_media_type", f"content type {shown!r} is not JSON; send application/json", 415
+    )
+
+
+def _check_content_encoding(content_encoding: str | None) -> None:
+    # Neither the Functions host nor dr serve decompresses a request: a gzip body would otherwise
+    # be reported as malformed JSON, which misleads whoever reads the answer.
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+    if all(c == "identity" for c in codings):
+        return
+    shown = (content_encoding or "")[:100]
+    raise BadInput(
+        "unsupported_media_type",
+        f"content-encoding {shown!r} is not supported; send the body uncompressed",
+        415,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.clock import Clock, iso, minutes_before
 from shared.domain.effects import Change
@@ -13,7 +13,7 @@ from shared.errors import Conflict, DuplicateSignal, PreconditionFailed, StoreCo
 from shared.outbox import MAX_ATTEMPTS, Outbox
 from shared.ports import EffectQueue, IncidentStore, Versioned
 from shared.triage.assessment import assess
-from shared.triage.correlation import correlate, escalate_for_peers
+from shared.triage.correlation import correlate, escalate_for_peers, instance_of, is_firing
 from shared.triage.policy import Policy
 
 
@@ -64,8 +64,12 @@ class Intake:
         for _ in range(MAX_ATTEMPTS):
             now = iso(self.clock())
             current = self.store.open_incident(assessment.correlation_key)
-            if current is None and self._already_resolved(signal):
-                # A Fired retried after its own Resolved was handled: stale, not a new outage.
+            # A Fired retried after its own Resolved was handled: stale, not a new outage. With an
+            # incident open it would bring back an instance that resolved and keep it open; one
+            # the incident knows to be firing cannot have resolved, so repeats skip the look-up.
+            if (current is None or not is_firing(current.incident, signal)) and self._already_resolved(
+                signal
+            ):
                 self._record_informational(signal, report)
                 return
             outcome = correlate(current.incident if current else None, signal, assessment, now, self.policy)
@@ -88,7 +92,7 @@ class Intake:
             self.flush(Versioned(staged, etag))
             if current is None:
                 self._escalate_across_tenants(outcome.incident)
-            elif not outcome.incident.is_open:
+            else:  # a Resolved, whether it resolved the incident or one instance of several
                 self._remember_resolved(signal, outcome.incident.id)
             return
         raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
@@ -131,6 +135,10 @@ class Intake:
         )
 
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
+        # Stored without an incident, it says so, whatever made it informational (a routine event,
+        # a stale Fired, a Resolved with nothing open), not only an unknown event type.
+        if not signal.informational:
+            signal = replace(signal, informational=True)
         if self.store.record_informational(signal):
             report.informational += 1
         else:
@@ -147,11 +155,12 @@ class Intake:
             report.updated += 1
 
 
-# An Azure Monitor alert instance (alertId) fires once and resolves once; a new firing is a new
-# instance. So a Fired whose instance is already resolved is a late retry.
+# An Azure Monitor alert instance (alertId, with its dimensions) fires once and resolves once; a new
+# firing is a new instance. So a Fired whose instance is already resolved is a late retry.
 RESOLVED_ALERTS = "azure-monitor-resolved"
 
 
 def _alert_instance(signal: Signal) -> str:
-    alert_id = signal.facts.get("alert_id") if signal.source == "azure-monitor" else None
-    return alert_id if isinstance(alert_id, str) else ""
+    # The instance as correlation tracks it: by alertId alone, one resolved dimension of a
+    # multi-dimension alert would make every later firing of its other dimensions look stale.
+    return instance_of(signal)

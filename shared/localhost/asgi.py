@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +22,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ROUTE_PREFIX = "/api/"
+# A client that sends less than its Content-Length would hold the request (and a worker's
+# connection) until uvicorn gives up, minutes later; the Functions front end times the body
+# read out with a 408, and so does this host.
+BODY_READ_TIMEOUT_SECONDS = 5.0
 
 
 def http_routes(functions: Iterable[Any]) -> list[Route]:
@@ -80,12 +86,21 @@ class FunctionsHttpHost:
                 return _error(405, "method_not_allowed", f"{path} accepts {', '.join(sorted(allowed))}")
             return _error(404, "not_found", f"no function at {path}")
         headers = _headers(scope)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        if route.auth_level != "anonymous" and not self._authorized(query, headers):
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        query = dict(pairs)
+        if route.auth_level != "anonymous" and not self._authorized(scope, pairs):
             return _error(
                 401, "unauthorized", "missing or wrong function key: pass ?code= or x-functions-key"
             )
-        body = await _read_body(receive, MAX_BODY_BYTES)
+        try:
+            body = await _read_body(receive, MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS)
+        except TimeoutError:
+            status, reply_headers, answer = _error(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS:g} s",
+            )
+            return status, [*reply_headers, (b"connection", b"close")], answer
         if body is None:
             return _error(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
         request = func.HttpRequest(
@@ -114,16 +129,26 @@ class FunctionsHttpHost:
             allowed |= route.methods
         return None, {}, allowed
 
-    def _authorized(self, query: dict[str, str], headers: dict[str, str]) -> bool:
-        given = query.get("code") or headers.get("x-functions-key") or ""
-        return hmac.compare_digest(given.encode(), self.function_key.encode())
+    def _authorized(self, scope: Scope, query: list[tuple[str, str]]) -> bool:
+        # As the Functions host reads the key (AuthenticationLevelHandler.GetAuthorizationKeyInfoAsync):
+        # the first x-functions-key header if there is one, even empty, else the first ?code=.
+        header = next((v for k, v in scope["headers"] if k.lower() == b"x-functions-key"), None)
+        if header is not None:
+            given = header.decode("latin-1")
+        else:
+            given = next((v for k, v in query if k == "code"), "")
+        return bool(given) and hmac.compare_digest(given.encode(), self.function_key.encode())
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes the limit (never buffered past it)."""
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
+    """The whole body, or None as soon as it passes the limit (never buffered past it).
+
+    TimeoutError if it has not all arrived within `timeout` seconds, however it trickles in.
+    """
     chunks, size = [], 0
+    deadline = time.monotonic() + timeout
     while True:
-        message = await receive()
+        message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.clock import parse_iso
 from shared.domain.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
-from shared.intake.json_body import decode_json, require
+from shared.intake.json_body import decode_json, optional, require
 from shared.ports import QueueMessage
 
 MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
+MAX_ID_LENGTH = 128  # Service Bus message and session ids: event.id and the incident's id become them
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,10 @@ class WebhookEvent:
 
     @property
     def session(self) -> str:
-        """Events of one PagerDuty incident are applied in order."""
+        """Events of one PagerDuty incident are applied in order (`parse_event` checked the ids)."""
         data = self.raw.get("data") or {}
-        incident = data.get("incident") if isinstance(data.get("incident"), dict) else data
-        return str(incident.get("id") or self.id) if isinstance(incident, dict) else self.id
+        incident = data["incident"] if isinstance(data.get("incident"), dict) else data
+        return str(incident.get("id") or self.id)
 
 
 def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
@@ -52,22 +54,36 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) ->
         raise Unauthorized("X-PagerDuty-Signature does not match")
 
 
-def parse_event(body: bytes, content_type: str | None) -> WebhookEvent:
+def parse_event(body: bytes, content_type: str | None, content_encoding: str | None = None) -> WebhookEvent:
     """The delivery's event; BadInput naming what is missing."""
-    payload = decode_json(body, content_type)
+    payload = decode_json(body, content_type, content_encoding=content_encoding)
     event = require(payload, "event", dict)
-    return WebhookEvent(
-        id=require(event, "id", str, at="event", nonempty=True),
-        event_type=require(event, "event_type", str, at="event", nonempty=True),
-        occurred_at=require(event, "occurred_at", str, at="event"),
-        raw=event,
-    )
+    event_id = _id(require(event, "id", str, at="event", nonempty=True), "event.id")
+    # The ids the queue message is keyed by must fit it; a delivery that cannot be queued can never
+    # succeed, and PagerDuty would retry a 5xx for good.
+    data = optional(event, "data", dict, at="event") or {}
+    if isinstance(data.get("incident"), dict):
+        _id(optional(data, "incident.id", str, at="event.data"), "event.data.incident.id")
+    else:
+        _id(optional(data, "id", str, at="event.data"), "event.data.id")
+    event_type = require(event, "event_type", str, at="event", nonempty=True)
+    occurred_at = require(event, "occurred_at", str, at="event")
+    if parse_iso(occurred_at) is None:
+        detail = f"event.occurred_at must be an ISO 8601 date-time, got {occurred_at[:50]!r}"
+        raise BadInput("invalid_field", detail, 422)
+    return WebhookEvent(id=event_id, event_type=event_type, occurred_at=occurred_at, raw=event)
+
+
+def _id(value: str | None, where: str) -> str:
+    if value is not None and len(value) > MAX_ID_LENGTH:
+        raise BadInput("invalid_field", f"{where} must be at most {MAX_ID_LENGTH} characters", 422)
+    return value or ""
 
 
 def to_message(event: WebhookEvent, delivery_id: str | None, body: bytes) -> QueueMessage:
     """The queue message for the worker: the verified body as it came (re-encoding could grow it)."""
-    if delivery_id is not None and not 0 < len(delivery_id) <= 128:
-        raise BadInput("invalid_header", "X-Webhook-Id must be 1 to 128 characters")
+    if delivery_id is not None and not 0 < len(delivery_id) <= MAX_ID_LENGTH:
+        raise BadInput("invalid_header", f"X-Webhook-Id must be 1 to {MAX_ID_LENGTH} characters")
     if len(body) > MAX_MESSAGE_BYTES:
         detail = f"a delivery over {MAX_MESSAGE_BYTES} bytes does not fit the queue"
         raise BadInput("body_too_large", detail, 413)

@@ -11,14 +11,20 @@ from shared.domain.incidents import ACKNOWLEDGED, OPEN, PAGE_RESOLVED, RESOLVED,
 
 
 def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Change:
-    """The incident after a v3 event, a timeline line, and a card update with a line for its thread."""
+    """The incident after a v3 event, a timeline line, and a card update with a line for its thread.
+
+    An event with a malformed field changes nothing: the line says what was not applied and why.
+    """
     kind = str(event.get("event_type", ""))
     data = _data(event)
     at = str(event.get("occurred_at") or now)
     who = _name(event.get("agent")) or "PagerDuty"
-    updated = _linked(incident, data)
+    problem = malformed(event)
+    updated = incident if problem else _linked(incident, data)
     line: str
-    if kind == "incident.acknowledged" and incident.status == OPEN:
+    if problem:
+        line = f"PagerDuty {kind or 'event'} (event {event.get('id', '?')}) not applied: {problem}"
+    elif kind == "incident.acknowledged" and incident.status == OPEN:
         updated = updated.evolve(
             status=ACKNOWLEDGED,
             acknowledged_at=at,
@@ -41,7 +47,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
         line = f"Resolved by {who} in PagerDuty"
     else:
         line = _describe(kind, data, who)
-    if updated.status != incident.status or kind in _THREADED:
+    if updated.status != incident.status or (kind in _THREADED and not problem):
         updated = updated.evolve(updated_at=now)
     effect = Effect(
         EffectKind.NOTIFY, incident.id, f"pd:{event.get('id', '')}", updated.severity.label, now, detail=line
@@ -50,6 +56,39 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
 
 
 _THREADED = {"incident.reassigned", "incident.escalated", "incident.annotated", "incident.priority_updated"}
+# The fields `apply_event` reads, with the JSON type each must have when present (null = absent).
+_SHAPES: dict[str, tuple[type, str]] = {
+    "agent": (dict, "an object"),
+    "data.assignees": (list, "an array"),
+    "data.priority": (dict, "an object"),
+    "data.content": (str, "a string"),
+    "data.incident": (dict, "an object"),
+    "data.html_url": (str, "a string"),
+    "data.number": (int, "an integer"),
+}
+
+
+def malformed(event: Mapping[str, Any]) -> str:
+    """What is wrong with a field the update reads, naming its path; "" when nothing is."""
+    data = _data(event)
+    for path, (kind, name) in _SHAPES.items():
+        value = data.get(path[5:]) if path.startswith("data.") else event.get(path)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"event.{path} must be {name}, got {_json_type(value)}"
+    for index, assignee in enumerate(data.get("assignees") or []):
+        if not isinstance(assignee, dict):
+            return f"event.data.assignees[{index}] must be an object, got {_json_type(assignee)}"
+    return ""
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _describe(kind: str, data: Mapping[str, Any], who: str) -> str:

@@ -12,7 +12,7 @@ from shared.domain.signals import Signal
 from shared.errors import PoisonMessage
 from shared.intake.azure_monitor import utc_iso
 from shared.outbox import Outbox
-from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
+from shared.paging.webhook_updates import apply_event, malformed, pagerduty_incident_of
 from shared.ports import IncidentStore, PagerDirectory
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,22 @@ class PagerDutyEventWorker:
         """Apply one event; raising makes the queue redeliver it."""
         event = _event(body)
         signal = _signal(event)
+        problem = malformed(event)
         pagerduty_id, incident_key = pagerduty_incident_of(event)
         incident_id = self._ours(pagerduty_id, incident_key)
         if incident_id is None:
             # pagey.ping, or an incident this responder did not open: keep it, it says something happened.
             self.store.record_informational(signal)
             log.info("PagerDuty %s for no incident of ours (%s)", event["event_type"], pagerduty_id or "-")
-            return
-        now = iso(self.clock())
-        self.outbox.update(incident_id, lambda incident: apply_event(incident, event, now), signal=signal)
-        if pagerduty_id:
-            self.store.link_external("pagerduty", pagerduty_id, incident_id)
+        else:
+            # A malformed event is written down on the incident (apply_event says what was not applied)…
+            now = iso(self.clock())
+            self.outbox.update(incident_id, lambda incident: apply_event(incident, event, now), signal=signal)
+            if pagerduty_id and not problem:
+                self.store.link_external("pagerduty", pagerduty_id, incident_id)
+        if problem:
+            # …and settled as poison with its reason: no redelivery can make it well-formed.
+            raise PoisonMessage(f"PagerDuty {event['event_type']} {event['id']}: {problem}")
 
     def _ours(self, pagerduty_id: str, incident_key: str) -> str | None:
         if incident_key and self.store.get(incident_key) is not None:

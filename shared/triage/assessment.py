@@ -38,12 +38,8 @@ def assess(signal: Signal, policy: Policy) -> Assessment:
     reasons = [baseline_reason]
     severity = baseline
     if severity_rules:
-        winner = min(severity_rules, key=lambda r: r.severity or Severity.SEV4)
-        severity = winner.severity or baseline
-        reasons += [
-            f"{_explain(r, values)} → {r.severity.label if r.severity else ''} (rule {r.id})"
-            for r in severity_rules
-        ]
+        severity = min(_floored(r, baseline) for r in severity_rules)
+        reasons += [_severity_reason(r, values, baseline, severity) for r in severity_rules]
     resolving = [r for r in matched if r.resolves]
     reasons += [f"{_explain(r, values)} (rule {r.id})" for r in resolving]
     noise = [r for r in matched if r.informational]
@@ -108,6 +104,28 @@ def _baseline(signal: Signal) -> tuple[Severity, str]:
         EVENT_BASELINE,
         f"{signal.kind} event with no severity of its own → {EVENT_BASELINE.label} (baseline)",
     )
+
+
+def _floored(rule: Rule, baseline: Severity) -> Severity:
+    """The alert's own severity is a floor: a rule lowers it only when it says `lower = true`."""
+    proposed = rule.severity or baseline
+    return proposed if rule.lower else min(proposed, baseline)
+
+
+def _severity_reason(
+    rule: Rule, values: Mapping[str, tuple[str, ...]], baseline: Severity, decided: Severity
+) -> str:
+    proposed = rule.severity or baseline
+    if proposed <= baseline:
+        return f"{_explain(rule, values)} → {proposed.label} (rule {rule.id})"
+    if not rule.lower:
+        return (
+            f"{_explain(rule, values)}: rule {rule.id} says {proposed.label}, kept {baseline.label}: "
+            "the alert's own severity is a floor"
+        )
+    if proposed == decided:
+        return f"{_explain(rule, values)} → lowered to {proposed.label} by rule {rule.id} (lower = true)"
+    return f"{_explain(rule, values)} → {proposed.label} (rule {rule.id}, lower = true; outranked)"
 
 
 def _condition_key(signal: Signal, rules: Sequence[Rule]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from shared.clock import seconds_between
@@ -10,6 +11,12 @@ from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, inc
 from shared.domain.signals import Signal
 from shared.triage.assessment import Assessment
 from shared.triage.policy import ActionPlan, Policy
+
+# At most this many firing instances are tracked per incident. Past it, further instances are not
+# tracked: the incident then resolves when the tracked ones have, as every incident did before
+# instances were tracked, even if an untracked one still fires. 500 instances of one rule on one
+# resource is a storm of dimension values, and the record must stay small (Table Storage).
+MAX_INSTANCES = 500
 
 
 def correlate(
@@ -21,6 +28,30 @@ def correlate(
     if assessment.resolves:
         return _resolve(current, signal, assessment, now, policy)
     return _repeat(current, signal, assessment, now, policy)
+
+
+def instance_of(signal: Signal) -> str:
+    """A digest of the alert instance a Fired or Resolved belongs to; "" for signals without one.
+
+    Azure Monitor names an instance by its alertId; the non-common metric schema names only the rule
+    there, and a multi-dimension metric or log alert fires one instance per dimension combination,
+    so the dimensions are part of it. Activity-log alerts (health, administrative) and events fire
+    and never resolve: they have no instance, and resolve as they always did.
+    """
+    if signal.source != "azure-monitor" or signal.state not in ("fired", "resolved"):
+        return ""
+    alert_id = signal.facts.get("alert_id")
+    if not isinstance(alert_id, str) or not alert_id or signal.facts.get("signal_type") == "Activity Log":
+        return ""
+    dimensions = signal.facts.get("dimensions", ())
+    parts = [alert_id, *(sorted(dimensions) if isinstance(dimensions, tuple) else [dimensions])]
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def is_firing(incident: Incident, signal: Signal) -> bool:
+    """The signal's instance is one the incident knows to be firing."""
+    instance = instance_of(signal)
+    return bool(instance) and instance in incident.firing_instances
 
 
 def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy: Policy) -> Change | None:
@@ -61,6 +92,7 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
         last_signal_at=signal.occurred_at,
         reasons=reasons,
         planned_actions=tuple(_planned(a) for a in assessment.actions),
+        firing_instances=(instance,) if (instance := instance_of(signal)) else (),
     )
     effects = []
     if severity in policy.notify:
@@ -74,7 +106,12 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
 
 def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     count = current.signal_count + 1
-    updated = current.evolve(signal_count=count, updated_at=now, last_signal_at=signal.occurred_at)
+    updated = current.evolve(
+        signal_count=count,
+        updated_at=now,
+        last_signal_at=signal.occurred_at,
+        firing_instances=_with_instance(current.firing_instances, instance_of(signal)),
+    )
     timeline: list[TimelineEntry] = []
     effects: list[Effect] = []
     # An incident that affects all tenants keeps its extra level for whatever its signals say.
@@ -114,8 +151,29 @@ def _act_effects(
     ]
 
 
+def _with_instance(firing: tuple[str, ...], instance: str) -> tuple[str, ...]:
+    if not instance or instance in firing or len(firing) >= MAX_INSTANCES:
+        return firing
+    return (*firing, instance)
+
+
 def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
+    instance = instance_of(signal)
+    still_firing = tuple(i for i in current.firing_instances if i != instance)
+    if instance and still_firing:
+        # Another instance of the alert still fires: this one's Resolved does not end the incident.
+        before = len(current.firing_instances)
+        updated = current.evolve(
+            firing_instances=still_firing,
+            signal_count=current.signal_count + 1,
+            updated_at=now,
+            last_signal_at=signal.occurred_at,
+        )
+        what = f"1 of {before} instances" if len(still_firing) < before else "An untracked instance"
+        text = f"{what} resolved ({len(still_firing)} still firing): {signal.source}: {signal.title}"
+        return _with_effects(updated, [TimelineEntry(now, "signal", text)], [])
     updated = current.evolve(
+        firing_instances=(),
         status=RESOLVED,
         resolved_at=now,
         time_to_resolve_seconds=seconds_between(current.opened_at, now),

@@ -39,6 +39,7 @@ class Rule:
     severity: Severity | None = None
     resolves: bool = False
     informational: bool = False
+    lower: bool = False  # may set a severity below the alert's own (its baseline is otherwise a floor)
     actions: tuple[ActionPlan, ...] = ()
     compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
 
@@ -224,7 +225,8 @@ class _Validator:
             raise self.fail(where, "expected a table")
         rule_id = self.get(table, "id", str, where)
         where = f"rules[{index}] ({rule_id})"
-        unknown = set(table) - {"id", "when", "reason", "severity", "resolves", "informational", "actions"}
+        known = {"id", "when", "reason", "severity", "lower", "resolves", "informational", "actions"}
+        unknown = set(table) - known
         if unknown:
             raise self.fail(where, f"unknown keys {sorted(unknown)}")
         when = self.get(table, "when", dict, where)
@@ -244,6 +246,9 @@ class _Validator:
         informational = bool(table.get("informational", False))
         if [severity is not None, resolves, informational].count(True) != 1:
             raise self.fail(where, "needs exactly one of severity, resolves = true, informational = true")
+        lower = self.get(table, "lower", bool, where) if "lower" in table else False
+        if lower and severity is None:
+            raise self.fail(f"{where}.lower", "lower = true needs a severity to lower to")
         actions = tuple(
             self.action(a, f"{where}.actions[{i}]") for i, a in enumerate(table.get("actions", []))
         )
@@ -252,6 +257,7 @@ class _Validator:
             when=conditions,
             reason=self.reason(self.get(table, "reason", str, where), f"{where}.reason"),
             severity=severity,
+            lower=lower,
             resolves=resolves,
             informational=informational,
             actions=actions,

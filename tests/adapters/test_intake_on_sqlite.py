@@ -11,6 +11,7 @@ import pytest
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.effects import Effect
+from shared.domain.signals import Signal
 from shared.intake.pipeline import Intake
 from shared.ports import QueueMessage
 from shared.triage.policy import load_policy
@@ -213,3 +214,21 @@ def test_a_fired_retried_after_its_own_resolved_opens_nothing(
     # a new firing is a new alert instance, and opens an incident as usual
     again = signal(azure_severity="Sev1", id="f2", facts={"alert_id": "instance-2"})
     assert intake.accept([again]).opened == 1
+
+
+def test_a_stale_fired_of_a_resolved_instance_does_not_keep_the_incident_open(
+    store: SqliteIncidentStore, queue: SqliteQueue
+) -> None:
+    """A, B fire; A resolves; Azure retries A's Fired: stale, so B's Resolved still resolves."""
+    intake = Intake(store, queue, POLICY, FakeClock())
+
+    def alert(instance: str, state: str, id: str) -> Signal:
+        facts = {"alert_id": instance, "signal_type": "Metric"}
+        return signal(azure_severity="Sev1", state=state, id=id, facts=facts)
+
+    assert intake.accept([alert("a", "fired", "a1"), alert("b", "fired", "b1")]).opened == 1
+    assert intake.accept([alert("a", "resolved", "a2")]).updated == 1
+    assert intake.accept([alert("a", "fired", "a3")]).informational == 1
+    report = intake.accept([alert("b", "resolved", "b2")])
+    assert report.resolved == 1
+    assert store.list_incidents("open", None, 10) == []

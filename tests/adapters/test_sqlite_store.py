@@ -124,3 +124,15 @@ def test_two_processes_never_open_two_incidents_for_one_key(tmp_path: Path) -> N
     outcomes = sorted(results.get(timeout=5) for _ in procs)
     assert outcomes == ["lost", "lost", "lost", "won"]
     assert len(SqliteIncidentStore(path).list_incidents("open", None, 10)) == 1
+
+
+def test_the_timeline_is_in_time_order_whatever_order_it_was_written_in(tmp_path: Path) -> None:
+    """A worker that took its time writes a line dated before lines already written."""
+    store = SqliteIncidentStore(tmp_path / "s.db")
+    s, outcome = _opened()
+    store.commit(outcome.incident, None, s, outcome.timeline)
+    incident_id = outcome.incident.id
+    store.add_timeline(incident_id, [TimelineEntry("2026-11-25T10:05:00.000Z", "notify", "late")])
+    store.add_timeline(incident_id, [TimelineEntry("2026-11-25T10:01:00.000Z", "page", "early")])
+    store.add_timeline(incident_id, [TimelineEntry("2026-11-25T10:01:00.000Z", "page", "same time, after")])
+    assert [e.text for e in store.timeline(incident_id)][1:] == ["early", "same time, after", "late"]

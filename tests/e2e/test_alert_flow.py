@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
+from shared.adapters.sqlite_store import SqliteIncidentStore
+from shared.domain.incidents import TimelineEntry
 from tests.alerts import body, metric_alert
 from tests.conftest import ROOT
-from tests.e2e.conftest import Responder
+from tests.e2e.conftest import KEY, Responder
 from tests.factories import resource
 
 
@@ -77,14 +82,31 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
 
     # Resolve once the page is out: an incident resolved before its page leaves is never paged.
     responder.wait_for(lambda: operations() == ["trigger"], "the page triggered")
-    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
+    # dup-1 and dup-2 are two instances of one alert rule on one resource: the incident resolves
+    # when the last of them does.
+    partly = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
+    assert (partly["resolved"], partly["updated"]) == (0, 1)
+    incident = _incident(responder, first["incidents"][0])
+    assert incident["status"] == "open"
+    assert any("1 of 2 instances resolved" in e["text"] for e in incident["timeline"])
+    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-1", condition="Resolved"))).json()
     assert resolved["resolved"] == 1
     incident = _incident(responder, first["incidents"][0])
-    assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 3
+    assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 4
     assert responder.get("/incidents", status="open").json()["count"] == 0
     assert responder.get("/incidents", status="resolved").json()["count"] == 1
 
     responder.wait_for(lambda: operations() == ["trigger", "resolve"], "the page resolved")
+
+
+def test_a_sev0_alert_is_never_lowered_by_a_generic_rule(responder: Responder) -> None:
+    alert = metric_alert(rule="cosmos-availability-floor", severity="Sev0", metric="ServiceAvailability")
+    answer = responder.post("/alerts", body(alert))
+    assert answer.status_code == 202, answer.text
+    (incident_id,) = answer.json()["incidents"]
+    incident = _incident(responder, incident_id)
+    assert incident["severity"] == "sev1"
+    assert any("rule elevated-errors says sev2, kept sev1" in r for r in incident["reasons"])
 
 
 def test_function_key_is_required(responder: Responder) -> None:
@@ -97,6 +119,23 @@ def test_function_key_is_required(responder: Responder) -> None:
     assert httpx.get(f"{responder.base}/health").status_code == 200
     header = httpx.get(f"{responder.base}/incidents", headers={"x-functions-key": "e2e-function-key"})
     assert header.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "code", "status"),
+    [
+        (KEY, "wrong", 200),  # the header wins over ?code=, as in the Functions host
+        ("wrong", KEY, 401),
+        ("", KEY, 401),  # a header that is there but empty still wins: no key
+        (None, KEY, 200),
+    ],
+)
+def test_the_functions_key_header_takes_precedence_over_code(
+    responder: Responder, header: str | None, code: str, status: int
+) -> None:
+    headers = {} if header is None else {"x-functions-key": header}
+    answer = httpx.get(f"{responder.base}/incidents", params={"code": code}, headers=headers)
+    assert answer.status_code == status, answer.text
 
 
 def test_unknown_routes_and_methods_answer_json(responder: Responder) -> None:
@@ -121,6 +160,48 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
     assert responder.get("/incidents").json()["count"] == 5
     assert responder.get("/incidents", limit="2").json()["count"] == 2
     assert responder.get("/incidents", tenant="ikea").json()["count"] == 2
-    for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"status": "sleeping"}):
+    bad_limits = [{"limit": v} for v in ("0", "1001", "x", "٣", " 5", "+5")]
+    for bad in [*bad_limits, {"status": "sleeping"}]:
         answer = responder.get("/incidents", **bad)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_parameter"
+
+
+def test_the_timeline_over_http_is_in_time_order(responder: Responder) -> None:
+    answer = responder.post("/alerts", body(metric_alert(rule="timeline-order", alert_id="order-1")))
+    (incident_id,) = answer.json()["incidents"]
+    # A line dated before the opening, written after it (as a slow worker, or another process, does).
+    store = SqliteIncidentStore(responder.data_dir / "incidents.sqlite3")
+    store.add_timeline(incident_id, [TimelineEntry("2000-01-01T00:00:00.000Z", "page", "written late")])
+    timeline = _incident(responder, incident_id)["timeline"]
+    assert timeline[0]["text"] == "written late"
+    assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
+
+
+def test_signals_stored_as_informational_say_so_over_http(start_responder: Callable[..., Responder]) -> None:
+    responder = start_responder()
+    answer = responder.post("/alerts", body(metric_alert(alert_id="gone-1", condition="Resolved")))
+    assert answer.json()["informational"] == 1
+    assert responder.post("/alerts", body(metric_alert(alert_id="gone-1"))).json()["informational"] == 1
+    signals = responder.get("/signals").json()["signals"]
+    assert sorted((s["state"], s["informational"]) for s in signals) == [("fired", True), ("resolved", True)]
+
+
+def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(responder: Responder) -> None:
+    """Content-Length: 100 and 10 bytes: dr serve answers 408 after its read timeout, not after 120 s+."""
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=60) as conn:
+        conn.sendall(
+            f"POST /api/alerts?code={KEY} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"schemaId'
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started < 60, "well under the 120 s a stalled body used to hold it"
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert json.loads(payload)["error"] == "request_timeout"

@@ -27,7 +27,7 @@ def _stored(responder: Responder) -> tuple[int, int]:
 )
 def test_bad_request_gets_a_4xx_naming_the_problem(responder: Responder, path: str, case: BadRequest) -> None:
     before = _stored(responder)
-    answer = responder.post(path, case.body, case.content_type)
+    answer = responder.post(path, case.body, case.content_type, **dict(case.headers))
     assert answer.status_code == case.status, answer.text
     assert answer.headers["content-type"].startswith("application/json")
     problem = answer.json()

@@ -140,6 +140,45 @@ def test_a_sev0_alert_pages_and_its_resolve_resolves(app: Services) -> None:
     assert pages == ["trigger", "resolve"]
 
 
+def test_a_sev0_availability_alert_stays_sev1_when_a_sev2_rule_matches(app: Services) -> None:
+    """The author's Sev0 is a floor: "elevated errors" (sev2) matching it must not lower the page."""
+    alert = metric_alert(severity="Sev0", metric="availabilityResults/availabilityPercentage")
+    _report(post("alerts", body(alert)), accepted=1)
+    (incident,) = app.store.list_incidents(None, None, 10)
+    assert (incident.severity.label, incident.paged) == ("sev1", True)
+    assert any("kept sev1: the alert's own severity is a floor" in r for r in incident.reasons)
+
+
+def test_a_resolved_instance_does_not_resolve_what_another_instance_still_fires(app: Services) -> None:
+    """Same rule and resource, alerts A and B fired (one incident); A resolved: B still fires."""
+    _report(post("alerts", body(metric_alert(alert_id="inst-a", severity="Sev0"))), accepted=1)
+    _report(post("alerts", body(metric_alert(alert_id="inst-b", severity="Sev0"))), accepted=1)
+    (incident,) = app.store.list_incidents(None, None, 10)
+    partly = _report(
+        post("alerts", body(metric_alert(alert_id="inst-a", severity="Sev0", condition="Resolved"))), 1
+    )
+    assert (partly["resolved"], partly["updated"]) == (0, 1)
+    found = app.store.get(incident.id)
+    assert found is not None and found.incident.status == "open"
+    assert any("1 of 2 instances resolved" in e.text for e in app.store.timeline(incident.id))
+    pages = []
+    while (received := app.local_queue.receive("pages")) is not None:
+        pages.append(json.loads(received.body)["event"])
+        app.local_queue.complete(received)
+    assert pages == ["trigger"], "the page is not resolved while B fires"
+    done = _report(
+        post("alerts", body(metric_alert(alert_id="inst-b", severity="Sev0", condition="Resolved"))), 1
+    )
+    assert done["resolved"] == 1
+    assert app.store.list_incidents("resolved", None, 10)[0].id == incident.id
+
+
+@pytest.mark.parametrize("encoding", ["identity", "IDENTITY", ""])
+def test_an_identity_content_encoding_is_accepted(encoding: str) -> None:
+    headers = {"Content-Encoding": encoding}
+    _report(post("alerts", body(metric_alert(alert_id=f"enc-{encoding}")), headers=headers), 1)
+
+
 def test_content_type_parameters_and_a_missing_content_type_are_accepted() -> None:
     _report(post("alerts", body(metric_alert(alert_id="a")), "application/json; charset=utf-8"), 1)
     _report(post("alerts", body(metric_alert(alert_id="b")), None), 1)
@@ -222,7 +261,7 @@ def test_a_lone_surrogate_escape_is_refused_without_a_500(route: str, payload: A
 
 
 def _send_bad(route: str, case: BadRequest) -> None:
-    answer = post(route, case.body, case.content_type)
+    answer = post(route, case.body, case.content_type, headers=dict(case.headers))
     assert_error(answer, case.status, case.error, case.detail)
     assert snapshot() == EMPTY, "a refused request stores and queues nothing"
 

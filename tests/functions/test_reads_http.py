@@ -9,6 +9,7 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.domain.incidents import TimelineEntry
 from shared.settings import Settings
 from shared.triage.policy import load_policy
 from tests.alerts import body, metric_alert
@@ -116,6 +117,11 @@ BAD_LIST_PARAMS: list[tuple[dict[str, str], str]] = [
     ({"limit": "ten"}, "limit"),
     ({"limit": "1.5"}, "limit"),
     ({"limit": "9" * 5000}, "limit"),
+    ({"limit": "٣"}, "limit"),  # int() reads Arabic-Indic digits, and spaces, signs and underscores
+    ({"limit": " 5"}, "limit"),
+    ({"limit": "5 "}, "limit"),
+    ({"limit": "+5"}, "limit"),
+    ({"limit": "1_0"}, "limit"),
 ]
 
 
@@ -134,6 +140,16 @@ def test_one_incident_with_timeline_and_signals(incidents: dict[str, str]) -> No
     assert all(set(e) == {"at", "kind", "text"} for e in found["timeline"])
     assert [s["state"] for s in found["signals"]] == ["resolved", "fired"]  # newest first
     assert "outbox" not in found
+
+
+def test_the_timeline_of_an_incident_is_in_time_order(app: Services, incidents: dict[str, str]) -> None:
+    incident_id = incidents["a"]
+    opened_at = app.store.timeline(incident_id)[0].at
+    app.store.add_timeline(incident_id, [TimelineEntry("2026-11-25T09:59:00.000Z", "page", "written late")])
+    answer = get("get_incident", f"/api/incidents/{incident_id}", route_params={"id": incident_id})
+    timeline = json_body(answer)["timeline"]
+    assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
+    assert timeline[0]["at"] == "2026-11-25T09:59:00.000Z" < opened_at
 
 
 @pytest.mark.parametrize("missing", ["inc-20261125-0000000000", "", "../etc/passwd", "' OR 1=1 --"])
@@ -155,6 +171,21 @@ def test_signals_lists_only_informational_ones_newest_first(clock: FakeClock) ->
     assert sorted(kinds) == ["Microsoft.Cache.PatchingCompleted", "Microsoft.Resources.ResourceWriteSuccess"]
     limited = json_body(get("informational_signals", "/api/signals", {"limit": "1"}))
     assert limited["count"] == 1 and limited["signals"][0] == found["signals"][0]
+
+
+def test_what_is_stored_as_informational_says_informational_true(clock: FakeClock) -> None:
+    """A resolve with nothing open, a stale Fired and a routine event are informational, and say so."""
+    target = resource("cosmosdb", "cosmos-amicis-ikea-dev", "rg-amicis-ikea-dev")
+    resolved = metric_alert(rule="rule-s", target=target, alert_id="stale-1", condition="Resolved")
+    fired = metric_alert(rule="rule-s", target=target, alert_id="stale-1")
+    assert json_body(post("alerts", body(resolved)))["informational"] == 1  # nothing open
+    assert json_body(post("alerts", body(fired)))["informational"] == 1  # stale: its Resolved came first
+    assert json_body(post("eventgrid", body(event_payload("docs2018_eg_acr_ImagePushed.json"))))[
+        "informational"
+    ]
+    found = json_body(get("informational_signals", "/api/signals"))
+    assert found["count"] == 3
+    assert [s["informational"] for s in found["signals"]] == [True, True, True]
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from shared.domain.effects import Change
+from shared.domain.incidents import Incident
 from shared.domain.severity import Severity
+from shared.domain.signals import Signal
 from shared.outbox import effect_message
 from shared.triage.assessment import assess
-from shared.triage.correlation import correlate, escalate_for_peers
+from shared.triage.correlation import MAX_INSTANCES, correlate, escalate_for_peers
 from shared.triage.policy import load_policy
 from tests.factories import signal
 
@@ -145,3 +148,79 @@ def test_effect_message_ids_are_stable() -> None:
     assert [e.message_id for e in one.effects] == [e.message_id for e in two.effects]
     page = effect_message(one.effects[1])
     assert (page.queue, page.session_id) == ("pages", one.incident.id)
+
+
+def _instance(alert_id: str, state: str = "fired", **facts: object) -> Signal:
+    return signal(
+        azure_severity="Sev1",
+        state=state,
+        id=f"{alert_id}-{state}-{facts}",
+        facts={"alert_id": alert_id, "signal_type": "Metric", **facts},
+    )
+
+
+def _run(incident: Incident | None, s: Signal) -> Change:
+    outcome = correlate(incident, s, assess(s, POLICY), NOW, POLICY)
+    assert outcome is not None
+    return outcome
+
+
+def test_a_resolved_instance_leaves_the_incident_open_while_another_still_fires() -> None:
+    opened = _run(None, _instance("alert-a"))
+    merged = _run(opened.incident, _instance("alert-b"))
+    partly = _run(merged.incident, _instance("alert-a", "resolved"))
+    assert partly.incident.status == "open" and partly.incident.resolved_at is None
+    assert partly.incident.signal_count == 3
+    (line,) = partly.timeline
+    assert line.text == "1 of 2 instances resolved (1 still firing): azure-monitor: " + partly.incident.title
+    assert partly.effects == (), "the page stays triggered, nothing to resolve"
+    resolved = _run(partly.incident, _instance("alert-b", "resolved"))
+    assert resolved.incident.status == "resolved"
+    assert [(e.kind, e.event) for e in resolved.effects] == [("notify", "resolved"), ("page", "resolve")]
+
+
+def test_instances_of_one_alert_id_are_told_apart_by_their_dimensions() -> None:
+    """The non-common metric schema names the rule, not the instance: dimensions tell them apart."""
+    opened = _run(None, _instance("rule-1", dimensions=("ApiName=GetBlob",)))
+    merged = _run(opened.incident, _instance("rule-1", dimensions=("ApiName=PutBlob",)))
+    partly = _run(merged.incident, _instance("rule-1", "resolved", dimensions=("ApiName=GetBlob",)))
+    assert partly.incident.is_open
+    assert _run(
+        partly.incident, _instance("rule-1", "resolved", dimensions=("ApiName=PutBlob",))
+    ).incident.status == ("resolved")
+
+
+def test_signals_without_an_instance_resolve_as_before() -> None:
+    """Health recovery (an activity-log alert) and signals with no alert id resolve the incident outright."""
+    down = signal(kind="Resource Health", azure_severity="Sev1", facts={"health": "Unavailable"}, id="d1")
+    down2 = signal(kind="Resource Health", azure_severity="Sev1", facts={"health": "Unavailable"}, id="d2")
+    up_facts = {"health": "Available", "alert_id": "up", "signal_type": "Activity Log"}
+    up = signal(kind="Resource Health", azure_severity="Sev1", facts=up_facts, id="u")
+    assert _run(_run(_run(None, down).incident, down2).incident, up).incident.status == "resolved"
+    plain = _run(_run(None, signal(id="p1")).incident, signal(id="p2"))
+    assert _run(plain.incident, signal(state="resolved", id="p3")).incident.status == "resolved"
+
+
+def test_an_incident_stored_before_instances_were_tracked_resolves_on_a_resolved() -> None:
+    opened = _run(None, _instance("alert-a"))
+    record = opened.incident.to_record()
+    del record["firing_instances"]
+    old = Incident.from_record(record)
+    assert old.firing_instances == ()
+    assert _run(old, _instance("alert-a", "resolved")).incident.status == "resolved"
+
+
+def test_the_tracked_instances_are_bounded() -> None:
+    incident = _run(None, _instance("alert-0")).incident
+    for n in range(1, MAX_INSTANCES + 10):
+        incident = _run(incident, _instance(f"alert-{n}")).incident
+    assert len(incident.firing_instances) == MAX_INSTANCES
+
+
+def test_a_resolved_instance_that_was_never_tracked_leaves_the_tracked_ones_firing() -> None:
+    """An incident stored before instances were tracked, opened by A, then B fired: A's Resolved."""
+    opened = _run(None, _instance("alert-a")).incident.evolve(firing_instances=())
+    merged = _run(opened, _instance("alert-b"))
+    partly = _run(merged.incident, _instance("alert-a", "resolved"))
+    assert partly.incident.is_open
+    assert partly.timeline[0].text.startswith("An untracked instance resolved (1 still firing)")

@@ -611,13 +611,16 @@ def test_lenient_spellings(refdata: Path, owner: Owner) -> None:
     payload = load(refdata, "cas_testaction_metric_static_fired.json")
     ess = payload["data"]["essentials"]
     ess.update(
-        monitorCondition="resolved", severity="sev1", firedDateTime="yesterday", monitoringService="Custom X"
+        monitorCondition="resolved",
+        severity="sev1",
+        firedDateTime="2025-04-15T20:17:12.851+02:00",
+        monitoringService="Custom X",
     )
     signal = parse_alert(payload, owner)
     assert (signal.state, signal.azure_severity, signal.occurred_at, signal.kind) == (
         "resolved",
         "Sev1",
-        "yesterday",
+        "2025-04-15T18:17:12.851Z",
         "Custom X",
     )
     # An unknown monitoringService is tolerated: the metric context still reads as a metric alert.
@@ -751,6 +754,33 @@ def test_common_schema_refusals_name_the_field(
     refused = _refused(payload, owner)
     assert refused.error == error
     assert refused.detail.startswith(path + " ") or refused.detail.startswith(path + ":"), refused.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "place", "value"),
+    [
+        ("cas_metric_static_resolved_full.json", "data.essentials.firedDateTime", "yesterday"),
+        ("cas_metric_static_resolved_full.json", "data.essentials.firedDateTime", "99999-01-01T00:00:00Z"),
+        ("cas_metric_static_resolved_full.json", "data.essentials.firedDateTime", "2025-02-30T10:00:00Z"),
+        ("cas_metric_static_resolved_full.json", "data.essentials.firedDateTime", "2025-04-15"),
+        ("cas_metric_static_resolved_full.json", "data.essentials.resolvedDateTime", "nope"),
+        ("noncommon_metric_static_AzureMonitorMetricAlert.json", "data.context.timestamp", "nope"),
+        ("noncommon_activitylog_administrative.json", "data.context.activityLog.eventTimestamp", "nope"),
+        ("legacy_classic_metric_alert_webhook.json", "context.timestamp", "nope"),
+    ],
+)
+def test_a_timestamp_that_is_no_date_time_is_refused_naming_its_path(
+    refdata: Path, owner: Owner, name: str, place: str, value: str
+) -> None:
+    payload = load(refdata, name)
+    parent = payload
+    *steps, last = place.split(".")
+    for step in steps:
+        parent = parent[step]
+    parent[last] = value
+    refused = _refused(payload, owner)
+    assert refused.error == "invalid_field" and refused.status == 422
+    assert refused.detail.startswith(f"{place} must be an ISO 8601 date-time"), refused.detail
 
 
 def test_severity_refusal_lists_allowed_values(refdata: Path, owner: Owner) -> None:

@@ -239,3 +239,16 @@ def test_decode_json_raises_only_bad_input_on_any_bytes(body: bytes, content_typ
 @given(value=_JSON)
 def test_decode_json_round_trips_any_json_value(value: Any) -> None:
     assert decode_json(json.dumps(value).encode(), "application/json") == value
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "identity, gzip", "x-gzip"])
+def test_a_compressed_body_is_415_naming_the_content_encoding(encoding: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        decode_json(b'{"a": 1}', "application/json", content_encoding=encoding)
+    assert (caught.value.status, caught.value.error) == (415, "unsupported_media_type")
+    assert "content-encoding" in caught.value.detail and encoding in caught.value.detail
+
+
+@pytest.mark.parametrize("encoding", [None, "", "identity", "Identity"])
+def test_no_content_encoding_or_identity_is_read(encoding: str | None) -> None:
+    assert decode_json(b'{"a": 1}', "application/json", content_encoding=encoding) == {"a": 1}

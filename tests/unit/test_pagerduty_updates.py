@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.domain.incidents import Incident, PageState
-from shared.paging.webhook_updates import apply_event, pagerduty_incident_of
+from shared.paging.webhook_updates import apply_event, malformed, pagerduty_incident_of
 from shared.triage.assessment import assess
 from shared.triage.correlation import correlate
 from shared.triage.policy import load_policy
@@ -118,3 +118,33 @@ def test_unacknowledged_forgets_who_acknowledged() -> None:
     assert reopened.time_to_acknowledge_seconds == acknowledged.time_to_acknowledge_seconds, (
         "the first one counts"
     )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "problem"),
+    [
+        ("incident.reassigned", {"assignees": 5}, "event.data.assignees must be an array, got a number"),
+        ("incident.escalated", {"assignees": "Ben"}, "event.data.assignees must be an array, got a string"),
+        (
+            "incident.reassigned",
+            {"assignees": [1]},
+            "event.data.assignees[0] must be an object, got a number",
+        ),
+        (
+            "incident.priority_updated",
+            {"priority": [1]},
+            "event.data.priority must be an object, got an array",
+        ),
+        ("incident.annotated", {"content": {"a": 1}}, "event.data.content must be a string, got an object"),
+    ],
+)
+def test_a_malformed_field_is_named_on_the_timeline_and_changes_nothing(
+    event_type: str, data: dict[str, Any], problem: str
+) -> None:
+    event = {"id": "E9", "event_type": event_type, "occurred_at": NOW, "data": data}
+    assert malformed(event) == problem
+    incident = _incident()
+    change = apply_event(incident, event, NOW)
+    assert change.incident == incident
+    (line,) = change.timeline
+    assert line.text == f"PagerDuty {event_type} (event E9) not applied: {problem}"

@@ -94,7 +94,7 @@ def test_a_delivery_too_big_for_the_queue_is_413() -> None:
     event = {
         "id": "e",
         "event_type": "incident.annotated",
-        "occurred_at": "t",
+        "occurred_at": "2025-04-07T03:47:13.546Z",
         "data": {"content": "😀" * 70_000},
     }
     body = json.dumps({"event": event}, ensure_ascii=False).encode()
@@ -111,6 +111,11 @@ def test_a_delivery_too_big_for_the_queue_is_413() -> None:
         (b"{}", "missing_field", "event"),
         (b'{"event": {"id": "x", "occurred_at": "t"}}', "missing_field", "event.event_type"),
         (b'{"event": {"id": 7, "event_type": "x", "occurred_at": "t"}}', "invalid_field", "event.id"),
+        (
+            b'{"event": {"id": "x", "event_type": "x", "occurred_at": "t"}}',
+            "invalid_field",
+            "event.occurred_at",
+        ),
     ],
 )
 def test_malformed_events_are_named(body: bytes, error: str, detail: str) -> None:

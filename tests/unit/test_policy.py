@@ -54,6 +54,9 @@ def _broken(tmp_path: Path, old: str, new: str) -> str:
         ('reason = "Cosmos DB {resource_name}', 'reason = "Cosmos DB {resource_name:.0f}', ["format spec"]),
         ('reason = "Cosmos DB {resource_name}', 'reason = "Cosmos DB {resource_nam}', ["{resource_nam}"]),
         ('key = ["rule", "resource_id"]', "key = []", ["correlation.key", "at least one"]),
+        ('severity = "sev1"', 'severity = "sev1"\nlower = "yes"', ["(cosmosdb-unavailable).lower", "bool"]),
+        ("resolves = true", "resolves = true\nlower = true", ["(health-recovered).lower", "a severity"]),
+        ('severity = "sev1"', 'severity = "sev1"\nlowr = true', ["unknown keys ['lowr']"]),
     ],
 )
 def test_policy_errors_name_the_file_and_the_place(

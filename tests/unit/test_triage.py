@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared.domain.severity import Severity
 from shared.triage.assessment import assess
-from shared.triage.policy import load_policy
+from shared.triage.policy import DEFAULT_POLICY, load_policy
 from tests.factories import resource, signal
 
 POLICY = load_policy()
@@ -106,6 +108,39 @@ def test_the_most_severe_matching_rule_wins_and_all_reasons_are_kept() -> None:
     assert decided.severity == Severity.SEV1
     assert set(decided.rules) == {"cosmosdb-unavailable", "elevated-errors"}
     assert len(decided.reasons) == 3
+
+
+def test_a_rule_never_lowers_the_alerts_own_severity_unless_it_says_so() -> None:
+    """An availability metric on a Sev0 matches "elevated errors" (sev2): the author's sev1 holds."""
+    decided = assess(signal(azure_severity="Sev0", facts={"metric": ("ServiceAvailability",)}), POLICY)
+    assert decided.severity == Severity.SEV1
+    assert decided.rules == ("elevated-errors",)
+    assert decided.reasons[1].endswith(
+        "rule elevated-errors says sev2, kept sev1: the alert's own severity is a floor"
+    )
+
+
+def test_a_rule_more_severe_than_the_baseline_still_raises_it() -> None:
+    decided = assess(signal(azure_severity="Sev3", facts={"metric": ("ServiceAvailability",)}), POLICY)
+    assert decided.severity == Severity.SEV2
+    assert decided.reasons[1].endswith("→ sev2 (rule elevated-errors)")
+
+
+def test_a_rule_with_lower_true_lowers_the_alerts_severity(tmp_path: Path) -> None:
+    slow_rule = 'severity = "sev3"\nreason = "Slow responses'
+    assert slow_rule in DEFAULT_POLICY.read_text()
+    text = DEFAULT_POLICY.read_text().replace(slow_rule, slow_rule.replace("\n", "\nlower = true\n", 1))
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    policy = load_policy(path)
+    slow = signal(azure_severity="Sev0", facts={"metric": ("ServerSideLatency",)})
+    decided = assess(slow, policy)
+    assert decided.severity == Severity.SEV3
+    assert decided.reasons[1].endswith("→ lowered to sev3 by rule slow-queries (lower = true)")
+    # a rule that keeps the floor wins over one that lowers
+    both = assess(signal(azure_severity="Sev0", facts={"metric": ("ServerSideLatency", "Http5xx")}), policy)
+    assert both.severity == Severity.SEV1
+    assert "kept sev1" in both.reasons[1] and "lower = true" in both.reasons[2]
 
 
 def test_routine_and_unknown_events_are_informational() -> None:
