@@ -23,12 +23,12 @@ class DryRunRecorder:
         self.service = service
         self._lock = threading.Lock()
 
-    def record(self, operation: str, payload: dict[str, Any]) -> None:
-        """Log and append one would-be request."""
+    def record(self, operation: str, payload: dict[str, Any], summary: str) -> None:
+        """Append one would-be request; log one line of it (the whole request is in the file)."""
         line = json.dumps(
             {"service": self.service, "operation": operation, "payload": payload}, sort_keys=True
         )
-        log.info("dry-run %s %s: %s", self.service, operation, line)
+        log.info("dry-run %s %s %s", self.service, operation, _one_line(summary))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -60,18 +60,21 @@ class DryRunPager:
         }
         if links:
             body["links"] = links
-        self.recorder.record("trigger", body)
+        self.recorder.record(
+            "trigger", body, f"{payload['severity']} {body['dedup_key']}: {payload['summary']}"
+        )
         return f"PagerDuty (dry-run): would trigger {payload['severity']} for {incident.id}"
 
     def resolve(self, incident: Incident, route: str) -> str:
         """Record a resolve."""
-        self.recorder.record("resolve", {"event_action": "resolve", "dedup_key": dedup_key(incident)})
+        key = dedup_key(incident)
+        self.recorder.record("resolve", {"event_action": "resolve", "dedup_key": key}, key)
         return f"PagerDuty (dry-run): would resolve {incident.id}"
 
     def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
         """Record a change event."""
         self.recorder.record(
-            "change", {"payload": {"summary": summary, "source": source, "custom_details": details}}
+            "change", {"payload": {"summary": summary, "source": source, "custom_details": details}}, summary
         )
         return f"PagerDuty (dry-run): would send change event '{summary}'"
 
@@ -87,12 +90,24 @@ class DryRunChat:
     ) -> tuple[str, str]:
         """Record a post; returns the channel and a made-up ts like Slack's."""
         ts = f"{time.time():.6f}"
+        where = f"{channel} thread {thread_ts}" if thread_ts else channel
         self.recorder.record(
             "chat.postMessage",
             {"channel": channel, "text": text, "blocks": blocks, "thread_ts": thread_ts, "ts": ts},
+            f"{where}: {text}",
         )
         return channel, ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Record an update."""
-        self.recorder.record("chat.update", {"channel": channel, "ts": ts, "text": text, "blocks": blocks})
+        self.recorder.record(
+            "chat.update",
+            {"channel": channel, "ts": ts, "text": text, "blocks": blocks},
+            f"{channel} {ts}: {text}",
+        )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A log line stays one line: newlines folded, long text cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
