@@ -1,4 +1,4 @@
-"""The `dr` command: explain a payload without state; refuse to serve on an invalid policy."""
+"""The `dr` command: explain a payload without state; refuse to serve on an invalid policy or settings."""
 
 from __future__ import annotations
 
@@ -77,3 +77,11 @@ def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path)
     assert done.returncode == 2
     assert "PAGERDUTY_ROUTING_KEYS: item 2 is not selector=value" in done.stderr
     assert secret not in done.stderr + done.stdout
+
+
+def test_the_operator_commands_refuse_a_data_dir_that_is_not_there(tmp_path: Path) -> None:
+    for command in (["status"], ["dead-letters"], ["replay", "abc"]):
+        done = run_dr(*command, "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path, env={})
+        assert done.returncode == 1, command
+        assert f"no data dir at {tmp_path / 'nowhere'}" in done.stderr
+    assert not (tmp_path / "nowhere").exists(), "and do not make one"
