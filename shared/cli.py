@@ -15,6 +15,7 @@ from shared.errors import BadInput, PolicyError, SettingsError
 
 if TYPE_CHECKING:
     from shared.bootstrap import Services
+    from shared.localhost.local_settings import LocalSettings
 
 
 class CommandFailed(Exception):
@@ -24,12 +25,20 @@ class CommandFailed(Exception):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dr` console script."""
     args = _parser().parse_args(argv)
+    try:
+        # As the Functions host does: local.settings.json in the working directory, under the environment.
+        from shared.localhost.local_settings import apply_local_settings
+
+        local = apply_local_settings(Path.cwd(), os.environ)
+    except SettingsError as e:
+        print(f"dr: invalid settings: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=os.environ.get("DR_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         if args.command == "serve":
-            _serve(args)
+            _serve(args, local)
         elif args.command == "explain":
             _explain(args)
         elif args.command == "status":
@@ -107,11 +116,17 @@ def _data_dir(given: Path | None) -> Path:
     return given or Path(os.environ.get("DR_DATA_DIR") or ".data")
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace, local: LocalSettings) -> None:
+    from shared.localhost.local_settings import banner_lines
     from shared.localhost.server import serve
 
+    data_dir = _data_dir(args.data_dir)
     key = args.function_key or os.environ.get("DR_FUNCTION_KEY") or None
-    serve(args.host, args.port, _data_dir(args.data_dir), args.app, key)
+    seen = dict(os.environ, DR_DATA_DIR=str(data_dir))
+    options = {"DR_DATA_DIR": "--data-dir"} if args.data_dir else {}
+    if args.function_key:
+        seen["DR_FUNCTION_KEY"], options["DR_FUNCTION_KEY"] = args.function_key, "--function-key"
+    serve(args.host, args.port, data_dir, args.app, key, banner_lines(local, seen, options))
 
 
 def _explain(args: argparse.Namespace) -> None:

@@ -9,22 +9,34 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.e2e.conftest import DR, free_port
 
+UNAVAILABLE = ROOT / "samples" / "cosmos-unavailable.json"
+
 
 def run_dr(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed `dr` script."""
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed `dr` script (in a directory of the test's, away from any local.settings.json)."""
     return subprocess.run(
-        [str(DR), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env, check=False
+        [str(DR), *args],
+        capture_output=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+        check=False,
+        input=stdin,
     )
+
+
+def text(done: subprocess.CompletedProcess[bytes]) -> tuple[str, str]:
+    """(stdout, stderr) as text."""
+    return done.stdout.decode(), done.stderr.decode()
 
 
 def test_explain_shows_signal_rules_severity_reasons_and_effects(tmp_path: Path) -> None:
-    done = run_dr(
-        "explain", str(ROOT / "samples" / "cosmos-unavailable.json"), env={"DR_DATA_DIR": str(tmp_path)}
-    )
-    assert done.returncode == 0, done.stderr
-    decision = json.loads(done.stdout)["signals"][0]
+    done = run_dr("explain", str(UNAVAILABLE), cwd=tmp_path, env={"DR_DATA_DIR": str(tmp_path / "data")})
+    out, err = text(done)
+    assert done.returncode == 0, err
+    decision = json.loads(out)["signals"][0]
     assert decision["signal"]["component"] == "cosmosdb" and decision["signal"]["tenant"] == "ikea"
     assert decision["rules_matched"] == ["cosmosdb-unavailable"]
     assert decision["severity"] == "sev1"
@@ -34,15 +46,16 @@ def test_explain_shows_signal_rules_severity_reasons_and_effects(tmp_path: Path)
         ("page", "trigger"),
         ("act", "cosmosdb.regional_failover"),
     ]
-    assert not any(tmp_path.iterdir()), "explain touches no state"
+    assert [p.name for p in tmp_path.iterdir()] == [], "explain touches no state"
 
 
 def test_explain_names_bad_input(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"schemaId": "contoso"}')
-    done = run_dr("explain", str(broken), env={"DR_DATA_DIR": str(tmp_path / "data")})
+    done = run_dr("explain", str(broken), cwd=tmp_path, env={"DR_DATA_DIR": str(tmp_path / "data")})
+    _, err = text(done)
     assert done.returncode == 1
-    assert "unsupported_schema" in done.stderr and "contoso" in done.stderr
+    assert "unsupported_schema" in err and "contoso" in err
 
 
 def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> None:
@@ -58,10 +71,11 @@ def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> Non
         str(free_port()),
         "--data-dir",
         str(tmp_path / "data"),
+        cwd=tmp_path,
         env={"DR_POLICY_FILE": str(policy)},
     )
     assert done.returncode == 2
-    assert f"{policy}: rules[0] (cosmosdb-unavailable).severity: 'sev9'" in done.stderr
+    assert f"{policy}: rules[0] (cosmosdb-unavailable).severity: 'sev9'" in text(done)[1]
 
 
 def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path) -> None:
@@ -72,16 +86,30 @@ def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path)
         str(free_port()),
         "--data-dir",
         str(tmp_path / "data"),
+        cwd=tmp_path,
         env={"PAGERDUTY_ROUTING_KEYS": f"ikea={secret},{secret}"},
     )
+    out, err = text(done)
     assert done.returncode == 2
-    assert "PAGERDUTY_ROUTING_KEYS: item 2 is not selector=value" in done.stderr
-    assert secret not in done.stderr + done.stdout
+    assert "PAGERDUTY_ROUTING_KEYS: item 2 is not selector=value" in err
+    assert secret not in err + out
+
+
+def test_serve_refuses_a_malformed_local_settings_file_without_echoing_it(tmp_path: Path) -> None:
+    secret = "xoxb-secret-in-a-broken-file"
+    (tmp_path / "local.settings.json").write_text('{"Values": {"SLACK_BOT_TOKEN": "' + secret + '",,}}')
+    done = run_dr(
+        "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env={}
+    )
+    out, err = text(done)
+    assert done.returncode == 2
+    assert err.startswith("dr: invalid settings: ") and "local.settings.json: not valid JSON" in err
+    assert "line 1 column" in err and secret not in err + out
 
 
 def test_the_operator_commands_refuse_a_data_dir_that_is_not_there(tmp_path: Path) -> None:
     for command in (["status"], ["dead-letters"], ["replay", "abc"]):
         done = run_dr(*command, "--data-dir", str(tmp_path / "nowhere"), cwd=tmp_path, env={})
         assert done.returncode == 1, command
-        assert f"no data dir at {tmp_path / 'nowhere'}" in done.stderr
+        assert f"no data dir at {tmp_path / 'nowhere'}" in text(done)[1]
     assert not (tmp_path / "nowhere").exists(), "and do not make one"

@@ -1,8 +1,10 @@
 """The operator's view end to end: `dr status`, `dr dead-letters` and `dr replay` against `dr serve`
-with Slack unreachable, then back."""
+with Slack unreachable, then back; and `dr serve` reading local.settings.json under the environment."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -137,3 +139,53 @@ def test_cards_dead_lettered_while_slack_is_unreachable_are_replayed_once_it_is_
     replay_lines = [t for t in timeline if t.startswith("Replayed dead-lettered notify")]
     assert len(replay_lines) == 2 and all(t.endswith("by dr replay") for t in replay_lines)
     assert f"Slack: card posted in {CHANNEL}" in timeline
+
+
+def _signed(secret: str) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(
+        {"event": {"id": "E-ping", "event_type": "pagey.ping", "occurred_at": "2026-11-25T10:00:00Z"}}
+    )
+    signature = "v1=" + hmac.new(secret.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    return raw.encode(), {"X-PagerDuty-Signature": signature, "X-Webhook-Id": f"w-{secret}"}
+
+
+def test_serve_reads_local_settings_under_the_environment_and_says_where_each_came_from(
+    start_responder: Callable[..., Responder], tmp_path: Path
+) -> None:
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    (workdir / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {
+                    "FUNCTIONS_WORKER_RUNTIME": "python",
+                    "SLACK_CHANNEL": "C0FROMFILE",
+                    "PAGERDUTY_WEBHOOK_SECRETS": "file-secret",
+                    "DR_RETRY_MAX_SECONDS": "9",
+                },
+            }
+        )
+    )
+    responder = start_responder(env={"PAGERDUTY_WEBHOOK_SECRETS": "env-secret"}, cwd=workdir)
+    banner = responder.log.read_text()
+    for source in (
+        "    DR_DATA_DIR                --data-dir",
+        "    DR_FUNCTION_KEY            --function-key",
+        "    DR_RETRY_MAX_SECONDS       local.settings.json",
+        "    PAGERDUTY_WEBHOOK_SECRETS  environment",
+        "    SLACK_CHANNEL              local.settings.json",
+    ):
+        assert source in banner.splitlines(), f"{source!r} not in\n{banner}"
+    assert "C0FROMFILE" not in banner and "secret" not in banner.replace("SECRETS", ""), "never a value"
+
+    # The environment's secret is the one in force; the file's lost.
+    raw, headers = _signed("env-secret")
+    assert responder.post("/pagerduty", raw, **headers).status_code == 202
+    raw, headers = _signed("file-secret")
+    assert responder.post("/pagerduty", raw, **headers).status_code == 401
+    # The file's channel is: the dry-run card goes there.
+    responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
+    cards = responder.data_dir / "dry-run" / "slack.jsonl"
+    responder.wait_for(cards.exists, "a dry-run card")
+    assert json.loads(cards.read_text().splitlines()[0])["payload"]["channel"] == "C0FROMFILE"
