@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.errors import BadInput, PolicyError, SettingsError
 
@@ -84,7 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain", help="show how a payload is normalized and classified; stores nothing"
     )
-    explain.add_argument("file", type=Path, help="an Azure Monitor alert or Event Grid delivery (JSON)")
+    explain.add_argument("file", help="an Azure Monitor alert or Event Grid delivery (JSON); - for stdin")
+    explain.add_argument("--json", action="store_true", help="the full structure, as JSON")
+    explain.add_argument(
+        "--endpoint",
+        choices=("alerts", "eventgrid"),
+        help="the endpoint you mean to send it to: say so if it belongs to the other",
+    )
 
     status = commands.add_parser("status", help="open incidents, queues, dead letters, outboxes, automation")
     status.add_argument("--data-dir", type=Path, help=data_dir_help)
@@ -130,14 +136,15 @@ def _serve(args: argparse.Namespace, local: LocalSettings) -> None:
 
 
 def _explain(args: argparse.Namespace) -> None:
-    print(json.dumps(explain_file(args.file), indent=2))
-
-
-def explain_file(path: Path) -> dict[str, Any]:
-    """Normalize and classify the payload in a file, as intake would; touches no state."""
     from shared.explain import explain
+    from shared.explain_render import render_explanation
 
-    return explain(path.read_bytes())
+    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    explained = explain(body, args.endpoint)
+    if args.json:
+        print(json.dumps(explained, indent=2))
+    else:
+        print(render_explanation(explained), end="")
 
 
 def _services(given: Path | None) -> Services:
