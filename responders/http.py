@@ -63,3 +63,17 @@ def query_int(req: func.HttpRequest, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise BadInput("invalid_parameter", f"{name} must be an integer from {low} to {high}")
     return value
+
+
+# The function key: the host reads it from the query string of every route, so every route takes it.
+FUNCTION_KEY_PARAMETER = "code"
+
+
+def only_parameters(req: func.HttpRequest, *allowed: str) -> None:
+    """BadInput naming the query parameters a route does not take: a misspelt filter must not be
+    ignored, or a caller reads an unfiltered answer as a filtered one."""
+    unknown = sorted(set(req.params) - {*allowed, FUNCTION_KEY_PARAMETER})
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:10]) + (", …" if len(unknown) > 10 else "")
+        takes = f"this route takes {', '.join(allowed)}" if allowed else "this route takes none"
+        raise BadInput("invalid_parameter", f"unknown query parameter(s): {named}; {takes}")

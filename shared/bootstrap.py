@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
+    from shared.ports import IncidentPages, QueueInspector, StatusQueries
 
 
 class Services:
@@ -194,6 +195,31 @@ class Services:
             return ownership(resource, tags, policy.naming, dict(policy.component_by_type))
 
         return owner
+
+    @cached_property
+    def status_queries(self) -> StatusQueries:
+        """The store's reads for the operator's view."""
+        from shared.ports import StatusQueries
+
+        store = self.store
+        if not isinstance(store, StatusQueries):
+            raise TypeError(f"{type(store).__name__} does not answer the status queries")
+        return store
+
+    @cached_property
+    def incident_pages(self) -> IncidentPages:
+        """The store's incident list, a keyset page at a time."""
+        from shared.ports import IncidentPages
+
+        store = self.store
+        if not isinstance(store, IncidentPages):
+            raise TypeError(f"{type(store).__name__} does not list incidents by page")
+        return store
+
+    @cached_property
+    def queue_inspector(self) -> QueueInspector:
+        """Counts, dead letters and replay on the queues (the local queue answers them)."""
+        return self.local_queue
 
 
 _services: Services | None = None

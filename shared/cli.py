@@ -1,4 +1,5 @@
-"""The `dr` command: `dr serve` runs the responder locally, `dr explain FILE` shows a decision."""
+"""The `dr` command: `dr serve` runs the responder locally, `dr explain FILE` shows a decision, and
+`dr status`, `dr dead-letters`, `dr replay` are the operator's view of a data dir."""
 
 from __future__ import annotations
 
@@ -8,40 +9,44 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.errors import BadInput, PolicyError, SettingsError
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
+    from shared.localhost.local_settings import LocalSettings
+
+
+class CommandFailed(Exception):
+    """A command could not do what was asked; the message says why (exit 1)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dr` console script."""
-    parser = argparse.ArgumentParser(prog="dr", description="DR Responder: the incident responder, locally.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the registered functions on http://HOST:PORT/api")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7071)
-    serve.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DR_DATA_DIR", ".data")))
-    serve.add_argument(
-        "--app", default="function_app", help="module that defines `app` (default: function_app)"
-    )
-    serve.add_argument(
-        "--function-key", default=os.environ.get("DR_FUNCTION_KEY"), help="default: DATA_DIR/function-key"
-    )
-    explain = commands.add_parser(
-        "explain", help="show how a payload is normalized and classified; stores nothing"
-    )
-    explain.add_argument("file", type=Path, help="an Azure Monitor alert or Event Grid delivery (JSON)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    try:
+        # As the Functions host does: local.settings.json in the working directory, under the environment.
+        from shared.localhost.local_settings import apply_local_settings
+
+        local = apply_local_settings(Path.cwd(), os.environ)
+    except SettingsError as e:
+        print(f"dr: invalid settings: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=os.environ.get("DR_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         if args.command == "serve":
-            from shared.localhost.server import serve as run
-
-            run(args.host, args.port, args.data_dir, args.app, args.function_key)
-            return 0
-        print(json.dumps(explain_file(args.file), indent=2))
+            _serve(args, local)
+        elif args.command == "explain":
+            _explain(args)
+        elif args.command == "status":
+            _status(args)
+        elif args.command == "dead-letters":
+            _dead_letters(args)
+        else:
+            _replay(args)
         return 0
     except PolicyError as e:
         print(f"dr: invalid policy: {e}", file=sys.stderr)
@@ -52,16 +57,143 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as e:
         print(f"dr: {args.file if args.command == 'explain' else ''}: {e.error}: {e.detail}", file=sys.stderr)
         return 1
+    except CommandFailed as e:
+        print(f"dr {args.command}: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"dr: {e}", file=sys.stderr)
         return 1
 
 
-def explain_file(path: Path) -> dict[str, Any]:
-    """Normalize and classify the payload in a file, as intake would; touches no state."""
-    from shared.explain import explain
+def _parser() -> argparse.ArgumentParser:
+    from shared.status.model import ALL_QUEUES
 
-    return explain(path.read_bytes())
+    parser = argparse.ArgumentParser(prog="dr", description="DR Responder: the incident responder, locally.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    data_dir_help = "the responder's data dir (default: DR_DATA_DIR, else .data)"
+
+    serve = commands.add_parser("serve", help="serve the registered functions on http://HOST:PORT/api")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--data-dir", type=Path, help=data_dir_help)
+    serve.add_argument(
+        "--app", default="function_app", help="module that defines `app` (default: function_app)"
+    )
+    serve.add_argument("--function-key", help="default: DR_FUNCTION_KEY, else DATA_DIR/function-key")
+
+    explain = commands.add_parser(
+        "explain", help="show how a payload is normalized and classified; stores nothing"
+    )
+    explain.add_argument("file", help="an Azure Monitor alert or Event Grid delivery (JSON); - for stdin")
+    explain.add_argument("--json", action="store_true", help="the full structure, as JSON")
+    explain.add_argument(
+        "--endpoint",
+        choices=("alerts", "eventgrid"),
+        help="the endpoint you mean to send it to: say so if it belongs to the other",
+    )
+
+    status = commands.add_parser("status", help="open incidents, queues, dead letters, outboxes, automation")
+    status.add_argument("--data-dir", type=Path, help=data_dir_help)
+    status.add_argument("--json", action="store_true", help="as JSON, for scripts (GET /api/status's shape)")
+
+    dead = commands.add_parser("dead-letters", help="messages that gave up, newest first, with their reasons")
+    dead.add_argument("--data-dir", type=Path, help=data_dir_help)
+    dead.add_argument("--queue", choices=ALL_QUEUES, help="one queue only")
+    dead.add_argument("--limit", type=_limit, default=20, help="at most this many (default 20, up to 1000)")
+    dead.add_argument("--json", action="store_true", help="as JSON, for scripts")
+
+    replay = commands.add_parser(
+        "replay", help="send a dead-lettered message again, under a new message id, once"
+    )
+    replay.add_argument("message_id", help="as `dr dead-letters` shows it")
+    replay.add_argument("--data-dir", type=Path, help=data_dir_help)
+    replay.add_argument("--queue", choices=ALL_QUEUES, help="when the id is dead-lettered in several queues")
+    return parser
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be from 1 to 1000")
+    return value
+
+
+def _data_dir(given: Path | None) -> Path:
+    return given or Path(os.environ.get("DR_DATA_DIR") or ".data")
+
+
+def _serve(args: argparse.Namespace, local: LocalSettings) -> None:
+    from shared.localhost.local_settings import banner_lines
+    from shared.localhost.server import serve
+
+    data_dir = _data_dir(args.data_dir)
+    key = args.function_key or os.environ.get("DR_FUNCTION_KEY") or None
+    seen = dict(os.environ, DR_DATA_DIR=str(data_dir))
+    options = {"DR_DATA_DIR": "--data-dir"} if args.data_dir else {}
+    if args.function_key:
+        seen["DR_FUNCTION_KEY"], options["DR_FUNCTION_KEY"] = args.function_key, "--function-key"
+    serve(args.host, args.port, data_dir, args.app, key, banner_lines(local, seen, options))
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from shared.explain import explain
+    from shared.explain_render import render_explanation
+
+    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    explained = explain(body, args.endpoint)
+    if args.json:
+        print(json.dumps(explained, indent=2))
+    else:
+        print(render_explanation(explained), end="")
+
+
+def _services(given: Path | None) -> Services:
+    """The services on an existing data dir (a status must not create an empty one)."""
+    from shared.bootstrap import Services
+    from shared.settings import Settings
+
+    data_dir = _data_dir(given)
+    if not data_dir.is_dir():
+        raise CommandFailed(f"no data dir at {data_dir} (start dr serve, or pass --data-dir)")
+    return Services(Settings.from_env({**os.environ, "DR_DATA_DIR": str(data_dir)}))
+
+
+def _status(args: argparse.Namespace) -> None:
+    from shared.status.read import read_status
+    from shared.status.render import render_status
+
+    app = _services(args.data_dir)
+    status = read_status(app.status_queries, app.queue_inspector, app.policy, app.clock())
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=2))
+    else:
+        print(render_status(status), end="")
+
+
+def _dead_letters(args: argparse.Namespace) -> None:
+    from shared.status.read import read_dead_letters
+    from shared.status.render import render_dead_letters
+
+    app = _services(args.data_dir)
+    found = read_dead_letters(app.queue_inspector, args.queue, args.limit)
+    if args.json:
+        print(json.dumps({"dead_letters": [d.to_dict() for d in found], "count": len(found)}, indent=2))
+    else:
+        print(render_dead_letters(found), end="")
+
+
+def _replay(args: argparse.Namespace) -> None:
+    from shared.status.replay import ReplayRefused, replay_dead_letter
+
+    app = _services(args.data_dir)
+    try:
+        done = replay_dead_letter(app.queue_inspector, app.store, args.message_id, app.clock(), args.queue)
+    except ReplayRefused as e:
+        raise CommandFailed(str(e)) from None
+    what = f" ({done.summary})" if done.summary else ""
+    print(f"replayed {done.queue} message {done.message_id}{what} as {done.new_message_id}")
+    if done.incident_id:
+        print(f"  written on the timeline of {done.incident_id}")
 
 
 if __name__ == "__main__":

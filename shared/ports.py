@@ -234,3 +234,80 @@ class PagerDirectory(Protocol):
 
     def incident_key(self, incident_id: str) -> str | None:
         """The incident_key (our dedup key) of a PagerDuty incident, if it has one."""
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """How many messages one queue holds, by state, as a person asks "is anything stuck?"."""
+
+    queue: str
+    ready: int  # deliverable now (or waiting only for their session)
+    scheduled: int  # due later: retries with backoff
+    in_flight: int  # locked by a receiver right now
+    dead_lettered: int
+
+
+class QueueInspector(Protocol):
+    """Reads the queues for the operator's view, and sends a dead letter again (Service Bus: peek the
+    queue and its DLQ, receive the dead letter by sequence number, send a copy, complete it)."""
+
+    def counts(self, queues: Sequence[str]) -> list[QueueCounts]:
+        """Counts per queue by state, in the order asked."""
+
+    def recent_dead_letters(self, queues: Sequence[str], limit: int) -> list[DeadLetter]:
+        """Dead letters across these queues, newest first."""
+
+    def find_dead_letters(self, message_id: str) -> list[DeadLetter]:
+        """Every dead letter with this message id, in any queue, newest first."""
+
+    def resend_dead_letter(self, queue: str, message_id: str, new_message_id: str) -> bool:
+        """Send the dead letter again as a new message and take it off the dead letters, in one step.
+
+        The new id keeps duplicate detection from dropping it as the original it copies. False if it
+        is no longer among the dead letters (replayed meanwhile), and nothing is sent.
+        """
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """Incidents whose outbox still holds effects: normal for a moment, stuck if old."""
+
+    incidents: int
+    oldest_updated_at: str | None
+
+
+@runtime_checkable
+class StatusQueries(Protocol):
+    """What the status model reads from the store."""
+
+    def open_incidents(self, limit: int) -> list[Incident]:
+        """Incidents not resolved (open or acknowledged), oldest first."""
+
+    def open_incident_count(self) -> int:
+        """How many incidents are not resolved."""
+
+    def outbox_backlog(self) -> OutboxBacklog:
+        """Incidents whose outbox is not empty, and the oldest of them."""
+
+
+@dataclass(frozen=True)
+class IncidentCursor:
+    """Where a page of the incident list ended: the last incident's opening time and id."""
+
+    opened_at: str
+    incident_id: str
+
+
+@runtime_checkable
+class IncidentPages(Protocol):
+    """The incident list a page at a time, by keyset on (opened_at, id), so deep pages stay cheap."""
+
+    def incidents_page(
+        self,
+        status: str | None,
+        tenant: str | None,
+        severity: str | None,
+        after: IncidentCursor | None,
+        limit: int,
+    ) -> list[Incident]:
+        """Newest first (ties by id), after the cursor when given."""

@@ -23,12 +23,12 @@ class DryRunRecorder:
         self.service = service
         self._lock = threading.Lock()
 
-    def record(self, operation: str, payload: dict[str, Any]) -> None:
-        """Log and append one would-be request."""
+    def record(self, operation: str, payload: dict[str, Any], summary: str) -> None:
+        """Append one would-be request; log one line of it (the whole request is in the file)."""
         line = json.dumps(
             {"service": self.service, "operation": operation, "payload": payload}, sort_keys=True
         )
-        log.info("dry-run %s %s: %s", self.service, operation, line)
+        log.info("dry-run %s %s %s", self.service, operation, _one_line(summary))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -52,10 +52,14 @@ class DryRunPager:
 
     def send(self, event: PageEvent, route: str) -> str:
         """Record the request body the real pager would send (less the routing key)."""
-        self.recorder.record(event.action, event.body())
         if event.action == "resolve":
+            self.recorder.record(event.action, event.body(), event.dedup_key)
             return f"PagerDuty (dry-run): would resolve {event.dedup_key}"
-        severity = (event.payload or {}).get("severity", "")
+        payload = event.payload or {}
+        severity = payload.get("severity", "")
+        self.recorder.record(
+            event.action, event.body(), f"{severity} {event.dedup_key}: {payload.get('summary', '')}"
+        )
         return f"PagerDuty (dry-run): would trigger {severity} for {event.dedup_key}"
 
 
@@ -70,12 +74,24 @@ class DryRunChat:
     ) -> tuple[str, str]:
         """Record a post; returns the channel and a made-up ts like Slack's."""
         ts = f"{time.time():.6f}"
+        where = f"{channel} thread {thread_ts}" if thread_ts else channel
         self.recorder.record(
             "chat.postMessage",
             {"channel": channel, "text": text, "blocks": blocks, "thread_ts": thread_ts, "ts": ts},
+            f"{where}: {text}",
         )
         return channel, ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Record an update."""
-        self.recorder.record("chat.update", {"channel": channel, "ts": ts, "text": text, "blocks": blocks})
+        self.recorder.record(
+            "chat.update",
+            {"channel": channel, "ts": ts, "text": text, "blocks": blocks},
+            f"{channel} {ts}: {text}",
+        )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A log line stays one line: newlines folded, long text cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

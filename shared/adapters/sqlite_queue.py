@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.adapters.sqlite_db import Database
 from shared.errors import LockLost
-from shared.ports import DeadLetter, QueueMessage, Received
+from shared.ports import DeadLetter, QueueCounts, QueueMessage, Received
 
 # Completed messages are deleted; 'scheduled' ones turn 'active' when due, so the receive query
 # never has to step over a backlog of future messages.
@@ -125,7 +125,7 @@ def _utc(epoch: float) -> datetime:
 
 
 class SqliteQueue:
-    """Service Bus queues in one SQLite file; implements shared.ports.EffectQueue and QueueReceiver."""
+    """Service Bus queues in one SQLite file: the EffectQueue, QueueReceiver and QueueInspector ports."""
 
     def __init__(
         self,
@@ -268,26 +268,7 @@ class SqliteQueue:
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """Dead-lettered messages, newest first."""
-        conn = self._db.read()
-        rows = conn.execute(
-            "SELECT queue, message_id, session_id, body, dl_reason, dl_description, delivery_count, "
-            "dl_at FROM queue_messages WHERE queue = ? AND state = 'deadlettered' "
-            "ORDER BY dl_at DESC, seq DESC LIMIT ?",
-            (queue, limit),
-        ).fetchall()
-        return [
-            DeadLetter(
-                queue=r["queue"],
-                message_id=r["message_id"],
-                session_id=r["session_id"],
-                body=r["body"],
-                reason=r["dl_reason"],
-                description=r["dl_description"],
-                delivery_count=r["delivery_count"],
-                dead_lettered_at=_utc(r["dl_at"]).isoformat(),
-            )
-            for r in rows
-        ]
+        return self.recent_dead_letters([queue], limit)
 
     def active_count(self, queue: str) -> int:
         """Messages neither completed nor dead-lettered, scheduled ones included."""
@@ -321,6 +302,101 @@ class SqliteQueue:
     def close(self) -> None:
         """Close this thread's connection."""
         self._db.close()
+
+    # --- QueueInspector: the operator's view ---------------------------------------------------
+
+    def counts(self, queues: Sequence[str]) -> list[QueueCounts]:
+        """Counts per queue by state; a scheduled message already due counts as ready."""
+        names = {f"q{i}": q for i, q in enumerate(queues)}
+        found = {
+            row["queue"]: row
+            for row in self._db.read().execute(
+                "SELECT queue,"
+                " SUM(state = 'active' AND locked_until <= :now)"
+                "   + SUM(state = 'scheduled' AND scheduled_at <= :now) AS ready,"
+                " SUM(state = 'scheduled' AND scheduled_at > :now) AS scheduled,"
+                " SUM(state = 'active' AND locked_until > :now) AS in_flight,"
+                " SUM(state = 'deadlettered') AS dead_lettered"
+                f" FROM queue_messages WHERE queue IN ({', '.join(':' + n for n in names)}) GROUP BY queue",
+                {"now": self._clock(), **names},
+            )
+        }
+        return [
+            QueueCounts(
+                queue=q,
+                ready=int(found[q]["ready"]) if q in found else 0,
+                scheduled=int(found[q]["scheduled"]) if q in found else 0,
+                in_flight=int(found[q]["in_flight"]) if q in found else 0,
+                dead_lettered=int(found[q]["dead_lettered"]) if q in found else 0,
+            )
+            for q in queues
+        ]
+
+    def recent_dead_letters(self, queues: Sequence[str], limit: int) -> list[DeadLetter]:
+        """Dead letters across these queues, newest first."""
+        rows = (
+            self._db.read()
+            .execute(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM queue_messages WHERE state = 'deadlettered'"
+                f" AND queue IN ({', '.join('?' * len(queues))}) ORDER BY dl_at DESC, seq DESC LIMIT ?",
+                (*queues, limit),
+            )
+            .fetchall()
+        )
+        return [_dead_letter(r) for r in rows]
+
+    def find_dead_letters(self, message_id: str) -> list[DeadLetter]:
+        """Every dead letter with this message id, newest first."""
+        rows = (
+            self._db.read()
+            .execute(
+                f"SELECT {_DEAD_LETTER_COLUMNS} FROM queue_messages"
+                " WHERE state = 'deadlettered' AND message_id = ? ORDER BY dl_at DESC, seq DESC",
+                (message_id,),
+            )
+            .fetchall()
+        )
+        return [_dead_letter(r) for r in rows]
+
+    def resend_dead_letter(self, queue: str, message_id: str, new_message_id: str) -> bool:
+        """Send a copy under the new id and take every dead letter of (queue, message_id) off, atomically.
+
+        Two dead letters with one id in one queue are one message given up on twice (effect ids are
+        stable): one copy is sent. In one transaction, so two replays racing send one copy.
+        """
+        now = self._clock()
+        with self._db.write() as conn:
+            taken = conn.execute(
+                "DELETE FROM queue_messages WHERE queue = ? AND message_id = ? AND state = 'deadlettered'"
+                " RETURNING seq, session_id, body, properties, content_type",
+                (queue, message_id),
+            ).fetchall()
+            if not taken:
+                return False
+            newest = max(taken, key=lambda r: r["seq"])
+            properties = {**json.loads(newest["properties"]), "replay_of": message_id}
+            copy = QueueMessage(
+                queue=queue,
+                body=newest["body"],
+                message_id=new_message_id,
+                session_id=newest["session_id"],
+                application_properties=properties,
+                content_type=newest["content_type"],
+            )
+            row = self._row(copy, now)
+            conn.execute(
+                "INSERT INTO queue_dedup (queue, message_id, sent_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at",
+                (queue, new_message_id, now),
+            )
+            seq = conn.execute(
+                "INSERT INTO queue_messages (queue, message_id, session_id, body, properties, "
+                "content_type, enqueued_at, scheduled_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            ).lastrowid
+            if copy.session_id is not None:
+                conn.execute(_ADD_TO_SESSION, (queue, copy.session_id, seq))
+        return True
 
     def _row(self, m: QueueMessage, now: float) -> tuple[Any, ...]:
         # Service Bus's limits, so code that passes here does not fail on the real thing.
@@ -412,3 +488,19 @@ class SqliteQueue:
             lock_token=token,
             locked_until=_utc(locked_until),
         )
+
+
+_DEAD_LETTER_COLUMNS = "queue, message_id, session_id, body, dl_reason, dl_description, delivery_count, dl_at"
+
+
+def _dead_letter(row: sqlite3.Row) -> DeadLetter:
+    return DeadLetter(
+        queue=row["queue"],
+        message_id=row["message_id"],
+        session_id=row["session_id"],
+        body=row["body"],
+        reason=row["dl_reason"],
+        description=row["dl_description"],
+        delivery_count=row["delivery_count"],
+        dead_lettered_at=_utc(row["dl_at"]).isoformat(),
+    )

@@ -8,6 +8,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from shared import bootstrap
@@ -41,8 +42,10 @@ def function_key(data_dir: Path, given: str | None) -> str:
     raise SystemExit(f"dr serve: {path} is empty; delete it to make a new key")
 
 
-def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None) -> None:
-    """Run until interrupted."""
+def serve(
+    host: str, port: int, data_dir: Path, app_module: str, key: str | None, settings_lines: Sequence[str] = ()
+) -> None:
+    """Run until interrupted; the banner says where each setting came from (`settings_lines`)."""
     import uvicorn
 
     os.environ["DR_DATA_DIR"] = str(data_dir)
@@ -59,6 +62,7 @@ def serve(host: str, port: int, data_dir: Path, app_module: str, key: str | None
     banner += [f"  {line}" for line in started]
     where = "given" if key else str(data_dir / "function-key")
     banner.append(f"  function key: {where} (pass ?code= or x-functions-key)")
+    banner += settings_lines
     print("\n".join(banner), flush=True)
     config = uvicorn.Config(
         FunctionsHttpHost(routes, secret),

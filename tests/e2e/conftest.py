@@ -14,8 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-
 KEY = "e2e-function-key"
 DR = Path(sys.executable).with_name("dr")
 
@@ -30,7 +28,7 @@ def free_port() -> int:
 class Responder:
     """One `dr serve` process and an HTTP client for it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/api"
@@ -45,9 +43,12 @@ class Responder:
             "--function-key",
             KEY,
         ]
+        # Not the checkout: a developer's local.settings.json there must not reach the test's responder.
+        self.cwd = cwd or data_dir.parent
+        self.cwd.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+                command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
         self.client = httpx.Client(base_url=self.base, timeout=30)
         self._wait_ready()
@@ -103,8 +104,10 @@ def start_responder(tmp_path: Path) -> Iterator[Callable[..., Responder]]:
     """Start as many `dr serve` processes as a test needs; all are stopped after it."""
     started: list[Responder] = []
 
-    def start(data_dir: Path | None = None, env: dict[str, str] | None = None) -> Responder:
-        responder = Responder(data_dir or tmp_path / f"data-{len(started)}", env)
+    def start(
+        data_dir: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Responder:
+        responder = Responder(data_dir or tmp_path / f"data-{len(started)}", env, cwd)
         started.append(responder)
         return responder
 

@@ -80,6 +80,7 @@ def test_every_trigger_family_is_registered() -> None:
         "list_incidents",
         "get_incident",
         "informational_signals",
+        "status",
         "send_page",
         "send_notification",
         "run_action",

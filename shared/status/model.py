@@ -1,0 +1,341 @@
+"""The status model: frozen data built by one pure function from what the store and queues say.
+
+Every face of "what is going on" (the CLI, GET /api/status, Slack's /dr status, a web page) renders
+this model, so they never disagree about what counts as open, late or stuck.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.clock import iso, seconds_between
+from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES, Effect
+from shared.domain.incidents import Incident
+from shared.domain.severity import Severity
+from shared.ports import DeadLetter, OutboxBacklog, QueueCounts
+from shared.triage.policy import Policy
+
+# Every queue the responder reads, in the order a person scans them: pages first.
+ALL_QUEUES = (*QUEUES.values(), PAGERDUTY_QUEUE)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Time used against a target from the policy; `running` is False once the clock has stopped."""
+
+    target_minutes: int
+    used_seconds: float
+    running: bool = True
+
+    @property
+    def used_percent(self) -> int:
+        """Share of the target used, rounded; past 100 when over."""
+        return round(100 * self.used_seconds / (self.target_minutes * 60))
+
+    @property
+    def over(self) -> bool:
+        """More time used than the target allows."""
+        return self.used_seconds > self.target_minutes * 60
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "target_minutes": self.target_minutes,
+            "used_percent": self.used_percent,
+            "over": self.over,
+            "running": self.running,
+        }
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """One incident not yet resolved, with its age against the DR plan's targets."""
+
+    id: str
+    title: str
+    severity: str
+    status: str
+    tenant: str
+    component: str
+    environment: str
+    opened_at: str
+    age_seconds: float
+    signal_count: int
+    all_tenants: bool
+    response: Budget | None  # time to first response (stops at acknowledgement); None: no target
+    rto: Budget | None  # the component's recovery time objective; None: unknown component
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "status": self.status,
+            "tenant": self.tenant,
+            "component": self.component,
+            "environment": self.environment,
+            "opened_at": self.opened_at,
+            "age_seconds": round(self.age_seconds),
+            "signal_count": self.signal_count,
+            "all_tenants": self.all_tenants,
+            "response": self.response.to_dict() if self.response else None,
+            "rto": self.rto.to_dict() if self.rto else None,
+        }
+
+
+@dataclass(frozen=True)
+class IncidentGroup:
+    """The open incidents of one component and tenant, most severe then oldest first."""
+
+    component: str
+    tenant: str
+    incidents: tuple[OpenIncident, ...]
+
+    @property
+    def by_severity(self) -> dict[str, int]:
+        """Counts per severity label, most severe first."""
+        return _count_severities(self.incidents)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "component": self.component,
+            "tenant": self.tenant,
+            "count": len(self.incidents),
+            "by_severity": self.by_severity,
+            "incidents": [i.to_dict() for i in self.incidents],
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetterView:
+    """A dead letter as a person reads it: where, why, when, and which incident it was for."""
+
+    queue: str
+    message_id: str
+    reason: str
+    description: str
+    dead_lettered_at: str
+    delivery_count: int
+    incident_id: str | None  # when the body names one of our incidents
+    summary: str  # what the message was ("notify opened", "PagerDuty incident.acknowledged"), or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "queue": self.queue,
+            "message_id": self.message_id,
+            "reason": self.reason,
+            "description": self.description,
+            "dead_lettered_at": self.dead_lettered_at,
+            "delivery_count": self.delivery_count,
+            "incident_id": self.incident_id,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
+class Outboxes:
+    """Incidents whose decided effects are not yet confirmed on the queue (the sweeper sends them)."""
+
+    incidents: int
+    oldest_updated_at: str | None
+    oldest_age_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        age = self.oldest_age_seconds
+        return {
+            "incidents": self.incidents,
+            "oldest_updated_at": self.oldest_updated_at,
+            "oldest_age_seconds": None if age is None else round(age),
+        }
+
+
+@dataclass(frozen=True)
+class Automation:
+    """Whether first responses may run; there is no kill switch yet, and the model says so."""
+
+    paused: bool = False
+    source: str = "not built yet"
+    detail: str = (
+        "first responses are recorded as suggestions; the kill switch comes with the actions feature"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"paused": self.paused, "source": self.source, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Status:
+    """The operator's view at one moment."""
+
+    generated_at: str
+    policy: str
+    open_incidents: int  # all of them, even past the shown ones
+    groups: tuple[IncidentGroup, ...]
+    queues: tuple[QueueCounts, ...]
+    dead_letters: tuple[DeadLetterView, ...]  # the newest few
+    outboxes: Outboxes
+    automation: Automation
+
+    @property
+    def shown_incidents(self) -> int:
+        """How many open incidents the groups hold (the query has a limit)."""
+        return sum(len(g.incidents) for g in self.groups)
+
+    @property
+    def dead_lettered(self) -> int:
+        """Dead letters across every queue."""
+        return sum(q.dead_lettered for q in self.queues)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of GET /api/status and `dr status --json`."""
+        return {
+            "generated_at": self.generated_at,
+            "policy": self.policy,
+            "incidents": {
+                "open": self.open_incidents,
+                "shown": self.shown_incidents,
+                "by_severity": _count_severities([i for g in self.groups for i in g.incidents]),
+                "groups": [g.to_dict() for g in self.groups],
+            },
+            "queues": {
+                q.queue: {
+                    "ready": q.ready,
+                    "scheduled": q.scheduled,
+                    "in_flight": q.in_flight,
+                    "dead_lettered": q.dead_lettered,
+                }
+                for q in self.queues
+            },
+            "dead_letters": {
+                "total": self.dead_lettered,
+                "newest": [d.to_dict() for d in self.dead_letters],
+            },
+            "outboxes": self.outboxes.to_dict(),
+            "automation": self.automation.to_dict(),
+        }
+
+
+def build_status(
+    *,
+    now: datetime,
+    policy: Policy,
+    open_incidents: Sequence[Incident],
+    open_total: int,
+    queues: Sequence[QueueCounts],
+    dead_letters: Sequence[DeadLetter],
+    outbox: OutboxBacklog,
+    automation: Automation | None = None,
+) -> Status:
+    """The status at `now` from what was read; pure, so a test needs only a clock."""
+    moment = iso(now)
+    grouped: dict[tuple[str, str], list[OpenIncident]] = {}
+    for incident in open_incidents:
+        if not incident.is_open:
+            continue
+        view = open_incident(incident, policy, moment)
+        grouped.setdefault((incident.component, incident.tenant), []).append(view)
+    groups = [
+        IncidentGroup(component, tenant, tuple(sorted(views, key=lambda v: (v.severity, v.opened_at, v.id))))
+        for (component, tenant), views in grouped.items()
+    ]
+    # The worst first: a person reads from the top and may stop there.
+    groups.sort(key=lambda g: (g.incidents[0].severity, g.component, g.tenant))
+    oldest = outbox.oldest_updated_at
+    return Status(
+        generated_at=moment,
+        policy=policy.source,
+        open_incidents=max(open_total, sum(len(g.incidents) for g in groups)),
+        groups=tuple(groups),
+        queues=tuple(queues),
+        dead_letters=tuple(describe_dead_letter(d) for d in dead_letters),
+        outboxes=Outboxes(outbox.incidents, oldest, _seconds(oldest, moment) if oldest else None),
+        automation=automation or Automation(),
+    )
+
+
+def open_incident(incident: Incident, policy: Policy, now: str) -> OpenIncident:
+    """One open incident with its response and RTO budgets as of `now`."""
+    age = _seconds(incident.opened_at, now)
+    target = policy.response_minutes.get(incident.severity.label)
+    response = None
+    if target:
+        if incident.acknowledged_at:
+            response = Budget(target, _seconds(incident.opened_at, incident.acknowledged_at), running=False)
+        else:
+            response = Budget(target, age)
+    component = policy.component(incident.component)
+    return OpenIncident(
+        id=incident.id,
+        title=incident.title,
+        severity=incident.severity.label,
+        status=incident.status,
+        tenant=incident.tenant,
+        component=incident.component,
+        environment=incident.environment,
+        opened_at=incident.opened_at,
+        age_seconds=age,
+        signal_count=incident.signal_count,
+        all_tenants=incident.all_tenants,
+        response=response,
+        rto=Budget(component.rto_minutes, age) if component else None,
+    )
+
+
+def describe_dead_letter(dead: DeadLetter) -> DeadLetterView:
+    """A dead letter with what its body says: the effect and incident, or the PagerDuty event."""
+    incident_id, summary = _what_it_was(dead.queue, dead.body)
+    return DeadLetterView(
+        queue=dead.queue,
+        message_id=dead.message_id,
+        reason=dead.reason,
+        description=dead.description,
+        dead_lettered_at=dead.dead_lettered_at,
+        delivery_count=dead.delivery_count,
+        incident_id=incident_id,
+        summary=summary,
+    )
+
+
+def _what_it_was(queue: str, body: bytes) -> tuple[str | None, str]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, ""  # a poison message is dead-lettered because it does not parse
+    if not isinstance(data, Mapping):
+        return None, ""
+    if queue == PAGERDUTY_QUEUE:
+        event = data.get("event")
+        if not isinstance(event, Mapping):
+            return None, ""
+        payload = event.get("data")
+        key = payload.get("incident_key") if isinstance(payload, Mapping) else None
+        return (key if isinstance(key, str) and key else None), f"PagerDuty {event.get('event_type', '?')}"
+    try:
+        effect = Effect.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None, ""
+    summary = f"{effect.kind} {effect.event}" + (f" on {effect.target}" if effect.target else "")
+    return effect.incident_id or None, summary
+
+
+def _count_severities(incidents: Sequence[OpenIncident]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for severity in Severity:
+        n = sum(1 for i in incidents if i.severity == severity.label)
+        if n:
+            counts[severity.label] = n
+    return counts
+
+
+def _seconds(start: str, end: str) -> float:
+    """Seconds from one ISO time to another, never negative (two hosts' clocks may disagree)."""
+    return seconds_between(start, end) or 0.0
