@@ -237,6 +237,7 @@ class FakeQueue:
         self.down = False
         self.send_calls = 0
         self._seen: set[tuple[str, str]] = set()
+        self._taken: dict[str, int] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def send(self, messages: Sequence[QueueMessage]) -> None:
@@ -280,6 +281,12 @@ class FakeQueue:
     def effects(self, queue: str) -> list[Effect]:
         """The effects carried by what was accepted on one queue, oldest first."""
         return [Effect.from_dict(json.loads(m.body)) for m in self.messages(queue)]
+
+    def take(self, queue: str) -> list[QueueMessage]:
+        """What was accepted on one queue since the last take (to deliver by hand); `sent` keeps it all."""
+        messages = self.messages(queue)
+        start, self._taken[queue] = self._taken.get(queue, 0), len(messages)
+        return messages[start:]
 
 
 # ---------------------------------------------------------------------------------------- pager

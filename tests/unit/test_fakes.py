@@ -123,3 +123,14 @@ def test_the_directory_answers_what_it_holds_and_records_what_it_was_asked() -> 
     assert directory.incident_key("Q1") == "inc-1"
     assert directory.incident_key("Q2") is None
     assert directory.asked == ["Q1", "Q1", "Q2"]
+
+
+def test_take_hands_out_each_accepted_message_once_and_sent_keeps_them_all() -> None:
+    queue = FakeQueue()
+    queue.send([_message("a"), _message("b", queue="notifications")])
+    assert [m.message_id for m in queue.take("pages")] == ["a"]
+    queue.send([_message("c"), _message("a")])
+    assert [m.message_id for m in queue.take("pages")] == ["c"]
+    assert queue.take("pages") == []
+    assert [m.message_id for m in queue.messages("pages")] == ["a", "c"]
+    assert [m.message_id for m in queue.take("notifications")] == ["b"]
