@@ -1,4 +1,4 @@
-"""Hand-built signals and a settable clock, for tests of the pure parts."""
+"""Hand-built signals and incidents and a settable clock, for tests of the pure parts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.domain.incidents import Incident, IncidentStatus
 from shared.domain.resources import parse_resource_id
+from shared.domain.severity import Severity
 from shared.domain.signals import Signal
 
 SUB = "/subscriptions/11111111-1111-1111-1111-111111111111"
@@ -71,3 +73,28 @@ class FakeClock:
     def advance(self, **kwargs: float) -> None:
         """Move forward."""
         self.now += timedelta(**kwargs)
+
+
+def incident(id: str = "inc-1", **changes: Any) -> Incident:
+    """An open Sev2 incident on one Cosmos DB account, as triage would open it; any field can change."""
+    rid = resource("cosmosdb", "cosmos-amicis-ikea-dev")
+    made = Incident(
+        id=id,
+        correlation_key=f"cosmos-availability|{rid.lower()}",
+        condition_key="cosmos-availability|cosmosdb|dev",
+        title="cosmos-availability on cosmos-amicis-ikea-dev",
+        severity=Severity.SEV2,
+        status=IncidentStatus.OPEN,
+        tenant="ikea",
+        environment="dev",
+        component="cosmosdb",
+        resource_id=rid,
+        rule="cosmos-availability",
+        kind="Platform",
+        signal_count=1,
+        opened_at="2026-11-25T10:00:00.000Z",
+        updated_at="2026-11-25T10:00:00.000Z",
+        last_signal_at="2026-11-25T10:00:00.000Z",
+        reasons=("Azure Monitor severity Sev1 → sev2 (baseline)",),
+    )
+    return made.evolve(**changes)
