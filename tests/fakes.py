@@ -141,8 +141,8 @@ class FakeStore:
         self._timeline.setdefault(incident_id, []).extend(entries)
 
     def timeline(self, incident_id: str) -> list[TimelineEntry]:
-        """Oldest first."""
-        return list(self._timeline.get(incident_id, []))
+        """In time order; lines of the same time in the order written (sorted() is stable)."""
+        return sorted(self._timeline.get(incident_id, []), key=lambda e: e.at)
 
     def record_informational(self, signal: Signal) -> bool:
         """Store a signal without an incident; False if already stored."""

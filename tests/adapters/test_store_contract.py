@@ -180,18 +180,18 @@ def test_signals_are_listed_newest_first_per_incident_and_informational_apart(
 # ---------------------------------------------------------------------------- timeline
 
 
-def test_the_timeline_is_oldest_first_from_commits_and_appends(store: IncidentStore) -> None:
+def test_the_timeline_is_in_time_order_from_commits_and_appends(store: IncidentStore) -> None:
     etag = store.commit(incident(), None, timeline=[TimelineEntry(T0, "opened", "1")])
     store.add_timeline("inc-1", [TimelineEntry(T1, "act", "2"), TimelineEntry(T1, "act", "3")])
     store.commit(incident(signal_count=2), etag, timeline=[TimelineEntry(T2, "signal", "4")])
-    # Stored in the order written, not sorted by time: a late line stays where it was written.
+    # In time order: a line written late takes its place by time; equal times keep write order.
     store.add_timeline("inc-1", [TimelineEntry(T0, "page", "5")])
     assert [(e.kind, e.text) for e in store.timeline("inc-1")] == [
         ("opened", "1"),
+        ("page", "5"),
         ("act", "2"),
         ("act", "3"),
         ("signal", "4"),
-        ("page", "5"),
     ]
     assert store.timeline("inc-1")[0] == TimelineEntry(T0, "opened", "1")
 
