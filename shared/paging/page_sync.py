@@ -62,7 +62,8 @@ class PageSync:
             route = incident.pagerduty_route or self.pager.route_for(incident)
             # Written before the call: if PagerDuty takes the trigger but its answer is lost, the
             # incident still knows a page may be out, and a later resolve goes to it.
-            self._mark(incident.id, PageState(PageStatus.TRIGGERING, desired.severity), route)
+            if not self._mark(incident.id, desired, route):
+                return  # it moved on since it was read (resolved, raised): its own message pages it
             component = self.policy.component(incident.component)
             links = incident_links(incident, self.policy, self.runbook_base)
             event = trigger_event(incident, links, component.runbook if component else "")
@@ -81,11 +82,16 @@ class PageSync:
 
         self.outbox.update(incident.id, paged)
 
-    def _mark(self, incident_id: str, state: PageState, route: str) -> None:
-        def mark(current: Incident) -> Change:
-            return Change(current.evolve(pagerduty_state=state, pagerduty_route=route))
+    def _mark(self, incident_id: str, desired: PageState, route: str) -> bool:
+        """Write "triggering" if the incident as stored still wants this page; False if it does not."""
+        triggering = PageState(PageStatus.TRIGGERING, desired.severity)
 
-        self.outbox.update(incident_id, mark)
+        def mark(current: Incident) -> Change | None:
+            if desired_page_state(current, self.policy) != desired:
+                return None
+            return Change(current.evolve(pagerduty_state=triggering, pagerduty_route=route))
+
+        return self.outbox.update(incident_id, mark) is not None
 
 
 def desired_page_state(incident: Incident, policy: Policy) -> PageState:

@@ -419,12 +419,6 @@ def test_a_malformed_page_message_is_poison_and_nothing_is_sent(
     assert pager.sent == pager.failed == [] and chat.posts == [] and queue.sent == [] and store.commits == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PRODUCT BUG: PageSync._mark writes 'triggering' on whatever incident it re-reads after a lost"
-    " race, without asking again whether a page is still wanted, then sends the trigger: an incident resolved"
-    " between the read and the mark pages the on-call (and only then converges with a resolve)",
-)
 def test_an_incident_resolved_just_before_triggering_is_written_is_not_paged(
     app: Services, store: FakeStore, queue: FakeQueue, pager: FakePager, clock: FakeClock
 ) -> None:
