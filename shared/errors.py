@@ -41,11 +41,16 @@ class Unauthorized(BadInput):
 
 
 class Transient(ResponderError):
-    """A downstream service is busy or unreachable: try again later (after retry_after, if it said)."""
+    """A downstream service is busy or unreachable: try again later (after retry_after, if it said).
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    `held`: the service is up and asked us to slow down (a 429, our own pacing), so the retry does
+    not count as a failed try; a 5xx is a failure even when it says when to come back.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, *, held: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.held = held
 
 
 class Rejected(ResponderError):

@@ -34,12 +34,13 @@ class Backoff:
     base: float
     cap: float
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
+    def delay(self, attempt: int, retry_after: float | None, held: bool = False) -> float:
         """Seconds to wait before the given attempt; never less than the service asked for."""
-        if retry_after is not None:
+        if held and retry_after:
             # Spread out, so the messages a 429 held back do not all come back in the same instant.
             return retry_after * random.uniform(1.0, 1.25)
-        return min(self.cap, self.base * 2 ** min(attempt - 1, 30)) * random.uniform(0.8, 1.2)
+        backoff = min(self.cap, self.base * 2 ** min(attempt - 1, 30)) * random.uniform(0.8, 1.2)
+        return max(backoff, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,15 @@ class EffectRunner:
             self.give_up(effect, str(e), "Rejected")
 
     def _retry_later(self, effect: Effect, error: Transient, rule: RetryRule) -> None:
-        # A service that says when to come back (429 Retry-After, our own pacing) is holding us
-        # back, not failing: that does not count as a try.
-        held = error.retry_after is not None
+        # A service that asks us to slow down (429 Retry-After, our own pacing) is holding us back,
+        # not failing: that does not count as a try. A wait of 0 would spin at once, forever: a try.
+        held = error.held and bool(error.retry_after)
         retry = effect.held_back() if held else effect.retry()
         attempt = retry.attempt
         if rule.give_up_after is not None and attempt >= rule.give_up_after:
             self.give_up(effect, f"{error} (gave up after {attempt} tries)", "MaxAttemptsExceeded")
             return
-        delay = self.backoff.delay(max(attempt, 1), error.retry_after)
+        delay = self.backoff.delay(max(attempt, 1), error.retry_after, held)
         log.warning(
             "%s for %s failed (try %d): %s; again in %.1fs",
             effect.kind,

@@ -18,9 +18,10 @@ TIMEOUT_SECONDS = 10  # a queue function must not hang on a slow PagerDuty
 
 
 class _RetryLater(Exception):
-    def __init__(self, message: str, retry_after: float | None) -> None:
+    def __init__(self, message: str, retry_after: float | None, held: bool) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.held = held
 
 
 def events_client(routing_key: str, base_url: str) -> Any:
@@ -46,7 +47,8 @@ def _no_wait(base: type) -> type:
             status = response.status_code
             if status == 429 or status >= 500:
                 reason = "rate limited (429)" if status == 429 else f"PagerDuty answered {status}"
-                raise _RetryLater(reason, retry_after_seconds(response.headers.get("retry-after")))
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                raise _RetryLater(reason, retry_after, held=status == 429)
 
     NoWait.__name__ = f"NoWait{base.__name__}"
     return NoWait
@@ -62,7 +64,7 @@ def translated_errors(what: str) -> Iterator[None]:
     except pagerduty.UrlError as e:  # not a pagerduty.Error: a base URL that is not https://
         raise Rejected(f"{what}: {e} (check PAGERDUTY_EVENTS_URL / PAGERDUTY_API_URL)") from None
     except _RetryLater as e:
-        raise Transient(f"{what}: {e}", e.retry_after) from None
+        raise Transient(f"{what}: {e}", e.retry_after, held=e.held) from None
     except pagerduty.HttpError as e:
         status = e.response.status_code if e.response is not None else "?"
         raise Rejected(f"{what}: PagerDuty refused it ({status}): {_errors(e.response)}") from None

@@ -68,7 +68,9 @@ class PagerDutyEvents:
             )
         wait = self._window(target_fingerprint(key)).take()  # PagerDuty counts per key
         if wait:
-            raise Transient(f"holding back: {EVENTS_PER_MINUTE} events a minute on route {route}", wait)
+            raise Transient(
+                f"holding back: {EVENTS_PER_MINUTE} events a minute on route {route}", wait, held=True
+            )
         with translated_errors("PagerDuty Events API"):
             call(self._client(route, key))
 

@@ -49,7 +49,11 @@ def _translated(method: str) -> Iterator[None]:
         error = e.response.get("error") if isinstance(e.response.data, dict) else None
         if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
             retry_after = retry_after_seconds(_header(e.response.headers, "retry-after"))
-            raise Transient(f"Slack {method}: {error or status}", retry_after) from None
+            raise Transient(
+                f"Slack {method}: {error or status}",
+                retry_after,
+                held=status == 429 or error == "ratelimited",
+            ) from None
         raise Rejected(f"Slack {method} refused: {error or status}") from None
     except (OSError, http.client.HTTPException) as e:  # refused, timed out, cut off mid-answer
         raise Transient(f"Slack {method}: unreachable ({type(e).__name__})") from None

@@ -245,7 +245,7 @@ def test_a_429_with_retry_after_is_transient_after_one_request(
     with pytest.raises(Transient) as caught:
         send_trigger(pager, make_incident(), "default", [])
 
-    assert caught.value.retry_after == 2.0
+    assert caught.value.retry_after == 2.0 and caught.value.held, "rate limited: held back, not failed"
     assert len(stub.requests) == 1
     assert stub.incident_count() == 0
 
@@ -268,10 +268,22 @@ def test_a_server_error_is_transient_after_one_request(
 ) -> None:
     stub.fail_next("/v2/enqueue", 1, status=status)
 
-    with pytest.raises(Transient, match=str(status)):
+    with pytest.raises(Transient, match=str(status)) as caught:
         send_trigger(pager, make_incident(), "default", [])
 
     assert len(stub.requests) == 1
+    assert not caught.value.held, "a server error is a failed try"
+
+
+def test_a_503_with_retry_after_is_a_failure_that_says_when(
+    stub: PagerDutyEventsStub, pager: PagerDutyEvents
+) -> None:
+    stub.respond_next("/v2/enqueue", 503, headers={"Retry-After": "20"})
+
+    with pytest.raises(Transient, match="503") as caught:
+        send_trigger(pager, make_incident(), "default", [])
+
+    assert (caught.value.retry_after, caught.value.held) == (20.0, False)
 
 
 def test_failures_then_success_open_exactly_one_alert(

@@ -115,7 +115,7 @@ def test_a_429_with_retry_after_is_transient_after_one_request(stub: SlackStub, 
     with pytest.raises(Transient, match="ratelimited") as caught:
         chat.post(CHANNEL, "card", BLOCKS)
 
-    assert caught.value.retry_after == 7.0
+    assert caught.value.retry_after == 7.0 and caught.value.held, "rate limited: held back, not failed"
     assert len(stub.requests) == 1 and stub.messages() == []
 
 
@@ -133,8 +133,9 @@ def test_a_429_without_retry_after_is_transient_with_no_hint(stub: SlackStub, ch
 def test_ok_false_ratelimited_is_transient(stub: SlackStub, chat: SlackChat) -> None:
     stub.respond_next("chat.postMessage", 200, body={"ok": False, "error": "ratelimited"})
 
-    with pytest.raises(Transient, match="ratelimited"):
+    with pytest.raises(Transient, match="ratelimited") as caught:
         chat.post(CHANNEL, "card", BLOCKS)
+    assert caught.value.held
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

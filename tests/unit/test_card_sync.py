@@ -210,7 +210,7 @@ def test_slack_holding_back_does_not_count_towards_giving_up(
     app: Services, queue: FakeQueue, chat: FakeChat, clock: FakeClock
 ) -> None:
     open_incident(app)
-    chat.fail_next(15, Transient("Slack answered 429", retry_after=2))
+    chat.fail_next(15, Transient("Slack answered 429", retry_after=2, held=True))
     (message,) = queue.take("notifications")
     for _ in range(15):
         app.cards.handle(message.body)

@@ -157,7 +157,8 @@ def test_the_backoff_is_capped(runner: EffectRunner, queue: FakeQueue, clock: Fa
 
 def test_giving_up_counts_failed_tries_only(runner: EffectRunner, store: FakeStore, queue: FakeQueue) -> None:
     rule = RetryRule(give_up_after=3)
-    errors = [Transient("busy"), Transient("slow down", retry_after=1), Transient("busy"), Transient("busy")]
+    slow_down = Transient("slow down", retry_after=1, held=True)
+    errors = [Transient("busy"), slow_down, Transient("busy"), Transient("busy")]
     work = Work(*errors)
     message = effect_message(CARD)
     for _ in errors[:-1]:
@@ -221,11 +222,16 @@ def test_an_error_that_is_neither_transient_nor_rejected_is_raised_for_the_queue
     assert queue.sent == [] and queue.dead == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PRODUCT BUG: Transient(retry_after=0) (a 429/503 with 'Retry-After: 0') counts as held, not as"
-    " a try, and is retried with no delay: the card is retried at once, forever, and never given up",
-)
+def test_a_5xx_that_says_when_to_come_back_is_a_failed_try_that_waits_as_asked(
+    runner: EffectRunner, queue: FakeQueue, clock: FakeClock
+) -> None:
+    work = Work(Transient("Slack chat.postMessage: 503", retry_after=40.0))
+    runner.run(effect_message(CARD).body, EffectKind.NOTIFY, RetryRule(give_up_after=12), work)
+    (retry,) = queue.take("notifications")
+    assert json.loads(retry.body)["attempt"] == 1 and json.loads(retry.body)["held"] == 0
+    assert retry.scheduled_at is not None and retry.scheduled_at >= clock() + timedelta(seconds=40)
+
+
 def test_a_service_answering_retry_after_zero_every_time_is_still_given_up_on(
     runner: EffectRunner, queue: FakeQueue
 ) -> None:

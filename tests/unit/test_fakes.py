@@ -84,7 +84,7 @@ def test_dead_letters_are_listed_newest_first_per_queue() -> None:
 def test_the_pager_raises_scripted_errors_in_order_then_takes_events() -> None:
     pager = FakePager()
     pager.fail_next(1, Transient("500"))
-    pager.fail_next(1, Transient("429", retry_after=30))
+    pager.fail_next(1, Transient("429", retry_after=30, held=True))
     event = PageEvent("trigger", "inc-1")
     raised = []
     for _ in range(2):

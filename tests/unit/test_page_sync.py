@@ -236,7 +236,7 @@ def test_a_429_with_retry_after_holds_the_page_back_without_counting_a_try(
     app: Services, queue: FakeQueue, pager: FakePager, clock: FakeClock
 ) -> None:
     incident_id = open_incident(app)
-    pager.fail_next(1, Transient("PagerDuty answered 429", retry_after=30))
+    pager.fail_next(1, Transient("PagerDuty answered 429", retry_after=30, held=True))
 
     app.pages.handle(only_page(queue).body)
 
@@ -252,7 +252,7 @@ def test_being_held_back_many_times_is_never_announced_as_a_failure(
     app: Services, store: FakeStore, queue: FakeQueue, pager: FakePager
 ) -> None:
     incident_id = open_incident(app)
-    pager.fail_next(12, Transient("PagerDuty answered 429", retry_after=1))
+    pager.fail_next(12, Transient("PagerDuty answered 429", retry_after=1, held=True))
     message = only_page(queue)
     for _ in range(12):
         app.pages.handle(message.body)
