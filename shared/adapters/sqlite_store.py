@@ -131,10 +131,13 @@ class SqliteIncidentStore:
                 ).rowcount
                 if updated != 1:
                     raise PreconditionFailed(f"incident {incident.id} changed since it was read")
-                conn.execute(
-                    "UPDATE incidents SET status=? WHERE id=? AND status!=?",
-                    (incident.status, incident.id, incident.status),
-                )
+                try:
+                    conn.execute(
+                        "UPDATE incidents SET status=? WHERE id=? AND status!=?",
+                        (incident.status, incident.id, incident.status),
+                    )
+                except sqlite3.IntegrityError as e:  # reopened while its key has another open incident
+                    raise Conflict(f"incident {incident.id}: its key has another open incident") from e
             if timeline:
                 conn.executemany(
                     "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)",

@@ -7,7 +7,6 @@ here to both adapters, so the fake cannot drift from the one that runs.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,18 +280,9 @@ def test_ping_answers_when_the_store_is_reachable(store: IncidentStore) -> None:
 
 
 def test_reopening_a_resolved_incident_whose_key_has_another_open_one_conflicts(
-    store: IncidentStore, request: pytest.FixtureRequest
+    store: IncidentStore,
 ) -> None:
     """Nothing reopens an incident today; if something did, the store must still keep one open per key."""
-    if isinstance(store, SqliteIncidentStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=sqlite3.IntegrityError,
-                reason="PRODUCT BUG: SqliteIncidentStore.commit lets sqlite3.IntegrityError out of its"
-                " status UPDATE instead of raising Conflict",
-            )
-        )
     etag = store.commit(incident(), None)
     etag = store.commit(incident(status=RESOLVED, resolved_at=T1), etag)
     store.commit(incident(id="inc-2", opened_at=T2), None)
