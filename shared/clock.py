@@ -37,6 +37,13 @@ def parse_iso(text: str) -> datetime | None:
         return None
 
 
+def utc_iso(value: str) -> str:
+    """An ISO 8601 date-time in UTC with a "Z" (one format, so stored times sort as strings); text that
+    is not one is returned as it is, stripped."""
+    parsed = parse_iso(value)
+    return iso(parsed) if parsed is not None else value.strip()
+
+
 def seconds_between(start: str, end: str) -> float | None:
     """Seconds from one ISO time to another (at least 0); None if either does not parse."""
     try:

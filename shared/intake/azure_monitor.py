@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from shared.clock import iso, parse_iso
@@ -106,17 +105,6 @@ def timestamp(value: str, where: str) -> str:
     parsed = parse_iso(value)
     if parsed is None:
         raise BadInput("invalid_field", f"{where} must be an ISO 8601 date-time, got {value[:50]!r}", 422)
-    return iso(parsed)  # one format everywhere, so stored times compare as strings
-
-
-def utc_iso(value: str) -> str:
-    """An ISO 8601 timestamp in UTC with a "Z"; text that does not parse is returned unchanged."""
-    raw = value.strip()
-    try:
-        parsed = datetime.fromisoformat(raw)
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return raw
     return iso(parsed)  # one format everywhere, so stored times compare as strings
 
 

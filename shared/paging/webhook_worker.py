@@ -6,11 +6,10 @@ import json
 import logging
 from typing import Any
 
-from shared.clock import Clock, iso
+from shared.clock import Clock, iso, utc_iso
 from shared.domain.resources import ResourceId
 from shared.domain.signals import Signal
 from shared.errors import PoisonMessage
-from shared.intake.azure_monitor import utc_iso
 from shared.outbox import Outbox
 from shared.paging.webhook_updates import apply_event, malformed, pagerduty_incident_of
 from shared.ports import IncidentStore, PagerDirectory

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.clock import utc_iso
 from shared.domain.resources import Ownership, ResourceId
 from shared.domain.signals import KNOWN_FACTS, FactValue, Signal
 from shared.errors import BadInput
-from shared.intake.azure_monitor import parse_alert, utc_iso
+from shared.intake.azure_monitor import parse_alert
 from tests.conftest import REFDATA
 from tests.json_strategies import JSON_VALUES, one_field_changed
 
