@@ -8,10 +8,12 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import BadInput, PolicyError, SettingsError
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.bootstrap import Services
@@ -30,23 +32,22 @@ def main(argv: list[str] | None = None) -> int:
         from shared.localhost.local_settings import apply_local_settings
 
         local = apply_local_settings(Path.cwd(), os.environ)
+        settings = Settings.from_env()
     except SettingsError as e:
         print(f"dr: invalid settings: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=os.environ.get("DR_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            _serve(args, local)
+            _serve(args, settings, local)
         elif args.command == "explain":
             _explain(args)
         elif args.command == "status":
-            _status(args)
+            _status(args, settings)
         elif args.command == "dead-letters":
-            _dead_letters(args)
+            _dead_letters(args, settings)
         else:
-            _replay(args)
+            _replay(args, settings)
         return 0
     except PolicyError as e:
         print(f"dr: invalid policy: {e}", file=sys.stderr)
@@ -118,21 +119,23 @@ def _limit(text: str) -> int:
     return value
 
 
-def _data_dir(given: Path | None) -> Path:
-    return given or Path(os.environ.get("DR_DATA_DIR") or ".data")
+def _on_data_dir(settings: Settings, given: Path | None) -> Settings:
+    """The settings, on the data dir given on the command line if one was."""
+    return replace(settings, data_dir=given) if given else settings
 
 
-def _serve(args: argparse.Namespace, local: LocalSettings) -> None:
+def _serve(args: argparse.Namespace, settings: Settings, local: LocalSettings) -> None:
     from shared.localhost.local_settings import banner_lines
     from shared.localhost.server import serve
 
-    data_dir = _data_dir(args.data_dir)
-    key = args.function_key or os.environ.get("DR_FUNCTION_KEY") or None
-    seen = dict(os.environ, DR_DATA_DIR=str(data_dir))
+    settings = _on_data_dir(settings, args.data_dir)
+    if args.function_key:
+        settings = replace(settings, function_key=args.function_key)
+    seen = dict(os.environ, DR_DATA_DIR=str(settings.data_dir))
     options = {"DR_DATA_DIR": "--data-dir"} if args.data_dir else {}
     if args.function_key:
         seen["DR_FUNCTION_KEY"], options["DR_FUNCTION_KEY"] = args.function_key, "--function-key"
-    serve(args.host, args.port, data_dir, args.app, key, banner_lines(local, seen, options))
+    serve(args.host, args.port, settings, args.app, banner_lines(local, seen, options))
 
 
 def _explain(args: argparse.Namespace) -> None:
@@ -147,22 +150,21 @@ def _explain(args: argparse.Namespace) -> None:
         print(render_explanation(explained), end="")
 
 
-def _services(given: Path | None) -> Services:
+def _services(settings: Settings, given: Path | None) -> Services:
     """The services on an existing data dir (a status must not create an empty one)."""
     from shared.bootstrap import Services
-    from shared.settings import Settings
 
-    data_dir = _data_dir(given)
-    if not data_dir.is_dir():
-        raise CommandFailed(f"no data dir at {data_dir} (start dr serve, or pass --data-dir)")
-    return Services(Settings.from_env({**os.environ, "DR_DATA_DIR": str(data_dir)}))
+    settings = _on_data_dir(settings, given)
+    if not settings.data_dir.is_dir():
+        raise CommandFailed(f"no data dir at {settings.data_dir} (start dr serve, or pass --data-dir)")
+    return Services(settings)
 
 
-def _status(args: argparse.Namespace) -> None:
+def _status(args: argparse.Namespace, settings: Settings) -> None:
     from shared.status.read import read_status
     from shared.status.render import render_status
 
-    app = _services(args.data_dir)
+    app = _services(settings, args.data_dir)
     status = read_status(app.status_queries, app.queue_inspector, app.policy, app.clock())
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
@@ -170,11 +172,11 @@ def _status(args: argparse.Namespace) -> None:
         print(render_status(status), end="")
 
 
-def _dead_letters(args: argparse.Namespace) -> None:
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> None:
     from shared.status.read import read_dead_letters
     from shared.status.render import render_dead_letters
 
-    app = _services(args.data_dir)
+    app = _services(settings, args.data_dir)
     found = read_dead_letters(app.queue_inspector, args.queue, args.limit)
     if args.json:
         print(json.dumps({"dead_letters": [d.to_dict() for d in found], "count": len(found)}, indent=2))
@@ -182,10 +184,10 @@ def _dead_letters(args: argparse.Namespace) -> None:
         print(render_dead_letters(found), end="")
 
 
-def _replay(args: argparse.Namespace) -> None:
+def _replay(args: argparse.Namespace, settings: Settings) -> None:
     from shared.status.replay import ReplayRefused, replay_dead_letter
 
-    app = _services(args.data_dir)
+    app = _services(settings, args.data_dir)
     try:
         done = replay_dead_letter(app.queue_inspector, app.store, args.message_id, app.clock(), args.queue)
     except ReplayRefused as e:

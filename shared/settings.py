@@ -59,7 +59,7 @@ class Settings:
                 raise SettingsError(f"{name} must be a number, got {text!r}") from None
 
         return cls(
-            data_dir=Path(env.get("DR_DATA_DIR", ".data")),
+            data_dir=Path(get("DR_DATA_DIR") or ".data"),
             policy_file=get("DR_POLICY_FILE"),
             function_key=get("DR_FUNCTION_KEY"),
             log_level=(get("DR_LOG_LEVEL") or "INFO").upper(),

@@ -14,6 +14,7 @@ from pathlib import Path
 from shared import bootstrap
 from shared.localhost.asgi import FunctionsHttpHost, http_routes
 from shared.localhost.runtime import start_triggers
+from shared.settings import Settings
 
 log = logging.getLogger("dr.serve")
 
@@ -43,14 +44,14 @@ def function_key(data_dir: Path, given: str | None) -> str:
 
 
 def serve(
-    host: str, port: int, data_dir: Path, app_module: str, key: str | None, settings_lines: Sequence[str] = ()
+    host: str, port: int, settings: Settings, app_module: str, settings_lines: Sequence[str] = ()
 ) -> None:
     """Run until interrupted; the banner says where each setting came from (`settings_lines`)."""
     import uvicorn
 
-    os.environ["DR_DATA_DIR"] = str(data_dir)
-    bootstrap.reset()
-    services = bootstrap.services()
+    data_dir, key = settings.data_dir, settings.function_key
+    services = bootstrap.Services(settings)
+    bootstrap.reset(services)  # what the registered functions get from bootstrap.services()
     policy = services.policy  # fail fast, with the policy's own message, before serving anything
     functions = importlib.import_module(app_module).app.get_functions()
     stop = threading.Event()
