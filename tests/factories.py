@@ -70,9 +70,9 @@ class FakeClock:
     def __call__(self) -> datetime:
         return self.now
 
-    def advance(self, **kwargs: float) -> None:
-        """Move forward."""
-        self.now += timedelta(**kwargs)
+    def advance(self, seconds: float = 0, **kwargs: float) -> None:
+        """Move forward (seconds, or any timedelta unit)."""
+        self.now += timedelta(seconds=seconds, **kwargs)
 
 
 def incident(id: str = "inc-1", **changes: Any) -> Incident:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shared.adapters.sqlite_db import Database
+from shared.clock import Clock, utc_now
 from shared.errors import LockLost
 from shared.ports import DeadLetter, QueueCounts, QueueMessage, Received
 
@@ -134,7 +134,7 @@ class SqliteQueue:
         lock_duration: float = 30.0,
         max_delivery_count: int = 10,
         duplicate_window: float = 600.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = utc_now,
         synchronous: str = "NORMAL",
     ) -> None:
         self._db = Database(path, _SCHEMA, synchronous)
@@ -147,7 +147,7 @@ class SqliteQueue:
         """Enqueue the batch in one transaction; a message_id seen within the window is dropped."""
         if not messages:
             return
-        now = self._clock()
+        now = self._clock().timestamp()
         rows = [self._row(m, now) for m in messages]
         cutoff = now - self._duplicate_window
         with self._db.write() as conn:
@@ -172,7 +172,7 @@ class SqliteQueue:
 
     def receive(self, queue: str) -> Received | None:
         """Lock and return the deliverable message with the lowest sequence number, if any."""
-        now = self._clock()
+        now = self._clock().timestamp()
         # Idle pumps poll often; a read answers "nothing here" without taking the write lock
         # that intake needs.
         if not self._db.read().execute(_ANYTHING_DUE, {"queue": queue, "now": now}).fetchone()[0]:
@@ -229,7 +229,7 @@ class SqliteQueue:
 
     def dead_letter(self, received: Received, reason: str, description: str) -> None:
         """Move the message to the dead letters with a reason a person can read."""
-        now = self._clock()
+        now = self._clock().timestamp()
         with self._db.write() as conn:
             moved = self._to_dead_letters(
                 conn, received.sequence_number, reason, description, now, received.lock_token
@@ -238,7 +238,7 @@ class SqliteQueue:
 
     def dead_letter_message(self, message: QueueMessage, reason: str, description: str) -> None:
         """Put a message its sender knows can never succeed straight among the dead letters."""
-        now = self._clock()
+        now = self._clock().timestamp()
         row = self._row(message, now)
         with self._db.write() as conn:
             conn.execute(
@@ -250,7 +250,7 @@ class SqliteQueue:
 
     def renew_lock(self, received: Received) -> None:
         """Extend the lock by lock_duration from now (Received.locked_until is not updated)."""
-        locked_until = self._clock() + self._lock_duration
+        locked_until = self._clock().timestamp() + self._lock_duration
         with self._db.write() as conn:
             renewed = conn.execute(
                 "UPDATE queue_messages SET locked_until = ? "
@@ -318,7 +318,7 @@ class SqliteQueue:
                 " SUM(state = 'active' AND locked_until > :now) AS in_flight,"
                 " SUM(state = 'deadlettered') AS dead_lettered"
                 f" FROM queue_messages WHERE queue IN ({', '.join(':' + n for n in names)}) GROUP BY queue",
-                {"now": self._clock(), **names},
+                {"now": self._clock().timestamp(), **names},
             )
         }
         return [
@@ -364,7 +364,7 @@ class SqliteQueue:
         Two dead letters with one id in one queue are one message given up on twice (effect ids are
         stable): one copy is sent. In one transaction, so two replays racing send one copy.
         """
-        now = self._clock()
+        now = self._clock().timestamp()
         with self._db.write() as conn:
             taken = conn.execute(
                 "DELETE FROM queue_messages WHERE queue = ? AND message_id = ? AND state = 'deadlettered'"

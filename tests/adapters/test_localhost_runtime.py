@@ -13,16 +13,7 @@ from shared.localhost.asgi import FunctionsHttpHost
 from shared.localhost.runtime import QueuePump
 from shared.localhost.server import function_key
 from shared.ports import QueueMessage
-
-
-class Clock:
-    """Seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.factories import FakeClock
 
 
 def _one(queue: SqliteQueue) -> None:
@@ -64,13 +55,13 @@ def test_a_failure_returns_the_message_for_another_delivery(tmp_path: Path) -> N
 
 
 def test_a_lock_lost_while_the_function_ran_does_not_end_the_pump(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0, clock=clock)
     other = SqliteQueue(tmp_path / "q.db", lock_duration=1.0, clock=clock)
     _one(queue)
 
     def slow(message: object) -> None:
-        clock.now += 5  # the lock expires and another process takes the message
+        clock.advance(5)  # the lock expires and another process takes the message
         taken = other.receive("q")
         assert taken is not None
         other.complete(taken)

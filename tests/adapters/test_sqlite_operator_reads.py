@@ -23,15 +23,15 @@ from shared.ports import (
 from shared.triage.assessment import assess
 from shared.triage.correlation import correlate
 from shared.triage.policy import load_policy
-from tests.adapters.test_sqlite_queue import T0, FakeClock, receive
-from tests.factories import signal
+from tests.adapters.test_sqlite_queue import T0, receive
+from tests.factories import FakeClock, signal
 
 POLICY = load_policy()
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime.fromtimestamp(T0, UTC))
 
 
 @pytest.fixture

@@ -20,28 +20,16 @@ import pytest
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.errors import LockLost
 from shared.ports import QueueMessage, Received
+from tests.factories import FakeClock
 
 T0 = 1_700_000_000.0
 # (message_id, session_id, sequence_number, delivery_count, held_from_ns, held_to_ns)
 Record = tuple[str, str | None, int, int, int, int]
 
 
-class FakeClock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime.fromtimestamp(T0, UTC))
 
 
 @pytest.fixture
