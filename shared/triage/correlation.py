@@ -171,7 +171,11 @@ def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str
         )
         what = f"1 of {before} instances" if len(still_firing) < before else "An untracked instance"
         text = f"{what} resolved ({len(still_firing)} still firing): {signal.source}: {signal.title}"
-        return _with_effects(updated, [TimelineEntry(now, "signal", text)], [])
+        # The card's thread says so too, or the channel would wonder why the incident stays open.
+        still = f"instances-{len(still_firing)}"
+        tell = Effect(EffectKind.NOTIFY, current.id, still, current.severity.label, now, detail=text)
+        effects = [tell] if current.severity in policy.notify else []
+        return _with_effects(updated, [TimelineEntry(now, "signal", text)], effects)
     updated = current.evolve(
         firing_instances=(),
         status=RESOLVED,
