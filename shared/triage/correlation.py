@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 from shared.clock import seconds_between
 from shared.domain.effects import Change, Effect, EffectKind
@@ -44,7 +45,12 @@ def instance_of(signal: Signal) -> str:
     if not isinstance(alert_id, str) or not alert_id or signal.facts.get("signal_type") == "Activity Log":
         return ""
     dimensions = signal.facts.get("dimensions", ())
-    parts = [alert_id, *(sorted(dimensions) if isinstance(dimensions, tuple) else [dimensions])]
+    return _instance_digest(alert_id, dimensions if isinstance(dimensions, tuple) else (dimensions,))
+
+
+@lru_cache(maxsize=4096)  # intake asks several times per signal, and a storm repeats a few instances
+def _instance_digest(alert_id: str, dimensions: tuple[str, ...]) -> str:
+    parts = [alert_id, *sorted(dimensions)]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
