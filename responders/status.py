@@ -6,7 +6,6 @@ import azure.functions as func
 
 from responders.http import answers_errors, json_response, only_parameters
 from shared.bootstrap import services
-from shared.status.read import read_status
 
 bp = func.Blueprint()
 
@@ -15,6 +14,8 @@ bp = func.Blueprint()
 @answers_errors
 def status(req: func.HttpRequest) -> func.HttpResponse:
     """Open incidents per component and tenant, queues, dead letters, outboxes, automation."""
+    from shared.status.read import read_status  # only this route needs the status model: not at cold start
+
     only_parameters(req)
     app = services()
     return json_response(
