@@ -184,20 +184,8 @@ class SqliteIncidentStore:
         return True
 
     def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:
-        """Newest first, optionally filtered."""
-        where, args = [], []
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if tenant:
-            where.append("tenant = ?")
-            args.append(tenant)
-        sql = "SELECT body FROM incidents"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY opened_at DESC, id LIMIT ?"
-        rows = self.db.read().execute(sql, (*args, limit)).fetchall()
-        return [Incident.from_record(json.loads(r["body"])) for r in rows]
+        """Newest first, optionally filtered: the first page of `incidents_page`."""
+        return self.incidents_page(status, tenant, None, None, limit)
 
     def timeline(self, incident_id: str) -> list[TimelineEntry]:
         """Oldest first."""

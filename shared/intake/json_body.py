@@ -232,10 +232,11 @@ def _check_type(value: Any, kind: type, at: str, path: str) -> None:
         ok = isinstance(value, kind)
     if not ok:
         expected = _TYPE_NAMES.get(kind, kind.__name__)
-        raise BadInput("invalid_field", f"{_join(at, path)} must be {expected}, got {_json_type(value)}", 422)
+        raise BadInput("invalid_field", f"{_join(at, path)} must be {expected}, got {json_type(value)}", 422)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """How a person names a JSON value's type in an error: "a string", "an array", "null", …."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -8,6 +8,7 @@ from typing import Any
 from shared.clock import seconds_between
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import ACKNOWLEDGED, OPEN, PAGE_RESOLVED, RESOLVED, Incident, TimelineEntry
+from shared.intake.json_body import json_type
 
 
 def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Change:
@@ -74,21 +75,11 @@ def malformed(event: Mapping[str, Any]) -> str:
     for path, (kind, name) in _SHAPES.items():
         value = data.get(path[5:]) if path.startswith("data.") else event.get(path)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            return f"event.{path} must be {name}, got {_json_type(value)}"
+            return f"event.{path} must be {name}, got {json_type(value)}"
     for index, assignee in enumerate(data.get("assignees") or []):
         if not isinstance(assignee, dict):
-            return f"event.data.assignees[{index}] must be an object, got {_json_type(assignee)}"
+            return f"event.data.assignees[{index}] must be an object, got {json_type(assignee)}"
     return ""
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def _describe(kind: str, data: Mapping[str, Any], who: str) -> str:
