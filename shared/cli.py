@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import BadInput, PolicyError, SettingsError
+from shared.errors import BadInput, PolicyError, ResponderError, SettingsError
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shared.localhost.local_settings import LocalSettings
 
 
-class CommandFailed(Exception):
+class CommandFailed(ResponderError):
     """A command could not do what was asked; the message says why (exit 1)."""
 
 

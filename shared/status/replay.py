@@ -9,11 +9,12 @@ from typing import Any
 
 from shared.clock import iso
 from shared.domain.incidents import TimelineEntry
+from shared.errors import Rejected
 from shared.ports import IncidentStore, QueueInspector
 from shared.status.model import describe_dead_letter
 
 
-class ReplayRefused(Exception):
+class ReplayRefused(Rejected):
     """The dead letter cannot be replayed as asked; the message says why and what to do."""
 
 
