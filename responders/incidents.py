@@ -76,9 +76,21 @@ def decode_cursor(text: str) -> IncidentCursor | None:
         raise BadInput(
             "invalid_parameter", "cursor is not one this API returned: pass next_cursor as given"
         ) from None
-    if not (isinstance(opened_at, str) and isinstance(incident_id, str)):
+    if not (
+        isinstance(opened_at, str) and isinstance(incident_id, str) and _encodable(opened_at, incident_id)
+    ):
         raise BadInput("invalid_parameter", "cursor is not one this API returned: pass next_cursor as given")
     return IncidentCursor(opened_at, incident_id)
+
+
+def _encodable(*texts: str) -> bool:
+    """Text the store can hold: JSON may carry lone surrogates, which UTF-8 cannot."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @bp.route(route="incidents/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -73,6 +73,7 @@ class Services:
             self.settings.data_dir / "queue.sqlite3",
             lock_duration=self.settings.queue_lock_seconds,
             max_delivery_count=self.settings.queue_max_delivery_count,
+            clock=self.clock,  # the same time the handlers schedule retries by
             synchronous=self.settings.sqlite_synchronous,
         )
 

@@ -137,7 +137,7 @@ def parse_effect(body: bytes, kind: EffectKind) -> Effect:
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
         effect = Effect.from_dict(data)
-    except (ValueError, KeyError, TypeError, RecursionError) as e:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as e:
         raise PoisonMessage(f"not an effect message: {e}") from e
     if effect.kind is not kind:
         raise PoisonMessage(f"a {effect.kind} effect on the {kind.queue} queue")

@@ -6,6 +6,7 @@ shows them. In Azure they come from Key Vault references in the app settings.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,12 +52,16 @@ class Settings:
         def get(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
-        def number(name: str, default: float) -> float:
+        def number(name: str, default: float, low: float) -> float:
             text = get(name)
             try:
-                return float(text) if text else default
+                value = float(text) if text else default
             except ValueError:
                 raise SettingsError(f"{name} must be a number, got {text!r}") from None
+            # nan and inf parse as floats; 0 or less would spin retries or never lock a message.
+            if not (math.isfinite(value) and value >= low):
+                raise SettingsError(f"{name} must be a finite number of at least {low:g}, got {text!r}")
+            return value
 
         return cls(
             data_dir=Path(get("DR_DATA_DIR") or ".data"),
@@ -64,8 +69,8 @@ class Settings:
             function_key=get("DR_FUNCTION_KEY"),
             log_level=(get("DR_LOG_LEVEL") or "INFO").upper(),
             sqlite_synchronous=(get("DR_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
-            queue_lock_seconds=number("DR_QUEUE_LOCK_SECONDS", 30),
-            queue_max_delivery_count=int(number("DR_QUEUE_MAX_DELIVERY_COUNT", 10)),
+            queue_lock_seconds=number("DR_QUEUE_LOCK_SECONDS", 30, low=1),
+            queue_max_delivery_count=int(number("DR_QUEUE_MAX_DELIVERY_COUNT", 10, low=1)),
             pagerduty_routing_key=get("PAGERDUTY_ROUTING_KEY"),
             pagerduty_routing_keys=get("PAGERDUTY_ROUTING_KEYS"),
             pagerduty_events_url=get("PAGERDUTY_EVENTS_URL") or cls.pagerduty_events_url,
@@ -81,8 +86,8 @@ class Settings:
             slack_channel=get("SLACK_CHANNEL"),
             slack_channels=get("SLACK_CHANNELS"),
             runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
-            retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2),
-            retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300),
+            retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2, low=0.01),
+            retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300, low=0.01),
         )
 
     def __post_init__(self) -> None:

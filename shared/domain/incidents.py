@@ -145,14 +145,16 @@ class Incident:
     def to_record(self) -> dict[str, Any]:
         """The stored form: public fields plus the outbox (shallow: it is written on every signal)."""
         data = self.to_dict()
-        data["firing_instances"] = list(self.firing_instances)
+        if self.firing_instances:  # left out when empty, so most records stay readable by older code
+            data["firing_instances"] = list(self.firing_instances)
         data["outbox"] = [dict(e) for e in self.outbox]
         return data
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> Incident:
-        """Inverse of `to_record`."""
-        fields = dict(data)
+        """Inverse of `to_record`; fields it does not know (written by a newer release) are ignored, so a
+        rollback can still read what the newer code stored."""
+        fields = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         fields["severity"] = Severity.parse(fields["severity"])
         fields["status"] = IncidentStatus(fields["status"])
         fields["reasons"] = tuple(fields["reasons"])
@@ -164,6 +166,7 @@ class Incident:
         return cls(**fields)
 
 
+_FIELD_NAMES = frozenset(f.name for f in fields(Incident))
 _PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name not in ("outbox", "firing_instances"))
 
 

@@ -321,7 +321,7 @@ def _what_it_was(queue: str, body: bytes) -> tuple[str | None, str]:
         return (key if isinstance(key, str) and key else None), f"PagerDuty {event.get('event_type', '?')}"
     try:
         effect = Effect.from_dict(data)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None, ""
     summary = f"{effect.kind} {effect.event}" + (f" on {effect.target}" if effect.target else "")
     return effect.incident_id or None, summary

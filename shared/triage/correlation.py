@@ -178,7 +178,7 @@ def _resolve(current: Incident, signal: Signal, assessment: Assessment, now: str
         what = f"1 of {before} instances" if len(still_firing) < before else "An untracked instance"
         text = f"{what} resolved ({len(still_firing)} still firing): {signal.source}: {signal.title}"
         # The card's thread says so too, or the channel would wonder why the incident stays open.
-        still = f"instances-{len(still_firing)}"
+        still = f"instance-resolved:{instance}"  # one per instance: the queue must not drop it as a repeat
         tell = Effect(EffectKind.NOTIFY, current.id, still, current.severity.label, now, detail=text)
         effects = [tell] if current.severity in policy.notify else []
         return _with_effects(updated, [TimelineEntry(now, "signal", text)], effects)

@@ -46,8 +46,9 @@ def app(
         "SLACK_BOT_TOKEN": "xoxb-in-process",
         "SLACK_API_URL": slack.url,
         "SLACK_CHANNEL": CHANNEL,
-        "DR_RETRY_BASE_SECONDS": "0",  # retries are scheduled at once: the test runs the queue by hand
-        "DR_RETRY_MAX_SECONDS": "0",
+        # Retries are due a moment later on the test's clock, which run_queues moves on each round.
+        "DR_RETRY_BASE_SECONDS": "0.01",
+        "DR_RETRY_MAX_SECONDS": "0.01",
     }
     replacement = Services(Settings.from_env(env), clock=clock)
     bootstrap.reset(replacement)
@@ -68,6 +69,8 @@ def run_queues(app: Services, rounds: int = 50) -> int:
                 busy = True
         if not busy:
             return delivered
+        assert isinstance(app.clock, FakeClock)
+        app.clock.advance(seconds=1)  # past any backoff (0.01 s): what a retry waits for comes due
     raise AssertionError("the queues never went quiet")
 
 

@@ -225,3 +225,23 @@ def test_a_resolved_instance_that_was_never_tracked_leaves_the_tracked_ones_firi
     partly = _run(merged.incident, _instance("alert-a", "resolved"))
     assert partly.incident.is_open
     assert partly.timeline[0].text.startswith("An untracked instance resolved (1 still firing)")
+
+
+def test_each_partly_resolved_instance_gets_its_own_thread_line() -> None:
+    # A, B, C fire; C resolves; D fires and resolves: two lines of the same words, two messages.
+    incident = None
+    for name in ("alert-a", "alert-b", "alert-c"):
+        incident = _run(incident, _instance(name)).incident
+    first = _run(incident, _instance("alert-c", "resolved"))
+    later = _run(_run(first.incident, _instance("alert-d")).incident, _instance("alert-d", "resolved"))
+    (one,), (two,) = first.effects, later.effects
+    assert one.detail == two.detail, "the same words"
+    assert one.message_id != two.message_id, "the queue's duplicate detection must not drop the second"
+
+
+def test_records_stay_readable_across_releases() -> None:
+    opened = _run(None, signal(rule="no-instances", facts={})).incident
+    record = opened.to_record()
+    assert "firing_instances" not in record, "left out when empty: an older release can read it"
+    newer = {**record, "a_field_of_a_later_release": 1}
+    assert Incident.from_record(newer) == opened, "a field this release does not know is ignored"

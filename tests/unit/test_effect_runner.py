@@ -65,6 +65,8 @@ def effect_of(body: bytes) -> Effect:
         b'{"kind": "email", "incident_id": "inc-1", "event": "e", "severity": "sev2", "at": "t"}',
         b'{"kind": "page", "incident_id": "inc-1", "event": "e", "severity": "sev2", "at": "t",'
         b' "attempt": "x"}',
+        b'{"kind": "page", "incident_id": "inc-1", "event": "e", "severity": "sev2", "at": "t",'
+        b' "attempt": 1e999}',
         b"[" * 10_000 + b"]" * 10_000,
     ],
     ids=[
@@ -78,6 +80,7 @@ def effect_of(body: bytes) -> Effect:
         "kind-only",
         "kind-unknown",
         "attempt-not-a-number",
+        "attempt-infinite",
         "deeply-nested",
     ],
 )

@@ -1,0 +1,32 @@
+"""Settings refuse, at start-up and by name, numbers that would make the responder misbehave."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import SettingsError
+from shared.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DR_QUEUE_MAX_DELIVERY_COUNT", "nan"),
+        ("DR_QUEUE_MAX_DELIVERY_COUNT", "inf"),
+        ("DR_QUEUE_MAX_DELIVERY_COUNT", "0"),  # every message dead-lettered on its first receive
+        ("DR_QUEUE_LOCK_SECONDS", "0"),  # a message never really locked: two receivers at once
+        ("DR_QUEUE_LOCK_SECONDS", "-1"),
+        ("DR_RETRY_BASE_SECONDS", "-5"),  # a page that never gives up, retried in a tight loop
+        ("DR_RETRY_BASE_SECONDS", "0"),
+        ("DR_RETRY_MAX_SECONDS", "nan"),
+    ],
+)
+def test_a_number_that_would_misbehave_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_the_defaults_are_valid() -> None:
+    settings = Settings.from_env({})
+    assert (settings.queue_lock_seconds, settings.queue_max_delivery_count) == (30.0, 10)
+    assert (settings.retry_base_seconds, settings.retry_max_seconds) == (2.0, 300.0)
