@@ -40,16 +40,18 @@ Address = tuple[str, int]
 
 PROBE_KEY = "dr-responder:failover-probe"
 PROBE_TTL_MS = 60_000
-# Sentinel's refusals that no retry fixes (see the module docstring), and those a retry may.
+# Sentinel's refusals that no retry fixes (see the module docstring). redis-py keeps the code at the
+# start of a reply it has no class for; those it has a class for (READONLY, NOAUTH, …) are matched
+# by class in `_translated`.
 REJECTED_REPLIES = {
     "INPROG": "a failover of {master} is already in progress; not repeated (watch master() instead)",
     "NOGOODSLAVE": "Sentinel has no replica of {master} fit to promote (down, disconnected or lagging)",
     "IDONTKNOW": "Sentinel does not monitor a master named {master}",
-    "NOAUTH": "Sentinel wants a password",
-    "WRONGPASS": "Sentinel refused the password",
-    "NOPERM": "Sentinel refused the command to this user",
 }
-TRANSIENT_REPLIES = {"BUSY", "LOADING", "TRYAGAIN", "MASTERDOWN"}
+TRANSIENT_REPLIES = {"BUSY"}
+# A new master that refuses the probe write is not done yet: it has too few replicas back
+# (min-replicas-to-write), cannot persist, or is still read-only.
+PROBE_PENDING_REPLIES = {"NOREPLICAS", "MISCONF"}
 
 
 def show(address: Address) -> str:
@@ -225,7 +227,7 @@ class SentinelRedis:
         client = self._client(master, self._password)
         where = f"the new master {show(master)}"
         try:
-            with self._translated(where, replies=True, readonly_is_transient=True):
+            with self._translated(where, probe=True):
                 role = client.execute_command("ROLE")
                 said = _text(role[0]) if role else "nothing"
                 if said != "master":
@@ -254,29 +256,35 @@ class SentinelRedis:
         )
 
     @contextmanager
-    def _translated(
-        self, where: str, *, replies: bool = False, readonly_is_transient: bool = False
-    ) -> Iterator[None]:
+    def _translated(self, where: str, *, replies: bool = False, probe: bool = False) -> Iterator[None]:
         """redis-py's errors as ours, scrubbed of the passwords, each `from` the original."""
         from redis import exceptions
 
         try:
             yield
-        except exceptions.AuthenticationError as e:  # a ConnectionError subclass: catch it first
+        except exceptions.AuthenticationError as e:  # NOAUTH, WRONGPASS; a ConnectionError: first
             raise Rejected(f"{where}: {self._scrub(e)}") from e
+        except exceptions.BusyLoadingError as e:  # LOADING; a ConnectionError too
+            raise Transient(f"{where}: still loading its data ({self._scrub(e)})") from e
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as e:
             raise Transient(f"{where}: unreachable ({type(e).__name__}: {self._scrub(e)})") from e
+        except (exceptions.TryAgainError, exceptions.MasterDownError) as e:
+            raise Transient(f"{where}: {type(e).__name__}: {self._scrub(e)}") from e
+        except (exceptions.ReadOnlyError, exceptions.OutOfMemoryError) as e:
+            if probe:
+                raise Transient(f"{where} refused the write ({type(e).__name__}: {self._scrub(e)})") from e
+            raise Rejected(f"{where} refused: {type(e).__name__}: {self._scrub(e)}") from e
         except exceptions.ResponseError as e:
             text = self._scrub(e)
-            code = text.split(" ", 1)[0].upper()
-            if code == "READONLY" and readonly_is_transient:
-                raise Transient(f"{where} refused the write: {text}") from e
+            code = text.split(" ", 1)[0]
+            if probe and code in PROBE_PENDING_REPLIES:
+                raise Transient(f"{where} refused the write ({text})") from e
             if code in TRANSIENT_REPLIES:
                 raise Transient(f"{where}: {text}") from e
             if replies and code in REJECTED_REPLIES:
                 why = REJECTED_REPLIES[code].format(master=repr(self.name))
                 raise Rejected(f"{where}: {why} ({text})") from e
-            raise Rejected(f"{where} refused: {text}") from e
+            raise Rejected(f"{where} refused: {type(e).__name__}: {text}") from e
         except exceptions.RedisError as e:
             raise Transient(f"{where}: {type(e).__name__}: {self._scrub(e)}") from e
 

@@ -219,6 +219,26 @@ def test_a_check_before_any_failover_is_pending_and_verify_gives_up_at_its_deadl
     assert cluster.client(master).exists(PROBE_KEY) == 0  # a pending check writes nothing
 
 
+def test_a_master_that_refuses_the_probe_write_keeps_the_check_pending(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, replica = roles(cluster)
+    cluster.client(master).delete(PROBE_KEY)
+    cluster.client(master).config_set("min-replicas-to-write", 2)  # it has one: writes are refused
+    try:
+        pending = redis.check(replica)  # as if `replica` were the old master: the check probes `master`
+    finally:
+        cluster.client(master).config_set("min-replicas-to-write", 0)
+    done = redis.check(replica)
+
+    assert not pending.done and pending.master == master
+    assert pending.reason == (
+        f"the new master {show(master)} refused the write (NOREPLICAS Not enough good replicas to write.)"
+    )
+    assert done.done and done.master == master
+    assert 0 < cluster.client(master).pttl(PROBE_KEY) <= PROBE_TTL_MS
+
+
 def test_a_wrong_password_is_rejected_and_never_shown(cluster: SentinelSet) -> None:
     master, replica = roles(cluster)
     wrong = SentinelRedis(cluster.sentinel_addresses, MASTER_NAME, password="wrong-pw-0451")
