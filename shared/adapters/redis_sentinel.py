@@ -70,7 +70,7 @@ class SentinelReport:
     def describe(self) -> str:
         """`127.0.0.1:26380 says 127.0.0.1:6380`, as the errors and reasons list them."""
         if self.error is not None:
-            return f"{show(self.sentinel)}: {self.error}"
+            return self.error  # it names the Sentinel already
         if self.master is None:
             return f"{show(self.sentinel)}: does not know the master"
         return f"{show(self.sentinel)} says {show(self.master)}"

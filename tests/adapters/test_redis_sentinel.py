@@ -18,7 +18,14 @@ import pytest
 
 from shared.adapters.redis_sentinel import PROBE_KEY, PROBE_TTL_MS, SentinelRedis, show
 from shared.errors import Rejected, Transient
-from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, MissingBinary, SentinelSet, wait_for
+from tests.servers.redis_sentinel import (
+    MASTER_NAME,
+    PASSWORD,
+    MissingBinary,
+    SentinelSet,
+    binary,
+    wait_for,
+)
 
 FAILOVER_SECONDS = 20.0  # a failover here takes 1–4 s; the bound only stops a hung test
 
@@ -69,6 +76,16 @@ def test_importing_the_adapter_leaves_redis_py_unimported() -> None:
     ran = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
 
     assert ran.stdout.strip() == "[]"
+
+
+def test_a_missing_binary_fails_naming_the_packages_to_install() -> None:
+    with pytest.raises(MissingBinary) as missing:
+        binary("redis-server-not-installed")
+
+    assert str(missing.value).startswith(
+        "redis-server-not-installed not found on PATH: install the Debian packages redis-server and "
+        "redis-sentinel (scripts/system-deps.sh does, as root"
+    )
 
 
 def test_master_is_the_address_every_sentinel_names(cluster: SentinelSet, redis: SentinelRedis) -> None:
@@ -195,9 +212,10 @@ def test_with_every_sentinel_down_master_and_failover_are_transient_and_check_pe
     pending = redis.check(master)
 
     said = str(no_master.value)
-    assert said.startswith(f"only 0 of 3 Sentinels answered for '{MASTER_NAME}', 2 needed: ")
-    for s in cluster.sentinels:
-        assert f"Sentinel {show(s.address)}: unreachable (ConnectionError: " in said
+    head, each = said.split(" needed: ", 1)
+    assert head == f"only 0 of 3 Sentinels answered for '{MASTER_NAME}', 2"
+    for part, s in zip(each.split("; "), cluster.sentinels, strict=True):
+        assert part.startswith(f"Sentinel {show(s.address)}: unreachable (ConnectionError: Error 111 ")
     assert str(no_failover.value).startswith(f"no Sentinel answered for '{MASTER_NAME}': ")
     assert not pending.done and pending.master is None and pending.reason == said
     assert cluster.role(master) == "master"  # nothing was sent anywhere else
