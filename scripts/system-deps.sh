@@ -5,6 +5,10 @@ PYTHON=${PYTHON:-python3}
 
 need=()
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+# The Sentinel failover tests run real redis-server and redis-sentinel processes (on free loopback
+# ports, in a temporary dir: a system redis on 6379 that the package may start is never used).
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

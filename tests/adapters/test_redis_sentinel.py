@@ -1,0 +1,288 @@
+"""SentinelRedis with the real redis-py against real redis-server and redis-sentinel processes.
+
+One set of processes for the module (tests/servers/redis_sentinel.py); each test starts from a
+whole set (`heal`: whatever a test killed is restarted, and the roles may have swapped since a
+failover), and reads the real state straight from the processes to check what the adapter said.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.redis_sentinel import PROBE_KEY, PROBE_TTL_MS, SentinelRedis, show
+from shared.errors import Rejected, Transient
+from tests.servers.redis_sentinel import (
+    MASTER_NAME,
+    PASSWORD,
+    MissingBinary,
+    SentinelSet,
+    binary,
+    wait_for,
+)
+
+FAILOVER_SECONDS = 20.0  # a failover here takes 1–4 s; the bound only stops a hung test
+
+
+@pytest.fixture(scope="module")
+def processes() -> Iterator[SentinelSet]:
+    with tempfile.TemporaryDirectory(prefix="dr-sentinel-") as root:
+        cluster = SentinelSet(Path(root))
+        try:
+            cluster.start()
+        except MissingBinary as e:
+            pytest.fail(str(e), pytrace=False)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture
+def cluster(processes: SentinelSet) -> SentinelSet:
+    processes.heal()
+    return processes
+
+
+@pytest.fixture
+def redis(cluster: SentinelSet) -> Iterator[SentinelRedis]:
+    adapter = SentinelRedis(
+        cluster.sentinel_addresses, MASTER_NAME, password=PASSWORD, connect_timeout=0.5, command_timeout=1.0
+    )
+    yield adapter
+    adapter.close()
+
+
+def roles(cluster: SentinelSet) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(master, replica) as the data nodes themselves say."""
+    if cluster.role(cluster.primary.address) == "master":
+        return cluster.primary.address, cluster.replica.address
+    return cluster.replica.address, cluster.primary.address
+
+
+def test_importing_the_adapter_leaves_redis_py_unimported() -> None:
+    """Cold start: only a call into the adapter pays for redis-py."""
+    code = (
+        "import sys, function_app, shared.adapters.redis_sentinel; "
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    ran = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+
+    assert ran.stdout.strip() == "[]"
+
+
+def test_a_missing_binary_fails_naming_the_packages_to_install() -> None:
+    with pytest.raises(MissingBinary) as missing:
+        binary("redis-server-not-installed")
+
+    assert str(missing.value).startswith(
+        "redis-server-not-installed not found on PATH: install the Debian packages redis-server and "
+        "redis-sentinel (scripts/system-deps.sh does, as root"
+    )
+
+
+def test_master_is_the_address_every_sentinel_names(cluster: SentinelSet, redis: SentinelRedis) -> None:
+    master, _ = roles(cluster)
+
+    assert redis.master() == master
+    assert [(r.sentinel, r.master, r.error) for r in redis.reports()] == [
+        (s.address, master, None) for s in cluster.sentinels
+    ]
+    assert {cluster.said_by(s) for s in cluster.sentinels} == {master}
+
+
+def test_failover_promotes_the_replica_and_check_says_done_once_all_agree_and_it_takes_a_write(
+    cluster: SentinelSet, redis: SentinelRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    master, replica = roles(cluster)
+    caplog.set_level(logging.INFO, logger="shared.adapters.redis_sentinel")
+
+    old = redis.failover()
+    first = redis.check(old)
+    result = redis.verify(old, within=FAILOVER_SECONDS, interval=0.1)
+
+    assert old == master
+    first_sentinel = show(cluster.sentinels[0].address)
+    assert f"SENTINEL FAILOVER {MASTER_NAME} at {first_sentinel}: sent; the master was {show(master)}" in (
+        caplog.messages
+    )
+    assert not first.done  # Sentinel needs a second or so to promote: the first look is pending
+    assert first.reason
+    assert result.done and result.master == replica
+    assert result.reason == f"{show(replica)} is the master and accepted a write"
+    assert [r.master for r in result.reports] == [replica] * 3
+    # The real state: every Sentinel names the former replica, which is master and holds the probe.
+    assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
+    assert cluster.role(replica) == "master"
+    assert 0 < cluster.client(replica).pttl(PROBE_KEY) <= PROBE_TTL_MS
+
+
+def test_a_second_failover_while_one_runs_is_rejected_and_not_repeated(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, replica = roles(cluster)
+
+    old = redis.failover()
+    with pytest.raises(Rejected) as refused:
+        redis.failover()
+    done = redis.verify(old, within=FAILOVER_SECONDS, interval=0.1)
+
+    assert str(refused.value) == (
+        f"SENTINEL FAILOVER {MASTER_NAME} at {show(cluster.sentinels[0].address)}: a failover of "
+        f"'{MASTER_NAME}' is already in progress; not repeated (watch master() instead) "
+        "(INPROG Failover already in progress)"
+    )
+    # Only the first one happened: the master moved once, to the replica, and not back.
+    assert old == master and done.master == replica
+    assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
+
+
+def test_failover_with_the_replica_down_is_rejected_and_the_master_stays(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, replica = roles(cluster)
+    cluster.node(replica).kill()
+    wait_for(
+        "sentinel-0 to see the replica gone",
+        lambda: all(
+            r["is_disconnected"] or r["is_sdown"] for r in cluster.replicas_seen_by(cluster.sentinels[0])
+        ),
+        10,
+        cluster.logs,
+    )
+
+    with pytest.raises(Rejected) as refused:
+        redis.failover()
+
+    assert str(refused.value) == (
+        f"SENTINEL FAILOVER {MASTER_NAME} at {show(cluster.sentinels[0].address)}: Sentinel has no "
+        f"replica of '{MASTER_NAME}' fit to promote (down, disconnected or lagging) "
+        "(NOGOODSLAVE No suitable replica to promote)"
+    )
+    assert redis.master() == master
+    assert cluster.role(master) == "master"
+    assert [cluster.said_by(s) for s in cluster.sentinels] == [master] * 3
+
+
+def test_with_one_sentinel_down_the_others_answer_and_a_failover_goes_through_them(
+    cluster: SentinelSet, redis: SentinelRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    master, replica = roles(cluster)
+    down = cluster.sentinels[0]
+    down.kill()
+    caplog.set_level(logging.INFO, logger="shared.adapters.redis_sentinel")
+
+    reports = redis.reports()
+    answered = redis.master()
+    old = redis.failover()
+    done = redis.verify(old, within=FAILOVER_SECONDS, interval=0.1)
+
+    assert answered == master
+    assert reports[0].master is None and reports[0].error is not None
+    assert reports[0].error.startswith(f"Sentinel {show(down.address)}: unreachable (ConnectionError: ")
+    assert [(r.master, r.error) for r in reports[1:]] == [(master, None), (master, None)]
+    # The command went to the next Sentinel; the two that answer agree on the new master.
+    next_one = show(cluster.sentinels[1].address)
+    assert f"SENTINEL FAILOVER {MASTER_NAME} at {next_one}: sent; the master was {show(master)}" in (
+        caplog.messages
+    )
+    assert old == master and done.done and done.master == replica
+    assert [r.master for r in done.reports] == [None, replica, replica]
+    assert [cluster.said_by(s) for s in cluster.sentinels[1:]] == [replica, replica]
+
+
+def test_with_every_sentinel_down_master_and_failover_are_transient_and_check_pending(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, _ = roles(cluster)
+    for s in cluster.sentinels:
+        s.kill()
+
+    with pytest.raises(Transient) as no_master:
+        redis.master()
+    with pytest.raises(Transient) as no_failover:
+        redis.failover()
+    pending = redis.check(master)
+
+    said = str(no_master.value)
+    head, each = said.split(" needed: ", 1)
+    assert head == f"only 0 of 3 Sentinels answered for '{MASTER_NAME}', 2"
+    for part, s in zip(each.split("; "), cluster.sentinels, strict=True):
+        assert part.startswith(f"Sentinel {show(s.address)}: unreachable (ConnectionError: Error 111 ")
+    assert str(no_failover.value).startswith(f"no Sentinel answered for '{MASTER_NAME}': ")
+    assert not pending.done and pending.master is None and pending.reason == said
+    assert cluster.role(master) == "master"  # nothing was sent anywhere else
+
+
+def test_a_check_before_any_failover_is_pending_and_verify_gives_up_at_its_deadline(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, _ = roles(cluster)
+    cluster.client(master).delete(PROBE_KEY)
+
+    pending = redis.check(master)
+    with pytest.raises(Transient) as late:
+        redis.verify(master, within=0.3, interval=0.1)
+
+    assert not pending.done and pending.master == master
+    assert pending.reason.startswith("the Sentinels still name the old master: ")
+    assert str(late.value).startswith(f"failover of '{MASTER_NAME}' not done after 0.3 s: the Sentinels")
+    assert cluster.client(master).exists(PROBE_KEY) == 0  # a pending check writes nothing
+
+
+def test_a_master_that_refuses_the_probe_write_keeps_the_check_pending(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    master, replica = roles(cluster)
+    cluster.client(master).delete(PROBE_KEY)
+    cluster.client(master).config_set("min-replicas-to-write", 2)  # it has one: writes are refused
+    try:
+        pending = redis.check(replica)  # as if `replica` were the old master: the check probes `master`
+    finally:
+        cluster.client(master).config_set("min-replicas-to-write", 0)
+    done = redis.check(replica)
+
+    assert not pending.done and pending.master == master
+    assert pending.reason == (
+        f"the new master {show(master)} refused the write (NOREPLICAS Not enough good replicas to write.)"
+    )
+    assert done.done and done.master == master
+    assert 0 < cluster.client(master).pttl(PROBE_KEY) <= PROBE_TTL_MS
+
+
+def test_a_wrong_password_is_rejected_and_never_shown(cluster: SentinelSet) -> None:
+    master, replica = roles(cluster)
+    wrong = SentinelRedis(cluster.sentinel_addresses, MASTER_NAME, password="wrong-pw-0451")
+    missing = SentinelRedis(cluster.sentinel_addresses, MASTER_NAME)
+
+    with pytest.raises(Rejected) as refused:
+        wrong.check(replica)  # the Sentinels name `master`, not `replica`: so it probes `master`
+    with pytest.raises(Rejected) as unasked:
+        missing.check(replica)
+
+    assert str(refused.value).startswith(f"the new master {show(master)}: ")
+    assert "wrong-pw-0451" not in str(refused.value) and PASSWORD not in str(refused.value)
+    assert str(unasked.value).startswith(f"the new master {show(master)}")
+    assert "NOAUTH" in str(unasked.value) or "Authentication required" in str(unasked.value)
+
+
+def test_a_master_name_no_sentinel_monitors_is_rejected(cluster: SentinelSet) -> None:
+    unknown = SentinelRedis(cluster.sentinel_addresses, "no-such-master")
+
+    with pytest.raises(Rejected) as no_master:
+        unknown.master()
+    with pytest.raises(Rejected) as no_failover:
+        unknown.failover()
+
+    assert str(no_master.value).startswith("no Sentinel monitors a master named 'no-such-master' (")
+    assert "does not know the master" in str(no_master.value)
+    assert str(no_failover.value) == (
+        f"Sentinel {show(cluster.sentinels[0].address)} does not monitor a master named 'no-such-master'"
+    )
