@@ -5,6 +5,8 @@ PYTHON=${PYTHON:-python3}
 
 need=()
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+# The rollback tests run the real `kubectl rollout undo` as their oracle (Debian: 1.20.x; any kubectl will do).
+command -v kubectl >/dev/null || need+=(kubernetes-client)
 
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
