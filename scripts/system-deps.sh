@@ -9,6 +9,8 @@ need=()
 # ports, in a temporary dir: a system redis on 6379 that the package may start is never used).
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+# The rollback tests run the real `kubectl rollout undo` as their oracle (Debian: 1.20.x; any kubectl will do).
+command -v kubectl >/dev/null || need+=(kubernetes-client)
 
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
