@@ -43,6 +43,10 @@ class Settings:
     runbook_base_url: str = ""
     retry_base_seconds: float = 2.0  # first retry of a failed page or card; doubles up to the cap
     retry_max_seconds: float = 300.0
+    automation: str = "on"  # DR_AUTOMATION=off: nothing runs by itself (suggest and dry-run still record)
+    arm_url: str = "https://management.azure.com"  # DR_ARM_URL: where the Azure SDK clients go
+    managed_identity_client_id: str | None = None  # AZURE_CLIENT_ID: the user-assigned identity
+    action_check_seconds: float = 15.0  # how often a long operation is checked (kept within 10–30 s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +92,10 @@ class Settings:
             runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
             retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2, low=0.01),
             retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300, low=0.01),
+            automation=(get("DR_AUTOMATION") or "on").lower(),
+            arm_url=(get("DR_ARM_URL") or cls.arm_url).rstrip("/"),
+            managed_identity_client_id=get("AZURE_CLIENT_ID"),
+            action_check_seconds=number("DR_ACTION_CHECK_SECONDS", 15, low=0.01),
         )
 
     def __post_init__(self) -> None:
@@ -99,6 +107,10 @@ class Settings:
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError("DR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
+        if self.automation not in ("on", "off"):
+            raise SettingsError("DR_AUTOMATION must be on or off")
+        if not self.arm_url.startswith("https://"):
+            raise SettingsError("DR_ARM_URL must be an https:// URL (the SDK sends tokens over TLS only)")
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
         RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")
         for name, url in (
