@@ -2,8 +2,17 @@
 
 import azure.functions as func
 
-from responders import alerts, effects, events, incidents, pagerduty, status, timers
+from responders import actions, alerts, effects, events, incidents, pagerduty, status, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (alerts.bp, events.bp, incidents.bp, status.bp, effects.bp, pagerduty.bp, timers.bp):
+for blueprint in (
+    alerts.bp,
+    events.bp,
+    incidents.bp,
+    status.bp,
+    actions.bp,
+    effects.bp,
+    pagerduty.bp,
+    timers.bp,
+):
     app.register_functions(blueprint)

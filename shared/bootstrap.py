@@ -22,7 +22,9 @@ from shared.settings import Settings
 from shared.triage.policy import Policy, load_policy
 
 if TYPE_CHECKING:
-    from shared.actions.runner import ActionRunner
+    from shared.actions.pipeline import ActionPipeline
+    from shared.actions.registry import Registry
+    from shared.adapters.sqlite_actions import SqliteActionStore
     from shared.adapters.sqlite_queue import SqliteQueue
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
@@ -43,17 +45,30 @@ class Services:
         pager: Pager | None = None,
         chat: Chat | None = None,
         directory: PagerDirectory | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        given = {"store": store, "queue": queue, "pager": pager, "chat": chat, "directory": directory}
+        given = {
+            "store": store,
+            "queue": queue,
+            "pager": pager,
+            "chat": chat,
+            "directory": directory,
+            "registry": registry,
+        }
         # A given adapter takes the place of the cached property of its name.
         self.__dict__.update({name: adapter for name, adapter in given.items() if adapter is not None})
 
     @cached_property
     def policy(self) -> Policy:
         """The validated policy."""
-        return load_policy(self.settings.policy_file)
+        from shared.actions.registry import validate_actions
+
+        policy = load_policy(self.settings.policy_file)
+        if self.registry.names():  # TODO(issue 7): always, once the action kinds are registered
+            validate_actions(policy, self.registry)
+        return policy
 
     @cached_property
     def store(self) -> IncidentStore:
@@ -159,7 +174,13 @@ class Services:
         from shared.paging.page_sync import PageSync
 
         return PageSync(
-            self.effects, self.outbox, self.pager, self.policy, self.clock, self.settings.runbook_base_url
+            self.effects,
+            self.outbox,
+            self.pager,
+            self.policy,
+            self.clock,
+            self.settings.runbook_base_url,
+            self.directory,
         )
 
     @cached_property
@@ -175,18 +196,50 @@ class Services:
         )
 
     @cached_property
-    def actions(self) -> ActionRunner:
-        """Handles the `actions` queue."""
-        from shared.actions.runner import ActionRunner
+    def registry(self) -> Registry:
+        """The actions the policy may name, wired to their vendors (which connect on first use)."""
+        from shared.actions.registry import Registry
 
-        return ActionRunner(self.effects, self.store, self.clock)
+        return Registry()
+
+    @cached_property
+    def action_store(self) -> SqliteActionStore:
+        """Action records and the kill switch, beside the incidents (their timeline is shared)."""
+        from shared.adapters.sqlite_actions import SqliteActionStore
+        from shared.adapters.sqlite_store import SqliteIncidentStore
+
+        store = self.store
+        if not isinstance(store, SqliteIncidentStore):
+            raise TypeError(f"actions are stored beside SQLite incidents, not {type(store).__name__}")
+        return SqliteActionStore(store.db)
+
+    @cached_property
+    def actions(self) -> ActionPipeline:
+        """Handles the `actions` queue."""
+        from shared.actions.pipeline import ActionPipeline, PipelineSettings
+
+        settings = self.settings
+        pacing = PipelineSettings(
+            automation_on=settings.automation == "on",
+            check_seconds=settings.action_check_seconds,
+            lease_seconds=max(2 * settings.queue_lock_seconds, 1.0),
+            retry_seconds=settings.retry_base_seconds,
+        )
+        store = self.action_store
+        return ActionPipeline(
+            self.registry, store, store, self.store, self.outbox, self.queue, self.policy, self.clock, pacing
+        )
 
     @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:
         """Applies PagerDuty webhook events."""
         from shared.paging.webhook_worker import PagerDutyEventWorker
 
-        return PagerDutyEventWorker(self.store, self.outbox, self.clock, self.directory)
+        def acknowledged(incident_id: str, who: str) -> None:
+            if any(plan.approve_on_ack for plan in self.policy.actions()):  # else no action can wait on it
+                self.actions.approve_on_ack(incident_id, who)
+
+        return PagerDutyEventWorker(self.store, self.outbox, self.clock, self.directory, acknowledged)
 
     def owner(self) -> Owner:
         """Who a resource belongs to, by tags or the policy's naming convention."""

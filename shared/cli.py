@@ -1,5 +1,6 @@
-"""The `dr` command: `dr serve` runs the responder locally, `dr explain FILE` shows a decision, and
-`dr status`, `dr dead-letters`, `dr replay` are the operator's view of a data dir."""
+"""The `dr` command: `dr serve` runs the responder locally, `dr explain FILE` shows a decision,
+`dr status`, `dr dead-letters`, `dr replay` are the operator's view of a data dir, and `dr actions`,
+`dr approve|deny ID`, `dr pause|resume` steer the automation."""
 
 from __future__ import annotations
 
@@ -46,8 +47,14 @@ def main(argv: list[str] | None = None) -> int:
             _status(args, settings)
         elif args.command == "dead-letters":
             _dead_letters(args, settings)
-        else:
+        elif args.command == "replay":
             _replay(args, settings)
+        elif args.command == "actions":
+            _actions(args, settings)
+        elif args.command in ("approve", "deny"):
+            _decide(args, settings)
+        else:
+            _pause(args, settings)
         return 0
     except PolicyError as e:
         print(f"dr: invalid policy: {e}", file=sys.stderr)
@@ -109,6 +116,33 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("message_id", help="as `dr dead-letters` shows it")
     replay.add_argument("--data-dir", type=Path, help=data_dir_help)
     replay.add_argument("--queue", choices=ALL_QUEUES, help="when the id is dead-lettered in several queues")
+
+    actions = commands.add_parser("actions", help="first-response actions, newest first, with their state")
+    actions.add_argument("--data-dir", type=Path, help=data_dir_help)
+    actions.add_argument("--status", help="one state only (awaiting approval, running, failed, …)")
+    actions.add_argument("--incident", help="one incident's actions only")
+    actions.add_argument(
+        "--limit", type=_limit, default=20, help="at most this many (default 20, up to 1000)"
+    )
+    actions.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    by_help = "who decides (default: your login name); recorded with `via cli`"
+    for verb, what in (
+        ("approve", "run an action awaiting approval"),
+        ("deny", "refuse an action awaiting approval"),
+    ):
+        decide = commands.add_parser(verb, help=what)
+        decide.add_argument("action_id", help="as `dr actions` shows it (act-…)")
+        decide.add_argument("--by", help=by_help)
+        decide.add_argument("--data-dir", type=Path, help=data_dir_help)
+    for verb, what in (
+        ("pause", "stop automatic actions (all tenants, or one)"),
+        ("resume", "let them run again"),
+    ):
+        switch = commands.add_parser(verb, help=what)
+        switch.add_argument("--tenant", default="", help="one tenant only (default: all)")
+        switch.add_argument("--reason", default="", help="why, for whoever finds it paused")
+        switch.add_argument("--by", help=by_help)
+        switch.add_argument("--data-dir", type=Path, help=data_dir_help)
     return parser
 
 
@@ -196,6 +230,54 @@ def _replay(args: argparse.Namespace, settings: Settings) -> None:
     print(f"replayed {done.queue} message {done.message_id}{what} as {done.new_message_id}")
     if done.incident_id:
         print(f"  written on the timeline of {done.incident_id}")
+
+
+def _actions(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.actions.control import ACTION_STATES
+
+    if args.status and args.status not in ACTION_STATES:
+        raise CommandFailed(f"--status must be one of {', '.join(ACTION_STATES)}")
+    app = _services(settings, args.data_dir)
+    records = app.action_store.list_actions(args.status, args.incident, args.limit)
+    if args.json:
+        print(json.dumps({"actions": [r.to_dict() for r in records], "count": len(records)}, indent=2))
+        return
+    if not records:
+        print("no actions")
+    for r in records:
+        print(f"{r.id}  {r.state:<17} {r.mode:<8} {r.action} on {r.target}")
+        print(f"    incident {r.incident_id}, planned {r.planned_at} by {r.planned_by}")
+        if r.state == "awaiting approval":
+            print(f"    {r.request}")
+        if r.result:
+            print(f"    {r.result}")
+
+
+def _decide(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.actions.control import decide, person
+
+    app = _services(settings, args.data_dir)
+    try:
+        record = decide(app.actions, args.action_id, args.command == "approve", person(_who(args), "cli"))
+    except BadInput as e:
+        raise CommandFailed(e.detail) from None
+    print(f"{record.id}: {record.state} by {record.approved_by or person(_who(args), 'cli')}")
+    if record.state == "approved":
+        print("  it runs as soon as `dr serve` (or the Function App) takes its message")
+
+
+def _pause(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.actions.control import person, set_paused
+
+    app = _services(settings, args.data_dir)
+    actor = person(_who(args), "cli")
+    print(set_paused(app.action_store, args.command == "pause", args.tenant, actor, args.reason, app.clock))
+
+
+def _who(args: argparse.Namespace) -> str:
+    import getpass
+
+    return str(args.by or getpass.getuser())
 
 
 if __name__ == "__main__":

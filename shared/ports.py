@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from shared.domain.actions import ActionRecord, Pause
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.domain.signals import Signal
 
@@ -206,6 +207,9 @@ class Pager(Protocol):
         """Send a built event through a route (a resolve through the route that triggered); returns
         a line for the timeline."""
 
+    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
+        """Send a change event (what an action changed) through a route; returns a timeline line."""
+
 
 class Chat(Protocol):
     """Posts to the incident channel (Slack in production); raises Transient or Rejected."""
@@ -234,6 +238,9 @@ class PagerDirectory(Protocol):
 
     def incident_key(self, incident_id: str) -> str | None:
         """The incident_key (our dedup key) of a PagerDuty incident, if it has one."""
+
+    def add_note(self, incident_id: str, text: str) -> None:
+        """Add a note to a PagerDuty incident (by PagerDuty's id)."""
 
 
 @dataclass(frozen=True)
@@ -311,3 +318,59 @@ class IncidentPages(Protocol):
         limit: int,
     ) -> list[Incident]:
         """Newest first (ties by id), after the cursor when given."""
+
+
+@dataclass(frozen=True)
+class VersionedAction:
+    """An action record and the version a conditional write must match."""
+
+    record: ActionRecord
+    version: int
+
+
+class ActionStore(Protocol):
+    """Action records, each change one conditional write together with its timeline lines."""
+
+    def create_action(
+        self, record: ActionRecord, timeline: Sequence[TimelineEntry]
+    ) -> VersionedAction | None:
+        """Insert the record (version 1) and its lines; None when a record of that id exists already."""
+        ...
+
+    def get_action(self, action_id: str) -> VersionedAction | None:
+        """The record and its version."""
+        ...
+
+    def save_action(
+        self, record: ActionRecord, version: int, timeline: Sequence[TimelineEntry]
+    ) -> VersionedAction:
+        """Write the record if it is still at `version`; PreconditionFailed when another writer won."""
+        ...
+
+    def list_actions(self, state: str | None, incident_id: str | None, limit: int) -> list[ActionRecord]:
+        """Newest first."""
+        ...
+
+    def actions_on(self, resource: str, since: str) -> list[ActionRecord]:
+        """Actions on one resource planned since a time (cooldowns, the circuit breaker, one at a time)."""
+        ...
+
+    def started_since(self, since: str) -> list[ActionRecord]:
+        """Actions started (running or after) since a time, for the hourly caps."""
+        ...
+
+
+class AutomationSwitch(Protocol):
+    """The kill switch, stored so that every instance sees it."""
+
+    def pauses(self) -> list[Pause]:
+        """Every scope paused now."""
+        ...
+
+    def pause(self, pause: Pause) -> None:
+        """Pause a scope (again: the newest reason wins)."""
+        ...
+
+    def resume(self, tenant: str) -> bool:
+        """Resume a scope; False when it was not paused."""
+        ...

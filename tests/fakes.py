@@ -305,6 +305,7 @@ class FakePager:
         self.sent: list[tuple[PageEvent, str]] = []
         self.failed: list[tuple[PageEvent, str, Exception]] = []
         self.routed: list[str] = []  # incident ids route_for was asked about
+        self.changes: list[tuple[str, str, str, dict[str, Any]]] = []  # (route, summary, source, details)
         self.during_send: Callable[[PageEvent, str], None] | None = None
         self._script = _Script()
 
@@ -329,6 +330,14 @@ class FakePager:
             raise error
         self.sent.append((event, route))
         return f"PagerDuty (fake): {event.action} {event.dedup_key} via {route}"
+
+    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
+        """Record the change event, or raise the next scripted error."""
+        error = self._script.pop()
+        if error is not None:
+            raise error
+        self.changes.append((route, summary, source, details))
+        return f"PagerDuty (fake): change event '{summary[:80]}'"
 
 
 # ---------------------------------------------------------------------------------------- chat
@@ -413,11 +422,19 @@ class FakeDirectory:
     def __init__(self, keys: dict[str, str] | None = None) -> None:
         self.keys = dict(keys or {})
         self.asked: list[str] = []
+        self.notes: list[tuple[str, str]] = []
         self._script = _Script()
 
     def fail_next(self, times: int, error: Exception) -> None:
         """The next `times` look-ups raise `error`."""
         self._script.add(times, error)
+
+    def add_note(self, incident_id: str, text: str) -> None:
+        """Record the note."""
+        error = self._script.pop()
+        if error is not None:
+            raise error
+        self.notes.append((incident_id, text))
 
     def incident_key(self, incident_id: str) -> str | None:
         """The incident_key PagerDuty holds, if any."""

@@ -62,6 +62,12 @@ class DryRunPager:
         )
         return f"PagerDuty (dry-run): would trigger {severity} for {event.dedup_key}"
 
+    def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
+        """Record the change event it would send."""
+        body = {"payload": {"summary": summary[:1024], "source": source, "custom_details": details}}
+        self.recorder.record("change", body, summary)
+        return f"PagerDuty (dry-run): would send change event '{summary[:80]}'"
+
 
 class DryRunChat:
     """Records the Slack messages it would post."""

@@ -51,9 +51,7 @@ class PagerDutyEvents:
         return f"PagerDuty: triggered {severity} (dedup key {key}, route {route})"
 
     def change_event(self, route: str, summary: str, source: str, details: dict[str, Any]) -> str:
-        """Send a change event, so PagerDuty shows what an automated action changed.
-
-        Not on the Pager port yet: its first caller is the actions pipeline."""
+        """Send a change event, so PagerDuty shows what an automated action changed."""
         payload = {"summary": summary[:1024], "source": source, "custom_details": details}
         self._send(route, lambda client: client.send_change_event(payload=payload))
         return f"PagerDuty: change event '{summary[:80]}'"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from shared.domain.incidents import TimelineEntry
@@ -75,6 +75,15 @@ class Actor:
     def __str__(self) -> str:
         return f"{self.name} (rule {self.via})" if self.name == AUTOMATION else f"{self.name} via {self.via}"
 
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {"name": self.name, "via": self.via}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Actor:
+        """Inverse of `to_dict`."""
+        return cls(str(data["name"]), str(data["via"]))
+
 
 AUTOMATION = "automation"
 
@@ -92,11 +101,48 @@ class ActionRecord:
     planned_by: Actor
     planned_at: str
     updated_at: str
+    rule: str = ""  # the rule that asked for it ("" when a person did)
+    tenant: str = ""
+    region: str = ""  # for the per-region cap; "" when the target does not say
+    params: Mapping[str, Any] = field(default_factory=dict)
     approved_by: Actor | None = None
     attempts: int = 0  # executions started: more than one means a takeover after a crash
-    # What a long operation needs to be checked on later (an LRO's polling URL, an old master).
+    # What a long operation needs to be checked on later (an LRO's polling URL, an old master),
+    # and where the pipeline is with it: {"phase": "starting" | "operating" | "settling", …}.
     continuation: Mapping[str, Any] = field(default_factory=dict)
+    request: str = ""  # the approval request: what it will do, what the check found, when it expires
+    expires_at: str = ""  # an approval request lapses then
+    started_at: str = ""  # the first execute
     result: str = ""  # what happened, as a person reads it
+
+    @property
+    def automatic(self) -> bool:
+        """Started by a rule without a person (what the rate caps count)."""
+        return self.mode == "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the public one, and the stored one)."""
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["state"] = self.state.value
+        data["planned_by"] = self.planned_by.to_dict()
+        data["approved_by"] = self.approved_by.to_dict() if self.approved_by else None
+        data["params"] = dict(self.params)
+        data["continuation"] = dict(self.continuation)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionRecord:
+        """Inverse of `to_dict`; unknown fields (a newer release's) are ignored."""
+        fields_ = {k: v for k, v in data.items() if k in _FIELDS}
+        fields_["state"] = ActionState(fields_["state"])
+        fields_["planned_by"] = Actor.from_dict(fields_["planned_by"])
+        approved = fields_.get("approved_by")
+        fields_["approved_by"] = Actor.from_dict(approved) if approved else None
+        return cls(**fields_)
+
+    def evolve(self, **changes: Any) -> ActionRecord:
+        """A copy with changes that are not a transition (the continuation of a running action)."""
+        return replace(self, **changes)
 
     def moved(
         self, to: ActionState, actor: Actor, now: str, detail: str = ""
@@ -111,13 +157,70 @@ class ActionRecord:
             changes["approved_by"] = actor
         if to is ActionState.RUNNING:
             changes["attempts"] = self.attempts + 1
+            changes["started_at"] = self.started_at or now
         if detail:
             changes["result"] = detail
         line = f"{self.action} on {self.target}: {to} by {actor}" + (f": {detail}" if detail else "")
         return replace(self, **changes), TimelineEntry(now, "action", line)
 
 
-def action_id(incident_id: str, action: str, target: str) -> str:
+_FIELDS = tuple(f.name for f in fields(ActionRecord))
+
+
+def action_id(incident_id: str, action: str, target: str, params: str = "") -> str:
     """Stable over redeliveries: the same action on the same target for one incident is one record."""
-    digest = hashlib.sha256(f"{incident_id}\n{action}\n{target.lower()}".encode()).hexdigest()[:16]
-    return f"act-{digest}"
+    text = f"{incident_id}\n{action}\n{target.lower()}" + (f"\n{params}" if params else "")
+    return "act-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def session_of(resource: str) -> str:
+    """The queue session of a resource: actions on one resource never run at once."""
+    # Service Bus session ids are at most 128 characters; ARM ids are often longer.
+    return "resource-" + hashlib.sha256(resource.lower().encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    """A message of the pipeline to itself: run an approved action, check a running one, expire one."""
+
+    action_id: str
+    step: str  # "run" | "check" | "expire"
+    resource: str
+    seq: int = 0  # one more per check, so the queue's duplicate detection keeps each
+
+    @property
+    def message_id(self) -> str:
+        """Stable for one step, so a resend is dropped."""
+        return hashlib.sha256(f"{self.action_id}|{self.step}|{self.seq}".encode()).hexdigest()[:32]
+
+    @property
+    def session_id(self) -> str:
+        """The resource's session, like the action's first message."""
+        return session_of(self.resource)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"action_id": self.action_id, "step": self.step, "resource": self.resource, "seq": self.seq}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionStep:
+        """Inverse of `to_dict`; KeyError/TypeError/ValueError when malformed."""
+        step = str(data["step"])
+        if step not in ("run", "check", "expire"):
+            raise ValueError(f"unknown step {step!r}")
+        return cls(str(data["action_id"]), step, str(data["resource"]), int(data.get("seq", 0)))
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The kill switch of one scope: every tenant ("") or one tenant."""
+
+    tenant: str  # "" = all of automation
+    by: str  # who paused it, and through what ("alice via cli")
+    at: str
+    reason: str = ""
+
+    @property
+    def scope(self) -> str:
+        """As a person reads it."""
+        return f"tenant {self.tenant}" if self.tenant else "all tenants"

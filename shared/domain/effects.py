@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from shared.domain.actions import session_of
 from shared.domain.incidents import Incident, TimelineEntry
 
 
@@ -44,6 +45,8 @@ class Effect:
     target: str = ""  # act: the resource acted on
     mode: str = ""  # act: auto / approve / suggest / dry-run
     detail: str = ""  # notify: the line for the card's thread (who acknowledged, PagerDuty's error, …)
+    rule: str = ""  # act: the rule that asked for it
+    params: str = ""  # act: the action's parameters as canonical JSON (templates filled in)
     attempt: int = 0  # failed tries so far; a retry is a new message, scheduled for later
     held: int = 0  # times a service asked us to come back later (429, pacing): not failures
 
@@ -55,8 +58,12 @@ class Effect:
     @property
     def message_id(self) -> str:
         """Stable over retries, so the queue's duplicate detection drops a resend."""
-        parts = [self.kind, self.incident_id, self.event, self.severity, self.target]
-        if self.detail:
+        if self.kind is EffectKind.ACT:
+            # (incident, action, target): a severity change or a second rule asking the same is one action.
+            parts = [self.kind, self.incident_id, self.event, self.target.lower(), self.params]
+        else:
+            parts = [self.kind, self.incident_id, self.event, self.severity, self.target]
+        if self.detail and self.kind is not EffectKind.ACT:
             parts.append(self.detail)
         if self.attempt or self.held:
             parts.append(f"attempt {self.attempt} held {self.held}")
@@ -66,8 +73,7 @@ class Effect:
     def session_id(self) -> str:
         """Actions serialize per target resource; pages and notifications per incident, in order."""
         if self.kind is EffectKind.ACT and self.target:
-            # Service Bus session ids are at most 128 characters; ARM ids are often longer.
-            return "resource-" + hashlib.sha256(self.target.lower().encode()).hexdigest()[:32]
+            return session_of(self.target)
         return self.incident_id
 
     def to_dict(self) -> dict[str, Any]:

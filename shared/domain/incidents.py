@@ -103,6 +103,10 @@ class Incident:
     resolved_by: str | None = None
     all_tenants: bool = False
     paged: bool = False  # a page was triggered, so resolving must resolve it too
+    # An automatic action with page = "on-failure" is at work: nobody is woken unless it fails.
+    page_held: bool = False
+    # Each action taken for the incident and where it stands, as the card shows it (id → line).
+    action_states: Mapping[str, str] = field(default_factory=dict)
     planned_actions: tuple[str, ...] = ()
     # What PagerDuty was last told, and through which routing selector, so a resolve goes to the
     # trigger's routing key.
@@ -140,6 +144,7 @@ class Incident:
         data["planned_actions"] = list(self.planned_actions)
         data["failures"] = list(self.failures)
         data["pagerduty_state"] = str(self.pagerduty_state)
+        data["action_states"] = dict(self.action_states)
         return data
 
     def to_record(self) -> dict[str, Any]:
@@ -162,6 +167,7 @@ class Incident:
         fields["failures"] = tuple(fields.get("failures", ()))
         fields["firing_instances"] = tuple(fields.get("firing_instances", ()))
         fields["outbox"] = tuple(fields.get("outbox", ()))
+        fields["action_states"] = dict(fields.get("action_states", {}))
         fields["pagerduty_state"] = PageState.parse(fields.get("pagerduty_state", ""))
         return cls(**fields)
 

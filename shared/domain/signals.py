@@ -57,6 +57,7 @@ KNOWN_FACTS = frozenset(
         "operation",
         "operator",
         "previous_health",
+        "properties",
         "reason",
         "reason_chronicity",
         "reason_type",

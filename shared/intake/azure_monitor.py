@@ -322,6 +322,8 @@ def _signal(
     tags: dict[str, str],
 ) -> Signal:
     owned = owner(resource, tags)
+    if tags:  # customProperties: what an action's target template may name ({namespace}, {deployment})
+        facts = {**facts, "properties": tuple(f"{k}={v}" for k, v in sorted(tags.items()))}
     return Signal(
         id=id,
         source=_SOURCE,

@@ -39,7 +39,10 @@ def card(incident: Incident, links: list[dict[str, str]]) -> tuple[str, list[dic
         },
         _section("Why " + incident.severity.label, "\n".join(f"• {escape(r)}" for r in incident.reasons)),
     ]
-    if incident.planned_actions:
+    if incident.action_states:
+        lines = "\n".join(f"• {escape(line)}" for line in incident.action_states.values())
+        blocks.append(_section("First response", lines))
+    elif incident.planned_actions:
         blocks.append(
             _section("First response", "\n".join(f"• {escape(a)}" for a in incident.planned_actions))
         )
@@ -69,6 +72,8 @@ def _pagerduty(incident: Incident) -> str:
         shown = f"acknowledged ({severity})" if incident.status == ACKNOWLEDGED else f"triggered ({severity})"
     elif state == PAGE_RESOLVED:
         shown = "resolved"
+    elif incident.page_held:
+        shown = "held: paged only if the automatic action fails"
     else:
         shown = "not paged"
     return f"<{escape(incident.pagerduty_url)}|{shown}>" if incident.pagerduty_url else shown

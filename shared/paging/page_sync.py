@@ -7,6 +7,8 @@ costs one call. A page never gives up; every few failed tries it says so on the 
 
 from __future__ import annotations
 
+import logging
+
 from shared.clock import Clock, iso
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import (
@@ -18,12 +20,15 @@ from shared.domain.incidents import (
     PageStatus,
     TimelineEntry,
 )
+from shared.errors import Rejected
 from shared.outbox import Outbox
 from shared.paging.links import incident_links
 from shared.paging.page import resolve_event, trigger_event
-from shared.ports import Pager
+from shared.ports import Pager, PagerDirectory
 from shared.retries import EffectRunner, RetryRule
 from shared.triage.policy import Policy
+
+log = logging.getLogger(__name__)
 
 PAGE_RETRIES = RetryRule(give_up_after=None, warn_every=5)
 
@@ -39,7 +44,9 @@ class PageSync:
         policy: Policy,
         clock: Clock,
         runbook_base: str = "",
+        directory: PagerDirectory | None = None,
     ) -> None:
+        self.directory = directory
         self.runner = runner
         self.outbox = outbox
         self.pager = pager
@@ -52,6 +59,9 @@ class PageSync:
         self.runner.run(body, EffectKind.PAGE, PAGE_RETRIES, self._sync)
 
     def _sync(self, effect: Effect, incident: Incident) -> None:
+        if effect.event == "news":
+            self._news(effect, incident)
+            return
         desired = desired_page_state(incident, self.policy)
         if desired == incident.pagerduty_state:
             return  # PagerDuty already shows this: coalesced
@@ -82,6 +92,18 @@ class PageSync:
 
         self.outbox.update(incident.id, paged)
 
+    def _news(self, effect: Effect, incident: Incident) -> None:
+        """What an action did: a change event, and a note on the PagerDuty incident once it has one."""
+        try:
+            route = incident.pagerduty_route or self.pager.route_for(incident)
+        except Rejected:
+            log.info("no PagerDuty route for %s: change event not sent", incident.id)
+            return
+        details = {"incident": incident.id, "action": effect.target, "resource": incident.resource_id}
+        self.pager.change_event(route, effect.detail, incident.resource_id or "dr-responder", details)
+        if self.directory is not None and incident.pagerduty_incident:
+            self.directory.add_note(incident.pagerduty_incident, effect.detail)
+
     def _mark(self, incident_id: str, desired: PageState, route: str) -> bool:
         """Write "triggering" if the incident as stored still wants this page; False if it does not."""
         triggering = PageState(PageStatus.TRIGGERING, desired.severity)
@@ -100,6 +122,8 @@ def desired_page_state(incident: Incident, policy: Policy) -> PageState:
     if incident.status == RESOLVED:
         # Anything but "never paged" may have reached PagerDuty (a trigger in flight included).
         return PAGE_RESOLVED if current not in (NOT_PAGED, PAGE_RESOLVED) else current
+    if incident.page_held and not current.may_be_out:
+        return current  # the automation fixes it first; it pages when it fails
     if incident.severity in policy.paging:
         return PageState(PageStatus.TRIGGERED, incident.severity)
     return current

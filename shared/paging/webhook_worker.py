@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from shared.clock import Clock, iso, utc_iso
@@ -21,8 +22,15 @@ class PagerDutyEventWorker:
     """Applies each event to the incident it names; stored as a signal, an event counts once."""
 
     def __init__(
-        self, store: IncidentStore, outbox: Outbox, clock: Clock, directory: PagerDirectory | None = None
+        self,
+        store: IncidentStore,
+        outbox: Outbox,
+        clock: Clock,
+        directory: PagerDirectory | None = None,
+        on_acknowledged: Callable[[str, str], None] | None = None,
     ) -> None:
+        # Told (incident id, who) when on-call acknowledges: actions waiting on approve_on_ack go.
+        self.on_acknowledged = on_acknowledged
         self.store = store
         self.outbox = outbox
         self.clock = clock
@@ -42,9 +50,20 @@ class PagerDutyEventWorker:
         else:
             # A malformed event is written down on the incident (apply_event says what was not applied)…
             now = iso(self.clock())
-            self.outbox.update(incident_id, lambda incident: apply_event(incident, event, now), signal=signal)
+            updated = self.outbox.update(
+                incident_id, lambda incident: apply_event(incident, event, now), signal=signal
+            )
             if pagerduty_id and not problem:
                 self.store.link_external("pagerduty", pagerduty_id, incident_id)
+            acknowledged = event["event_type"] == "incident.acknowledged" and not problem
+            if acknowledged and self.on_acknowledged is not None:
+                # Also on a redelivery (updated is None then): approving twice is refused, not repeated.
+                incident = updated
+                if incident is None:
+                    stored = self.store.get(incident_id)
+                    incident = stored.incident if stored else None
+                if incident is not None and incident.acknowledged_by:
+                    self.on_acknowledged(incident_id, incident.acknowledged_by)
         if problem:
             # …and settled as poison with its reason: no redelivery can make it well-formed.
             raise PoisonMessage(f"PagerDuty {event['event_type']} {event['id']}: {problem}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, inc
 from shared.domain.signals import Signal
 from shared.triage.assessment import Assessment
 from shared.triage.policy import ActionPlan, Policy
+from shared.triage.targets import resolve_target
 
 # At most this many firing instances are tracked per incident. Past it, further instances are not
 # tracked: the incident then resolves when the tracked ones have, as every incident did before
@@ -98,12 +100,13 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
         last_signal_at=signal.occurred_at,
         reasons=reasons,
         planned_actions=tuple(_planned(a) for a in assessment.actions),
+        page_held=any(a.page == "on-failure" for a in assessment.actions),
         firing_instances=(instance,) if (instance := instance_of(signal)) else (),
     )
     effects = []
     if severity in policy.notify:
         effects.append(Effect(EffectKind.NOTIFY, new_id, "opened", severity.label, now))
-    if severity in policy.paging:
+    if severity in policy.paging and not incident.page_held:
         effects.append(Effect(EffectKind.PAGE, new_id, "trigger", severity.label, now))
     effects += _act_effects(new_id, signal, assessment.actions, severity.label, now)
     timeline = [TimelineEntry(now, "opened", f"Opened as {severity.label}: " + "; ".join(reasons))]
@@ -151,10 +154,27 @@ def _planned(action: ActionPlan) -> str:
 def _act_effects(
     incident_id_: str, signal: Signal, actions: Sequence[ActionPlan], severity: str, now: str
 ) -> list[Effect]:
-    return [
-        Effect(EffectKind.ACT, incident_id_, a.action, severity, now, target=signal.resource_id, mode=a.mode)
-        for a in actions
-    ]
+    effects = []
+    for plan in actions:
+        target = resolve_target(plan, signal)
+        params = (
+            json.dumps(dict(target.params), sort_keys=True, separators=(",", ":")) if target.params else ""
+        )
+        effects.append(
+            Effect(
+                EffectKind.ACT,
+                incident_id_,
+                plan.action,
+                severity,
+                now,
+                target=target.resource,
+                mode=plan.mode,
+                detail=target.problem,  # why there is no target: the worker records it refused
+                rule=plan.rule,
+                params=params,
+            )
+        )
+    return effects
 
 
 def _with_instance(firing: tuple[str, ...], instance: str) -> tuple[str, ...]:
@@ -205,7 +225,7 @@ def _severity_effects(updated: Incident, now: str, policy: Policy, why: str) -> 
     if updated.severity in policy.notify:
         tell = Effect(EffectKind.NOTIFY, updated.id, "severity", updated.severity.label, now, detail=why)
         effects.append(tell)
-    if updated.severity in policy.paging:
+    if updated.severity in policy.paging and not updated.page_held:
         effects.append(Effect(EffectKind.PAGE, updated.id, "trigger", updated.severity.label, now))
     return effects
 

@@ -18,15 +18,62 @@ from shared.errors import PolicyError
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 ACTION_MODES = ("auto", "approve", "suggest", "dry-run")
+PAGE_WHEN = ("always", "on-failure")
+# Keys of an action table that the pipeline reads; every other key is a parameter of the action.
+ACTION_KEYS = frozenset(
+    {
+        "action",
+        "mode",
+        "resource",
+        "approval_minutes",
+        "approve_on_ack",
+        "settle_minutes",
+        "page",
+        "cooldown_minutes",
+    }
+)
+# What a `[targets."<name>"]` table may say about how to reach a resource.
+REACH_KEYS = {
+    "sentinels": list,  # self-hosted Redis: ["host:port", …]
+    "master": str,  # its Sentinel master name
+    "password_setting": str,  # the app setting that holds its password (never the password)
+    "kubeconfig": str,  # a cluster outside AKS
+    "context": str,
+    "vault_url": str,  # a Key Vault elsewhere than https://NAME.vault.azure.net
+    "region": str,  # where the resource lives, for the per-region cap
+}
 SIGNAL_FIELDS = ("rule", "resource_id", "kind", "tenant", "environment", "component", "resource_type")
 
 
 @dataclass(frozen=True)
 class ActionPlan:
-    """A first-response action a rule asks for, and how much a person must be involved."""
+    """A first-response action a rule asks for, how much a person must be involved, and on what."""
 
     action: str
     mode: str
+    rule: str = ""
+    where: str = ""  # its place in the policy file, for errors that name it
+    resource: str = "{resource_id}"  # template: the resource acted on
+    params: Mapping[str, Any] = field(default_factory=dict)  # strings are templates over the signal
+    approval_minutes: int = 30
+    approve_on_ack: bool = False  # the PagerDuty acknowledgement approves it
+    settle_minutes: int = 5  # the alert's condition must stay clear this long after the action
+    page: str = "always"  # "on-failure": page only when the automatic action fails or does not recover
+    cooldown_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """Limits on what automation may do, whatever the rules ask."""
+
+    cooldown_minutes: int = 30  # per (action, target), unless the rule's action says otherwise
+    approval_minutes: int = 30
+    settle_minutes: int = 5
+    max_per_hour: int = 10  # automatic actions started, all tenants
+    max_per_hour_per_tenant: int = 3
+    max_per_hour_per_region: int = 5
+    breaker_attempts: int = 3  # the same action on the same target this often within the window…
+    breaker_window_minutes: int = 60  # …stops automation for that target and pages its owner
 
 
 @dataclass(frozen=True)
@@ -83,6 +130,8 @@ class Policy:
     components: Mapping[str, Component]
     rules: tuple[Rule, ...]
     component_by_type: Mapping[str, str] = field(default_factory=dict)
+    guardrails: Guardrails = field(default_factory=Guardrails)
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by lower-case name
     # A storm repeats the same few signals: remember which rules matched which values.
     _matched: dict[tuple[tuple[str, ...], ...], tuple[Rule, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -91,6 +140,15 @@ class Policy:
     def component(self, name: str) -> Component | None:
         """A component by name."""
         return self.components.get(name)
+
+    def reach(self, resource: str) -> Mapping[str, Any]:
+        """How to reach a resource, from `[targets."<name>"]` (by its name or id); empty means ARM."""
+        key = resource.lower()
+        return self.targets.get(key) or self.targets.get(key.rstrip("/").rsplit("/", 1)[-1]) or {}
+
+    def actions(self) -> list[ActionPlan]:
+        """Every action any rule asks for, in policy order."""
+        return [a for rule in self.rules for a in rule.actions]
 
     @cached_property
     def rule_fields(self) -> tuple[str, ...]:
@@ -127,6 +185,7 @@ class _Validator:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.guardrails = Guardrails()
 
     def fail(self, where: str, problem: str) -> PolicyError:
         return PolicyError(f"{self.source}: {where}: {problem}")
@@ -176,6 +235,10 @@ class _Validator:
         if window < 1 or threshold < 2:
             raise self.fail("correlation", "window_minutes must be ≥ 1 and cross_tenant_threshold ≥ 2")
 
+        self.guardrails = self.limits(raw.get("guardrails", {}))
+        targets = {
+            name.lower(): self.target(name, table) for name, table in self.table(raw, "targets").items()
+        }
         components = {
             name: self.component(name, table) for name, table in self.get(raw, "components", dict, "").items()
         }
@@ -203,7 +266,47 @@ class _Validator:
             components=components,
             rules=rules,
             component_by_type=by_type,
+            guardrails=self.guardrails,
+            targets=targets,
         )
+
+    def table(self, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table")
+        return value
+
+    def limits(self, table: Any) -> Guardrails:
+        if not isinstance(table, dict):
+            raise self.fail("guardrails", "expected a table")
+        known = Guardrails.__dataclass_fields__
+        unknown = set(table) - set(known)
+        if unknown:
+            raise self.fail("guardrails", f"unknown keys {sorted(unknown)}")
+        values = {key: self.get(table, key, int, "guardrails") for key in table}
+        for key, value in values.items():
+            if value < 1:
+                raise self.fail(f"guardrails.{key}", f"expected a whole number ≥ 1, got {value!r}")
+        return Guardrails(**values)
+
+    def target(self, name: str, table: Any) -> Mapping[str, Any]:
+        where = f'targets."{name}"'
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        for key in table:
+            kind = REACH_KEYS.get(key)
+            if kind is None:
+                raise self.fail(f"{where}.{key}", f"not one of {', '.join(REACH_KEYS)}")
+            self.get(table, key, kind, where)
+        if "sentinels" in table:
+            sentinels = self.strings(table["sentinels"], f"{where}.sentinels")
+            for i, address in enumerate(sentinels):
+                host, _, port = address.rpartition(":")
+                if not host or not port.isdigit():
+                    raise self.fail(f"{where}.sentinels[{i}]", f"expected host:port, got {address!r}")
+            if "master" not in table:
+                raise self.fail(where, 'sentinels need master = "<the Sentinel master name>"')
+        return dict(table)
 
     def component(self, name: str, table: Any) -> Component:
         where = f"components.{name}"
@@ -250,8 +353,10 @@ class _Validator:
         if lower and severity is None:
             raise self.fail(f"{where}.lower", "lower = true needs a severity to lower to")
         actions = tuple(
-            self.action(a, f"{where}.actions[{i}]") for i, a in enumerate(table.get("actions", []))
+            self.action(a, f"{where}.actions[{i}]", rule_id) for i, a in enumerate(table.get("actions", []))
         )
+        if actions and severity is None:
+            raise self.fail(f"{where}.actions", "only a rule that sets a severity may act")
         return Rule(
             id=rule_id,
             when=conditions,
@@ -265,26 +370,74 @@ class _Validator:
 
     def reason(self, text: str, where: str) -> str:
         """Placeholders must name known fields, plainly: a format spec would fail on a string value."""
+        for name in self.placeholders(text, where):
+            if name not in MATCH_FIELDS and name not in KNOWN_FACTS:
+                raise self.fail(where, f"{{{name}}} names no signal field or fact")
+        return text
+
+    def placeholders(self, text: str, where: str) -> list[str]:
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as e:
             raise self.fail(where, f"not a valid template: {e}") from e
+        names = []
         for _, name, spec, conversion in parsed:
             if name is None:
                 continue
-            if name not in MATCH_FIELDS and name not in KNOWN_FACTS:
-                raise self.fail(where, f"{{{name}}} names no signal field or fact")
+            if not name.replace(".", "_").replace("-", "_").isidentifier():
+                raise self.fail(where, f"{{{name}}} is not a field name")
             if spec or conversion:
                 raise self.fail(where, f"{{{name}}} may not have a format spec or conversion")
-        return text
+            names.append(name)
+        return names
 
-    def action(self, table: Any, where: str) -> ActionPlan:
+    def action(self, table: Any, where: str, rule_id: str) -> ActionPlan:
         if not isinstance(table, dict):
             raise self.fail(where, 'expected a table like { action = "redis.failover", mode = "approve" }')
         mode = self.get(table, "mode", str, where)
         if mode not in ACTION_MODES:
             raise self.fail(f"{where}.mode", f"{mode!r} is not one of {', '.join(ACTION_MODES)}")
-        return ActionPlan(action=self.get(table, "action", str, where), mode=mode)
+        page = table.get("page", "always")
+        if page not in PAGE_WHEN:
+            raise self.fail(f"{where}.page", f"{page!r} is not one of {', '.join(PAGE_WHEN)}")
+        if page == "on-failure" and mode != "auto":
+            raise self.fail(
+                f"{where}.page", 'page = "on-failure" needs mode = "auto": only automation can fail'
+            )
+        resource = table.get("resource", "{resource_id}")
+        if not isinstance(resource, str) or not resource.strip():
+            raise self.fail(f"{where}.resource", f"expected a template string, got {resource!r}")
+        self.placeholders(resource, f"{where}.resource")
+        params = {key: value for key, value in table.items() if key not in ACTION_KEYS}
+        for key, value in params.items():
+            if isinstance(value, str):
+                self.placeholders(value, f"{where}.{key}")
+        minutes = {
+            key: self.minutes(table, key, where, getattr(self.guardrails, key))
+            for key in ("approval_minutes", "settle_minutes", "cooldown_minutes")
+        }
+        on_ack = self.get(table, "approve_on_ack", bool, where) if "approve_on_ack" in table else False
+        if on_ack and mode != "approve":
+            raise self.fail(f"{where}.approve_on_ack", 'approve_on_ack needs mode = "approve"')
+        return ActionPlan(
+            action=self.get(table, "action", str, where),
+            mode=mode,
+            rule=rule_id,
+            where=where,
+            resource=resource,
+            params=params,
+            approve_on_ack=on_ack,
+            page=page,
+            **minutes,
+        )
+
+    def minutes(self, table: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        if key not in table:
+            return default
+        value = self.get(table, key, int, where)
+        if value < 0:
+            raise self.fail(f"{where}.{key}", f"expected minutes ≥ 0, got {value!r}")
+        return int(value)
 
     def strings(self, value: Any, where: str) -> tuple[str, ...]:
         values = value if isinstance(value, list) else [value]

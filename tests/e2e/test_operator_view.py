@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.action_kinds import policy_without_actions
 from tests.conftest import ROOT
 from tests.e2e.conftest import DR, Responder
 from tests.stubs import SlackStub
@@ -52,10 +53,12 @@ def _settled(responder: Responder) -> bool:
 
 
 def test_cards_dead_lettered_while_slack_is_unreachable_are_replayed_once_it_is_back(
-    start_responder: Callable[..., Responder], slack: SlackStub
+    start_responder: Callable[..., Responder], slack: SlackStub, tmp_path: Path
 ) -> None:
     responder = start_responder(
         env={
+            # Only the incident's own cards (opened, paged): an action's thread lines would add more.
+            "DR_POLICY_FILE": str(policy_without_actions(tmp_path / "policy.toml")),
             **slack.client_env(),
             "SLACK_BOT_TOKEN": SLACK_TOKEN,
             "SLACK_API_URL": slack.url,

@@ -167,7 +167,7 @@ def test_acknowledged_in_pagerduty_comes_back_to_the_incident_and_its_card(
     assert incident["acknowledged_by"] == "Ben" and incident["time_to_acknowledge_seconds"] is not None
     card = slack.cards(CHANNEL)[0]
     assert slack.wait_until(
-        lambda: [m.text for m in slack.replies(card.ts)] == ["Acknowledged by Ben in PagerDuty"]
+        lambda: "Acknowledged by Ben in PagerDuty" in [m.text for m in slack.replies(card.ts)]
     )
 
     wrong = responder.post("/pagerduty", raw, **{**headers, "X-PagerDuty-Signature": "v1=" + "0" * 64})

@@ -76,15 +76,18 @@ def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id
         )
     at = "2026-11-25T10:00:00.000Z"
     base = {"incident_id": incident_id, "severity": "sev1", "at": at, "detail": "", "attempt": 0, "held": 0}
+    plain = {**base, "target": "", "mode": "", "rule": "", "params": ""}
     assert bodies == {
-        "pages": {**base, "kind": "page", "event": "trigger", "target": "", "mode": ""},
-        "notifications": {**base, "kind": "notify", "event": "opened", "target": "", "mode": ""},
+        "pages": {**plain, "kind": "page", "event": "trigger"},
+        "notifications": {**plain, "kind": "notify", "event": "opened"},
         "actions": {
             **base,
             "kind": "act",
             "event": "cosmosdb.regional_failover",
             "target": COSMOS,
             "mode": "approve",
+            "rule": "cosmosdb-unavailable",
+            "params": "",
         },
     }
 
@@ -169,13 +172,13 @@ def test_send_notification_posts_the_card_once_then_updates_it(
     assert (update["operation"], update["payload"]["ts"]) == ("chat.update", message["ts"])
 
 
-def test_run_action_records_the_suggestion(app: Services, data_dir: Path, incident_id: str) -> None:
+def test_run_action_records_the_action_on_the_timeline(
+    app: Services, data_dir: Path, incident_id: str
+) -> None:
     _deliver(app, "actions")
-    last = app.store.timeline(incident_id)[-1]
-    assert (last.kind, last.text) == (
-        "act",
-        f"Suggested first response: cosmosdb.regional_failover on {COSMOS} (approve)",
-    )
+    lines = [e.text for e in app.store.timeline(incident_id) if e.kind == "action"]
+    planned = "planned (approve) by automation (rule cosmosdb-unavailable)"
+    assert lines[0] == f"cosmosdb.regional_failover on {COSMOS}: {planned}"
     assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
 
 

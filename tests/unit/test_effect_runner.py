@@ -15,7 +15,7 @@ from shared.errors import PoisonMessage, Rejected, Transient
 from shared.outbox import effect_message
 from shared.retries import Backoff, EffectRunner, RetryRule, parse_effect
 from tests.factories import FakeClock, incident
-from tests.fakes import FakeChat, FakePager, FakeQueue, FakeStore
+from tests.fakes import FakeQueue, FakeStore
 
 NOW = "2026-11-25T10:00:00.000Z"
 PAGE = Effect(EffectKind.PAGE, "inc-1", "trigger", "sev2", NOW)
@@ -119,8 +119,6 @@ def test_the_handlers_raise_poison_for_each_others_messages(app: Services, store
         app.pages.handle(effect_message(CARD).body)
     with pytest.raises(PoisonMessage):
         app.cards.handle(effect_message(ACT).body)
-    with pytest.raises(PoisonMessage):
-        app.actions.handle(effect_message(PAGE).body)
 
 
 def test_parse_effect_reads_back_what_effect_message_wrote() -> None:
@@ -248,20 +246,3 @@ def test_a_service_answering_retry_after_zero_every_time_is_still_given_up_on(
             break
         (message,) = sent
     assert [d.reason for d in queue.dead] == ["MaxAttemptsExceeded"]
-
-
-# ---------------------------------------------------------------------------- the action runner
-
-
-def test_an_act_effect_is_written_down_as_a_suggestion(
-    app: Services, store: FakeStore, queue: FakeQueue, pager: FakePager, chat: FakeChat, clock: FakeClock
-) -> None:
-    store.put(incident())
-    clock.advance(seconds=5)
-    app.actions.handle(effect_message(ACT).body)
-    assert store.timeline("inc-1") == [
-        TimelineEntry(
-            iso(clock()), "act", "Suggested first response: cosmosdb.regional_failover on /r/x (suggest)"
-        )
-    ]
-    assert queue.sent == [] and pager.sent == [] and chat.posts == []

@@ -1,0 +1,96 @@
+"""The guardrails, in one place: each says no with which guardrail and why, or lets an action run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.clock import iso, parse_iso
+from shared.domain.actions import ActionRecord, ActionState, Pause
+from shared.triage.policy import Guardrails
+
+# Records that still hold their target: a second action on it must wait or be refused.
+HOLDING = frozenset({ActionState.APPROVED, ActionState.RUNNING})
+
+
+@dataclass(frozen=True)
+class History:
+    """What the guardrails look at besides the action itself."""
+
+    pauses: Sequence[Pause]
+    on_target: Sequence[ActionRecord]  # every action on the same resource within the longest window
+    started_last_hour: Sequence[ActionRecord]  # every action started in the last hour
+    automation_setting_on: bool  # DR_AUTOMATION
+
+
+def kill_switch(record: ActionRecord, history: History) -> str | None:
+    """Automation off in the settings, or paused for all tenants or this one."""
+    if not history.automation_setting_on:
+        return "kill switch: DR_AUTOMATION=off, so nothing runs by itself"
+    for pause in history.pauses:
+        if not pause.tenant or pause.tenant == record.tenant.lower():
+            why = f": {pause.reason}" if pause.reason else ""
+            return f"kill switch: automation is paused for {pause.scope} (by {pause.by} at {pause.at}{why})"
+    return None
+
+
+def refusal(
+    record: ActionRecord, history: History, limits: Guardrails, cooldown_minutes: int, now: datetime
+) -> str | None:
+    """The first guardrail that refuses the action, saying why; None when all let it run."""
+    others = [r for r in history.on_target if r.id != record.id]
+    if record.automatic and (why := kill_switch(record, history)):
+        return why
+    window_start = iso(now - timedelta(minutes=limits.breaker_window_minutes))
+    tries = [r for r in others if r.action == record.action and r.attempts and r.started_at >= window_start]
+    if len(tries) >= limits.breaker_attempts:
+        return (
+            f"circuit breaker: {record.action} ran {len(tries)} times on {record.target} within "
+            f"{limits.breaker_window_minutes} min ({', '.join(r.id for r in tries[-3:])}); automation "
+            "stops for this target and its owner is paged"
+        )
+    cooldown_start = iso(now - timedelta(minutes=cooldown_minutes))
+    recent = [
+        r for r in others if r.action == record.action and r.started_at and r.started_at >= cooldown_start
+    ]
+    if recent:
+        last = recent[-1]
+        until = parse_iso(last.started_at)
+        again = iso(until + timedelta(minutes=cooldown_minutes)) if until else "later"
+        return (
+            f"cooldown: {record.action} ran on {record.target} at {last.started_at} ({last.id}, "
+            f"{last.state}); not again before {again} ({cooldown_minutes} min)"
+        )
+    holding = [r for r in others if r.state in HOLDING]
+    if holding:
+        busy = holding[0]
+        return f"one at a time: {busy.action} ({busy.id}) is {busy.state} on {record.target}"
+    if record.automatic:
+        return _over_cap(record, history.started_last_hour, limits)
+    return None
+
+
+def _over_cap(record: ActionRecord, started: Sequence[ActionRecord], limits: Guardrails) -> str | None:
+    automatic = [r for r in started if r.automatic and r.id != record.id]
+    if len(automatic) >= limits.max_per_hour:
+        count = len(automatic)
+        return f"rate cap: {count} automatic actions in the last hour (max_per_hour = {limits.max_per_hour})"
+    tenant = [r for r in automatic if r.tenant and r.tenant == record.tenant]
+    if record.tenant and len(tenant) >= limits.max_per_hour_per_tenant:
+        return (
+            f"rate cap: {len(tenant)} automatic actions on tenant {record.tenant} in the last hour "
+            f"(max_per_hour_per_tenant = {limits.max_per_hour_per_tenant})"
+        )
+    region = [r for r in automatic if r.region and r.region == record.region]
+    if record.region and len(region) >= limits.max_per_hour_per_region:
+        return (
+            f"rate cap: {len(region)} automatic actions in region {record.region} in the last hour "
+            f"(max_per_hour_per_region = {limits.max_per_hour_per_region})"
+        )
+    return None
+
+
+def breaker_tripped(reason: str) -> bool:
+    """The refusal is the circuit breaker's (its owner is paged)."""
+    return reason.startswith("circuit breaker")

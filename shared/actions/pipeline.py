@@ -1,0 +1,696 @@
+"""The action pipeline: guardrails → precondition → execute → verify → record, for every action.
+
+Every message on the `actions` queue only wakes the pipeline for one action: the record says what
+to do next, so a resent, redelivered or late message can never make an action run twice. The
+record moves by conditional writes; whoever loses a race re-reads and goes on from what won.
+
+    planned ─ guardrails, precondition ─► awaiting approval ─► approved ─┐
+        └──────────────────── auto ──────────────────────────────────────┴► running
+    running: starting (claimed, execute called) → operating (check until done) → settling (the
+    alert must stay clear for settle_minutes) → succeeded | failed ("not recovered")
+
+A worker that dies between claiming and recording what execute started leaves "starting": after
+a lease the next delivery takes over, asks the precondition whether the change took effect, and
+executes only if it did not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.actions import guardrails
+from shared.actions.kind import ActionFailed, ActionKind, Context, Precheck, Progress, Step, Target, Verdict
+from shared.actions.registry import Registry
+from shared.clock import Clock, iso, parse_iso
+from shared.domain.actions import (
+    AUTOMATION,
+    ActionRecord,
+    ActionState,
+    ActionStep,
+    Actor,
+    action_id,
+)
+from shared.domain.effects import Change, Effect, EffectKind
+from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
+from shared.errors import PoisonMessage, PreconditionFailed, Rejected, Transient
+from shared.outbox import Outbox
+from shared.ports import (
+    ActionStore,
+    AutomationSwitch,
+    EffectQueue,
+    IncidentRepository,
+    QueueMessage,
+    VersionedAction,
+)
+from shared.triage.policy import ActionPlan, Policy
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 5  # unexpected errors in one action's steps before it is failed and dead-lettered
+MAX_TRANSIENT = 40  # a vendor that keeps saying "later" before a step is given up
+ACTIONS_QUEUE = "actions"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How the pipeline paces itself."""
+
+    automation_on: bool = True  # DR_AUTOMATION
+    check_seconds: float = 15.0  # between checks of a long operation
+    lease_seconds: float = 60.0  # a claimed action not heard of for this long is taken over
+    retry_seconds: float = 5.0  # after a vendor said "later" without saying when
+
+
+class ActionPipeline:
+    """Plans, guards, runs and verifies actions; handles the `actions` queue."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        actions: ActionStore,
+        switch: AutomationSwitch,
+        store: IncidentRepository,
+        outbox: Outbox,
+        queue: EffectQueue,
+        policy: Policy,
+        clock: Clock,
+        settings: PipelineSettings = PipelineSettings(),
+    ) -> None:
+        self.registry = registry
+        self.actions = actions
+        self.switch = switch
+        self.store = store
+        self.outbox = outbox
+        self.queue = queue
+        self.policy = policy
+        self.clock = clock
+        self.settings = settings
+
+    # ---- entry points -------------------------------------------------------------------
+
+    def handle(self, body: bytes) -> None:
+        """One message of the `actions` queue: a planned action (an effect) or a step of one."""
+        data = _parse(body)
+        if "action_id" in data:
+            try:
+                step = ActionStep.from_dict(data)
+            except (KeyError, TypeError, ValueError, OverflowError) as e:
+                raise PoisonMessage(f"not an action step: {e}") from e
+            self.advance(step.action_id)
+            return
+        try:
+            effect = Effect.from_dict(data)
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise PoisonMessage(f"not an action message: {e}") from e
+        if effect.kind is not EffectKind.ACT:
+            raise PoisonMessage(f"a {effect.kind} effect on the actions queue")
+        record = self.plan(effect)
+        if record is not None:
+            self.advance(record.id)
+
+    def plan(self, effect: Effect) -> ActionRecord | None:
+        """The action record of an `act` effect (created planned, or found from an earlier delivery)."""
+        found = self.store.get(effect.incident_id)
+        if found is None:
+            raise PoisonMessage(f"act for unknown incident {effect.incident_id}")
+        incident = found.incident
+        params = json.loads(effect.params) if effect.params else {}
+        record = ActionRecord(
+            id=action_id(incident.id, effect.event, effect.target, effect.params),
+            incident_id=incident.id,
+            action=effect.event,
+            target=effect.target,
+            mode=effect.mode,
+            state=ActionState.PLANNED,
+            planned_by=Actor(AUTOMATION, effect.rule or "?"),
+            planned_at=iso(self.clock()),
+            updated_at=iso(self.clock()),
+            rule=effect.rule,
+            tenant=incident.tenant.lower(),
+            region=str(params.get("region") or self.policy.reach(effect.target).get("region") or ""),
+            params=params,
+            result=effect.detail,  # why the target could not be resolved, if it could not
+        )
+        created = self.request(record)
+        return created.record if created else self._get(record.id).record
+
+    def request(self, record: ActionRecord) -> VersionedAction | None:
+        """Store a new planned action (an automatic one, or a person's); None when it exists already."""
+        target = record.target or "(no target)"
+        line = f"{record.action} on {target}: planned ({record.mode}) by {record.planned_by}"
+        created = self.actions.create_action(record, [TimelineEntry(record.planned_at, "action", line)])
+        if created is not None:
+            self._tell(created.record, line)
+        return created
+
+    def advance(self, action_id_: str) -> None:
+        """Do whatever the action's record says comes next."""
+        for _ in range(20):
+            current = self._get(action_id_)
+            try:
+                self._advance(current)
+                return
+            except PreconditionFailed:
+                continue  # another worker moved it: go on from what it wrote
+        raise Transient(f"action {action_id_} kept changing under us")
+
+    def decide(self, action_id_: str, approve: bool, actor: Actor) -> ActionRecord:
+        """A person approves or denies an action awaiting approval; Rejected when it is not awaiting."""
+        current = self._get(action_id_)
+        record = current.record
+        now = self.clock()
+        if record.state is ActionState.AWAITING_APPROVAL and _due(record.expires_at, now):
+            self._move(
+                current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), "approval request expired"
+            )
+            raise Rejected(f"action {record.id} expired at {record.expires_at} before it was decided")
+        if approve:
+            moved = self._move(current, ActionState.APPROVED, actor, f"approved by {actor}")
+            self._wake(moved.record, "run", 0)
+        else:
+            moved = self._move(current, ActionState.DENIED, actor, f"denied by {actor}")
+            self._escalate(moved.record, f"{record.action} on {record.target} was denied by {actor}")
+        return moved.record
+
+    def approve_on_ack(self, incident_id: str, who: str) -> list[ActionRecord]:
+        """On-call acknowledged in PagerDuty: approve what waits for it under `approve_on_ack = true`."""
+        approved = []
+        for record in self.actions.list_actions(ActionState.AWAITING_APPROVAL.value, incident_id, 100):
+            plan = self._rule_plan(record.rule, record.action)
+            if plan is not None and plan.approve_on_ack:
+                try:
+                    approved.append(self.decide(record.id, True, Actor(who, "pagerduty")))
+                except Rejected as e:  # expired, or decided meanwhile: said on its timeline already
+                    log.info("acknowledgement did not approve %s: %s", record.id, e)
+        return approved
+
+    # ---- the state machine ---------------------------------------------------------------
+
+    def _advance(self, current: VersionedAction) -> None:
+        record = current.record
+        state = record.state
+        if state.final:
+            log.info("action %s is %s already: nothing to do", record.id, state)
+        elif state is ActionState.PLANNED:
+            self._planned(current)
+        elif state is ActionState.AWAITING_APPROVAL:
+            if _due(record.expires_at, self.clock()):
+                line = f"no decision within the approval time (it expired at {record.expires_at})"
+                moved = self._move(current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), line)
+                self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
+        elif state is ActionState.APPROVED:
+            self._guarded_start(current)
+        else:
+            self._running(current)
+
+    def _planned(self, current: VersionedAction) -> None:
+        record = current.record
+        automation = Actor(AUTOMATION, record.rule or "?")
+        kind = self.registry.get(record.action)
+        if kind is None:
+            self._refuse(current, f"no action named {record.action!r} is registered")
+            return
+        if not record.target:
+            self._refuse(current, f"no target: {record.result or 'the rule gave none'}")
+            return
+        target = self._target(record)
+        if record.mode == "suggest":
+            line = f"suggested: run `{kind.command(target)}`"
+            self._move(current, ActionState.SKIPPED, automation, line)
+            return
+        if record.mode in ("auto", "approve") and (why := self._guardrail(record)):
+            self._refuse(current, why)
+            return
+        check = self._precondition(current, kind, target, automation)
+        if check is None:
+            return
+        if record.mode == "dry-run":
+            line = (
+                f"dry-run: would {kind.describe(target)} ({check.detail}); by hand: `{kind.command(target)}`"
+            )
+            self._move(current, ActionState.SKIPPED, automation, line)
+            return
+        if record.mode == "approve":
+            self._ask(current, kind, target, check.detail, dict(check.found))
+            return
+        self._start(current, kind, target, dict(check.found), automation)
+
+    def _ask(
+        self,
+        current: VersionedAction,
+        kind: ActionKind,
+        target: Target,
+        found_detail: str,
+        found: dict[str, Any],
+    ) -> None:
+        record = current.record
+        plan = self._rule_plan(record.rule, record.action)
+        minutes = plan.approval_minutes if plan else self.policy.guardrails.approval_minutes
+        expires = self.clock() + timedelta(minutes=minutes)
+        request = f"{kind.describe(target)}. Checked: {found_detail}. Expires {iso(expires)}."
+        if plan and plan.approve_on_ack:
+            request += " Acknowledging the PagerDuty incident approves it."
+        waiting = record.evolve(request=request, expires_at=iso(expires), continuation={"found": found})
+        moved = self._move(
+            VersionedAction(waiting, current.version),
+            ActionState.AWAITING_APPROVAL,
+            Actor(AUTOMATION, record.rule or "?"),
+            f"approval needed: {request} Approve: `dr approve {record.id}`",
+        )
+        self._wake(moved.record, "expire", 0, at=expires + timedelta(seconds=1))
+
+    def _guarded_start(self, current: VersionedAction) -> None:
+        """An approved action: the guardrails and the precondition again (things moved), then start."""
+        record = current.record
+        kind = self.registry.get(record.action)
+        if kind is None:
+            self._refuse(current, f"no action named {record.action!r} is registered")
+            return
+        if why := self._guardrail(record):
+            self._refuse(current, why)
+            return
+        target = self._target(record)
+        actor = record.approved_by or Actor(AUTOMATION, record.rule)
+        check = self._precondition(current, kind, target, actor)
+        if check is not None:
+            self._start(current, kind, target, dict(check.found), actor)
+
+    def _precondition(
+        self, current: VersionedAction, kind: ActionKind, target: Target, actor: Actor
+    ) -> Precheck | None:
+        """The check before acting; None when it refused or skipped (and said so) or must come again."""
+        record = current.record
+        check: Precheck | None = self._step(current, lambda: kind.precondition(target, self._context(record)))
+        if check is None:
+            return None
+        if check.verdict is Verdict.REFUSE:
+            self._refuse(current, f"precondition: {check.detail}")
+            return None
+        if check.verdict is Verdict.SKIP:
+            self._move(current, ActionState.SKIPPED, actor, f"not needed: {check.detail}")
+            return None
+        return check
+
+    def _start(
+        self, current: VersionedAction, kind: ActionKind, target: Target, found: dict[str, Any], actor: Actor
+    ) -> None:
+        """Claim the record (one conditional write), then make the one call that changes the target."""
+        now = iso(self.clock())
+        claim = current.record.evolve(continuation={"phase": "starting", "claimed_at": now, "found": found})
+        claimed = self._move(VersionedAction(claim, current.version), ActionState.RUNNING, actor, "started")
+        self._execute(claimed, kind, target, found)
+
+    def _execute(
+        self, claimed: VersionedAction, kind: ActionKind, target: Target, found: dict[str, Any]
+    ) -> None:
+        record = claimed.record
+        try:
+            step = kind.execute(target, self._context(record), found)
+        except Transient as e:
+            # The vendor did not take the call (429, 5xx before it started): try the start again.
+            retry = dict(record.continuation) | {
+                "start_failed": str(e),
+                "transients": _count(record, "transients"),
+            }
+            if retry["transients"] > MAX_TRANSIENT:
+                self._finish(
+                    claimed, ActionState.FAILED, f"gave up starting after {MAX_TRANSIENT} tries: {e}"
+                )
+                return
+            saved = self.actions.save_action(record.evolve(continuation=retry), claimed.version, [])
+            self._wake(saved.record, "run", _count(record, "transients"), after=e.retry_after)
+            return
+        except ActionFailed as e:
+            self._finish(claimed, ActionState.FAILED, f"refused by the target: {e}")
+            return
+        self._operated(claimed, kind, target, step, first=True)
+
+    def _running(self, current: VersionedAction) -> None:
+        record = current.record
+        phase = record.continuation.get("phase")
+        kind = self.registry.get(record.action)
+        if kind is None:
+            self._finish(
+                current, ActionState.FAILED, f"no action named {record.action!r} is registered any more"
+            )
+            return
+        target = self._target(record)
+        if phase == "starting":
+            self._take_over(current, kind, target)
+        elif phase == "operating":
+            started = parse_iso(record.started_at) or self.clock()
+            if self.clock() - started > timedelta(minutes=kind.timeout_minutes):
+                self._finish(
+                    current, ActionState.FAILED, f"timed out: not done after {kind.timeout_minutes} min"
+                )
+                return
+            step = self._step(current, lambda: kind.check(target, self._context(record), record.continuation))
+            if step is not None:
+                self._operated(current, kind, target, step, first=False)
+        else:
+            self._settle(current)
+
+    def _take_over(self, current: VersionedAction, kind: ActionKind, target: Target) -> None:
+        record = current.record
+        found = dict(record.continuation.get("found") or {})
+        if record.continuation.get("start_failed"):
+            self._execute(current, kind, target, found)
+            return
+        claimed_at = parse_iso(str(record.continuation.get("claimed_at", ""))) or self.clock()
+        quiet = (self.clock() - claimed_at).total_seconds()
+        if quiet < self.settings.lease_seconds:
+            # Another worker may be inside execute right now: look again when its lease has run out.
+            self._wake(
+                record,
+                "check",
+                record.attempts * 1000 + int(quiet),
+                after=self.settings.lease_seconds - quiet,
+            )
+            return
+        check = self._step(current, lambda: kind.precondition(target, self._context(record)))
+        if check is None:
+            return
+        now = iso(self.clock())
+        automation = Actor(AUTOMATION, record.rule or "?")
+        if check.verdict is Verdict.SKIP:
+            line = f"took over from a worker that stopped: its change took effect ({check.detail})"
+            settled = record.evolve(continuation=self._settling(record, now))
+            saved = self.actions.save_action(
+                settled, current.version, [TimelineEntry(now, "action", _line(record, line))]
+            )
+            self._tell(saved.record, _line(record, line))
+            self._settle(saved)
+            return
+        if check.verdict is Verdict.REFUSE:
+            self._finish(
+                current,
+                ActionState.FAILED,
+                f"took over from a worker that stopped; precondition: {check.detail}",
+            )
+            return
+        line = "took over from a worker that stopped before its change took effect: starting again"
+        retry = record.evolve(
+            attempts=record.attempts + 1,
+            continuation={"phase": "starting", "claimed_at": now, "found": found},
+        )
+        saved = self.actions.save_action(
+            retry, current.version, [TimelineEntry(now, "action", _line(record, line))]
+        )
+        self._tell(saved.record, _line(record, line))
+        del automation
+        self._execute(saved, kind, target, found)
+
+    def _operated(
+        self, current: VersionedAction, kind: ActionKind, target: Target, step: Step, first: bool
+    ) -> None:
+        record = current.record
+        now = iso(self.clock())
+        if step.progress is Progress.FAILED:
+            self._finish(current, ActionState.FAILED, step.detail)
+            return
+        if step.progress is Progress.DONE:
+            line = f"done and verified: {step.detail}"
+            settled = record.evolve(continuation=self._settling(record, now) | {"result": step.detail})
+            saved = self.actions.save_action(
+                settled, current.version, [TimelineEntry(now, "action", _line(record, line))]
+            )
+            self._tell(saved.record, _line(record, line))
+            self._settle(saved)
+            return
+        checks = _count(record, "checks")
+        found = record.continuation.get("found", {})
+        continuation = {**step.continuation, "phase": "operating", "found": found, "checks": checks}
+        lines = [TimelineEntry(now, "action", _line(record, f"in progress: {step.detail}"))] if first else []
+        saved = self.actions.save_action(record.evolve(continuation=continuation), current.version, lines)
+        if first:
+            self._tell(saved.record, _line(record, f"in progress: {step.detail}"))
+        self._wake(saved.record, "check", checks, after=self._interval(step))
+        del kind, target
+
+    def _settling(self, record: ActionRecord, now: str) -> dict[str, Any]:
+        plan = self._rule_plan(record.rule, record.action)
+        minutes = plan.settle_minutes if plan else self.policy.guardrails.settle_minutes
+        until = iso(self.clock() + timedelta(minutes=minutes))
+        return {
+            "phase": "settling",
+            "done_at": now,
+            "settle_until": until,
+            "found": record.continuation.get("found", {}),
+        }
+
+    def _settle(self, current: VersionedAction) -> None:
+        """Verified success: the alert's condition stays clear for settle_minutes after the action."""
+        record = current.record
+        done_at = str(record.continuation.get("done_at", ""))
+        until = str(record.continuation.get("settle_until", ""))
+        found = self.store.get(record.incident_id)
+        incident = found.incident if found else None
+        if incident is not None and incident.status == RESOLVED:
+            self._finish(
+                current, ActionState.SUCCEEDED, f"recovered: the incident resolved at {incident.resolved_at}"
+            )
+            return
+        last_signal = parse_iso(incident.last_signal_at) if incident else None
+        done = parse_iso(done_at)
+        if incident is not None and last_signal and done and last_signal > done:
+            why = f"not recovered: the alert fired again at {incident.last_signal_at} after the action"
+            self._finish(current, ActionState.FAILED, why)
+            return
+        if _due(until, self.clock()):
+            minutes = self._settle_minutes(record)
+            self._finish(
+                current, ActionState.SUCCEEDED, f"recovered: no new signal for {minutes} min after the action"
+            )
+            return
+        remaining = ((parse_iso(until) or self.clock()) - self.clock()).total_seconds()
+        checks = _count(record, "settle_checks")
+        saved = self.actions.save_action(
+            record.evolve(continuation=dict(record.continuation) | {"settle_checks": checks}),
+            current.version,
+            [],
+        )
+        self._wake(
+            saved.record, "check", checks + 100_000, after=min(remaining + 0.01, self.settings.check_seconds)
+        )
+
+    def _settle_minutes(self, record: ActionRecord) -> int:
+        plan = self._rule_plan(record.rule, record.action)
+        return plan.settle_minutes if plan else self.policy.guardrails.settle_minutes
+
+    # ---- guardrails, steps and records ----------------------------------------------------
+
+    def _guardrail(self, record: ActionRecord) -> str | None:
+        limits = self.policy.guardrails
+        plan = self._rule_plan(record.rule, record.action)
+        cooldown = plan.cooldown_minutes if plan else limits.cooldown_minutes
+        now = self.clock()
+        window = max(cooldown, limits.breaker_window_minutes, 60 * 24)
+        history = guardrails.History(
+            pauses=self.switch.pauses(),
+            on_target=self.actions.actions_on(record.target, iso(now - timedelta(minutes=window))),
+            started_last_hour=self.actions.started_since(iso(now - timedelta(hours=1))),
+            automation_setting_on=self.settings.automation_on,
+        )
+        return guardrails.refusal(record, history, limits, cooldown, now)
+
+    def _step(self, current: VersionedAction, call: Callable[[], Any]) -> Any:
+        """Run a read or check step; a Transient schedules another try, an error counts toward giving up."""
+        record = current.record
+        try:
+            return call()
+        except Transient as e:
+            tries = _count(record, "transients")
+            if tries > MAX_TRANSIENT:
+                self._finish(
+                    current,
+                    ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED,
+                    f"gave up after {MAX_TRANSIENT} tries: {e}",
+                )
+                return None
+            saved = self.actions.save_action(
+                record.evolve(continuation=dict(record.continuation) | {"transients": tries}),
+                current.version,
+                [],
+            )
+            self._wake(saved.record, "check", tries + 200_000, after=e.retry_after)
+            return None
+        except ActionFailed as e:
+            state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
+            self._finish(current, state, f"refused by the target: {e}")
+            return None
+        except Exception as e:  # a bug or an error no adapter translated: count it, let the queue redeliver
+            errors = _count(record, "errors")
+            reason = f"{type(e).__name__}: {e}"
+            if errors >= MAX_ERRORS:
+                state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
+                self._finish(current, state, f"gave up after {errors} errors: {reason}")
+                self._dead_letter(record, reason)
+                return None
+            self.actions.save_action(
+                record.evolve(continuation=dict(record.continuation) | {"errors": errors}),
+                current.version,
+                [],
+            )
+            raise
+
+    def _refuse(self, current: VersionedAction, why: str) -> None:
+        record = current.record
+        moved = self._move(current, ActionState.REFUSED, Actor(AUTOMATION, record.rule or "?"), why)
+        if guardrails.breaker_tripped(why) or record.automatic:
+            self._escalate(moved.record, f"{record.action} on {record.target} refused: {why}")
+
+    def _finish(self, current: VersionedAction, state: ActionState, detail: str) -> None:
+        record = current.record
+        actor = Actor(AUTOMATION, record.rule or "?")
+        if current.record.state is not ActionState.RUNNING and state in (
+            ActionState.FAILED,
+            ActionState.SUCCEEDED,
+        ):
+            state = ActionState.REFUSED
+        moved = self._move(current, state, actor, detail)
+        if state is not ActionState.SUCCEEDED:
+            self._escalate(moved.record, f"{record.action} on {record.target}: {detail}")
+
+    def _move(self, current: VersionedAction, to: ActionState, actor: Actor, detail: str) -> VersionedAction:
+        now = iso(self.clock())
+        moved, line = current.record.moved(to, actor, now, detail)
+        saved = self.actions.save_action(moved, current.version, [line])
+        self._tell(saved.record, line.text)
+        return saved
+
+    def _tell(self, record: ActionRecord, line: str) -> None:
+        """The card (each action and its state), its thread, and PagerDuty (a change event and a note)."""
+        now = iso(self.clock())
+        state = f"{record.action} on {_short(record.target)}: {record.state} ({record.mode})"
+        if record.result:
+            state += f" — {record.result[:200]}"
+
+        def told(incident: Incident) -> Change:
+            states = dict(incident.action_states) | {record.id: state}
+            severity = incident.severity.label
+            effects = [
+                Effect(
+                    EffectKind.NOTIFY, incident.id, "action", severity, now, target=record.id, detail=line
+                ),
+                Effect(EffectKind.PAGE, incident.id, "news", severity, now, target=record.id, detail=line),
+            ]
+            return Change(incident.evolve(action_states=states, updated_at=now), (), effects)
+
+        self.outbox.update(record.incident_id, told)
+
+    def _escalate(self, record: ActionRecord, why: str) -> None:
+        """The automation could not fix it: page (raising the severity if it would not page)."""
+        now = iso(self.clock())
+        policy = self.policy
+
+        def escalated(incident: Incident) -> Change | None:
+            if not incident.is_open:
+                return None
+            severity = incident.severity
+            if severity not in policy.paging:
+                severity = severity.raised()
+            updated = incident.evolve(page_held=False, severity=severity, updated_at=now)
+            line = f"Escalated: {why}" + (
+                f" (raised to {severity.label})" if severity != incident.severity else ""
+            )
+            effects = []
+            if severity in policy.paging:
+                updated = updated.evolve(paged=True)
+                effects.append(Effect(EffectKind.PAGE, incident.id, "trigger", severity.label, now))
+            return Change(updated, [TimelineEntry(now, "escalated", line)], effects)
+
+        if record.mode in ("auto", "approve"):
+            self.outbox.update(record.incident_id, escalated)
+
+    def _dead_letter(self, record: ActionRecord, reason: str) -> None:
+        step = ActionStep(record.id, "check", record.target, 999_999)
+        message = _step_message(step, None)
+        self.queue.dead_letter_message(
+            message, "ActionFailed", f"{record.action} on {record.target}: {reason}"
+        )
+
+    def _wake(
+        self,
+        record: ActionRecord,
+        step: str,
+        seq: int,
+        after: float | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A message to the pipeline itself, due later (never a function that waits)."""
+        due = at or self.clock() + timedelta(
+            seconds=after if after is not None else self.settings.retry_seconds
+        )
+        # The attempt is part of the id: a takeover's steps must not be dropped as the first worker's.
+        message = _step_message(
+            ActionStep(record.id, step, record.target, seq + record.attempts * 1_000_000), due
+        )
+        self.queue.send([message])
+
+    def _interval(self, step: Step) -> float:
+        return max(min(step.check_after, self.settings.check_seconds), 0.0)
+
+    def _target(self, record: ActionRecord) -> Target:
+        return Target(record.target, dict(record.params), dict(self.policy.reach(record.target)))
+
+    def _context(self, record: ActionRecord) -> Context:
+        found = self.store.get(record.incident_id)
+        opened = parse_iso(found.incident.opened_at) if found else None
+        now = self.clock()
+        return Context(record.incident_id, opened or now, now)
+
+    def _rule_plan(self, rule: str, action: str) -> ActionPlan | None:
+        for candidate in self.policy.rules:
+            if candidate.id == rule:
+                return next((a for a in candidate.actions if a.action == action), None)
+        return None
+
+    def _get(self, action_id_: str) -> VersionedAction:
+        found = self.actions.get_action(action_id_)
+        if found is None:
+            raise PoisonMessage(f"no action {action_id_}")
+        return found
+
+
+def _parse(body: bytes) -> Mapping[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise PoisonMessage(f"not JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise PoisonMessage("an action message must be a JSON object")
+    return data
+
+
+def _step_message(step: ActionStep, due: datetime | None) -> QueueMessage:
+    return QueueMessage(
+        queue=ACTIONS_QUEUE,
+        body=json.dumps(step.to_dict(), separators=(",", ":")).encode(),
+        message_id=step.message_id,
+        session_id=step.session_id,
+        scheduled_at=due,
+        application_properties={"kind": "act", "action_id": step.action_id, "step": step.step},
+    )
+
+
+def _count(record: ActionRecord, key: str) -> int:
+    value = record.continuation.get(key, 0)
+    return (value if isinstance(value, int) else 0) + 1
+
+
+def _due(when: str, now: datetime) -> bool:
+    moment = parse_iso(when) if when else None
+    return moment is not None and now >= moment
+
+
+def _line(record: ActionRecord, text: str) -> str:
+    return f"{record.action} on {record.target}: {text}"
+
+
+def _short(resource: str) -> str:
+    return resource.rstrip("/").rsplit("/", 1)[-1] or resource
