@@ -19,5 +19,7 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
     only_parameters(req)
     app = services()
     return json_response(
-        read_status(app.status_queries, app.queue_inspector, app.policy, app.clock()).to_dict()
+        read_status(
+            app.status_queries, app.queue_inspector, app.policy, app.clock(), app.automation_view()
+        ).to_dict()
     )

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
     from shared.ports import IncidentPages, QueueInspector, StatusQueries
+    from shared.status.model import Automation
 
 
 class Services:
@@ -212,6 +213,13 @@ class Services:
         if not isinstance(store, SqliteIncidentStore):
             raise TypeError(f"actions are stored beside SQLite incidents, not {type(store).__name__}")
         return SqliteActionStore(store.db)
+
+    def automation_view(self) -> Automation:
+        """The kill switch and the active actions, for the status model."""
+        from shared.status.read import read_automation
+
+        store = self.action_store
+        return read_automation(store, store, self.settings.automation == "on")
 
     @cached_property
     def actions(self) -> ActionPipeline:

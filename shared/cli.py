@@ -199,7 +199,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> None:
     from shared.status.render import render_status
 
     app = _services(settings, args.data_dir)
-    status = read_status(app.status_queries, app.queue_inspector, app.policy, app.clock())
+    status = read_status(
+        app.status_queries, app.queue_inspector, app.policy, app.clock(), app.automation_view()
+    )
     if args.json:
         print(json.dumps(status.to_dict(), indent=2))
     else:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.clock import iso, seconds_between
+from shared.domain.actions import ActionRecord, Pause
 from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES, Effect
 from shared.domain.incidents import Incident
 from shared.domain.severity import Severity
@@ -159,17 +160,39 @@ class Outboxes:
 
 @dataclass(frozen=True)
 class Automation:
-    """Whether first responses may run; there is no kill switch yet, and the model says so."""
+    """Whether first responses may run by themselves, and the actions running or waiting now."""
 
-    paused: bool = False
-    source: str = "not built yet"
-    detail: str = (
-        "first responses are recorded as suggestions; the kill switch comes with the actions feature"
-    )
+    setting_on: bool = True  # DR_AUTOMATION
+    pauses: tuple[Pause, ...] = ()
+    active: tuple[ActionRecord, ...] = ()  # running, approved or awaiting approval
+
+    @property
+    def paused(self) -> bool:
+        """Nothing runs by itself anywhere."""
+        return not self.setting_on or any(not p.tenant for p in self.pauses)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"paused": self.paused, "source": self.source, "detail": self.detail}
+        return {
+            "paused": self.paused,
+            "setting": "on" if self.setting_on else "off",
+            "pauses": [
+                {"tenant": p.tenant or "*", "by": p.by, "at": p.at, "reason": p.reason} for p in self.pauses
+            ],
+            "actions": [
+                {
+                    "id": r.id,
+                    "incident_id": r.incident_id,
+                    "action": r.action,
+                    "target": r.target,
+                    "state": r.state.value,
+                    "mode": r.mode,
+                    "since": r.updated_at,
+                    "expires_at": r.expires_at or None,
+                }
+                for r in self.active
+            ],
+        }
 
 
 @dataclass(frozen=True)

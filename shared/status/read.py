@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.ports import QueueInspector, StatusQueries
-from shared.status.model import ALL_QUEUES, DeadLetterView, Status, build_status, describe_dead_letter
+from shared.domain.actions import ActionState
+from shared.ports import ActionStore, AutomationSwitch, QueueInspector, StatusQueries
+from shared.status.model import (
+    ALL_QUEUES,
+    Automation,
+    DeadLetterView,
+    Status,
+    build_status,
+    describe_dead_letter,
+)
 from shared.triage.policy import Policy
 
 # A storm opens about one incident per alert rule and resource: a hundred, not thousands.
@@ -18,6 +26,7 @@ def read_status(
     queues: QueueInspector,
     policy: Policy,
     now: datetime,
+    automation: Automation | None = None,
     dead_letters: int = NEWEST_DEAD_LETTERS,
 ) -> Status:
     """The status as the store and the queues tell it now."""
@@ -29,7 +38,17 @@ def read_status(
         queues=queues.counts(ALL_QUEUES),
         dead_letters=queues.recent_dead_letters(ALL_QUEUES, dead_letters),
         outbox=store.outbox_backlog(),
+        automation=automation,
     )
+
+
+ACTIVE = (ActionState.RUNNING, ActionState.APPROVED, ActionState.AWAITING_APPROVAL)
+
+
+def read_automation(actions: ActionStore, switch: AutomationSwitch, setting_on: bool) -> Automation:
+    """The kill switch and the actions that are running or waiting for a person."""
+    active = [r for state in ACTIVE for r in actions.list_actions(state.value, None, 100)]
+    return Automation(setting_on, tuple(switch.pauses()), tuple(active))
 
 
 def read_dead_letters(queues: QueueInspector, queue: str | None, limit: int) -> list[DeadLetterView]:

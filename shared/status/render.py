@@ -166,8 +166,25 @@ def _outboxes(status: Status) -> str:
 
 def _automation(status: Status) -> list[str]:
     automation = status.automation
-    state = "PAUSED" if automation.paused else "not paused"
-    return [f"AUTOMATION  {state} · kill switch: {automation.source}", f"  {automation.detail}"]
+    if not automation.setting_on:
+        head = "AUTOMATION  OFF (DR_AUTOMATION=off): actions are suggested, approved by hand, or dry-run"
+    elif automation.paused:
+        head = "AUTOMATION  PAUSED for all tenants"
+    else:
+        head = "AUTOMATION  on"
+    lines = [head]
+    for pause in automation.pauses:
+        why = f": {pause.reason}" if pause.reason else ""
+        lines.append(f"  paused for {pause.scope} by {pause.by} at {_when(pause.at)}{why}  (dr resume)")
+    for r in automation.active:
+        short = r.target.rstrip("/").rsplit("/", 1)[-1]
+        waiting = (
+            f", expires {_when(r.expires_at)}: dr approve {r.id}" if r.state == "awaiting approval" else ""
+        )
+        lines.append(f"  {r.state:<17} {r.action} on {short} ({r.incident_id}){waiting}")
+    if not automation.active:
+        lines.append("  no action running or waiting for approval")
+    return lines
 
 
 def _when(moment: str) -> str:

@@ -66,9 +66,7 @@ def test_status_shows_open_incidents_queues_dead_letters_and_automation(
     )
     assert status["outboxes"]["incidents"] == 0
     automation = status["automation"]
-    assert (automation["paused"], automation["source"]) == (False, "not built yet"), (
-        "honest: no kill switch yet"
-    )
+    assert (automation["paused"], automation["setting"], automation["pauses"]) == (False, "on", [])
 
 
 def test_incidents_by_severity() -> None:

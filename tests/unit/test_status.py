@@ -137,7 +137,7 @@ def test_queues_dead_letters_outboxes_and_automation() -> None:
         "oldest_updated_at": iso(NOW - timedelta(seconds=90)),
         "oldest_age_seconds": 90,
     }
-    assert data["automation"]["paused"] is False and data["automation"]["source"] == "not built yet"
+    assert data["automation"] == {"paused": False, "setting": "on", "pauses": [], "actions": []}
     assert json.loads(json.dumps(data)) == data, "JSON all the way down"
 
 
@@ -221,7 +221,7 @@ def test_the_rendered_status_fits_100_columns_and_names_what_matters() -> None:
     assert "… and 12 more: dr status --json lists them all" in text
     assert effect.message_id in text and "MaxAttemptsExceeded" in text and long_tenant.id in text
     assert "OUTBOXES  3 incidents with effects not yet on a queue; oldest 5m" in text
-    assert "AUTOMATION  not paused · kill switch: not built yet" in text
+    assert "AUTOMATION  on\n  no action running or waiting for approval" in text
 
 
 def test_an_empty_status_reads_as_calm() -> None:
@@ -242,3 +242,54 @@ def test_dead_letters_render_with_their_ids_whole() -> None:
     assert all(f"  id {e.message_id}  (notify opened)" in text for e in effects)
     assert all(len(line) <= WIDTH for line in text.splitlines())
     assert render_dead_letters([]) == "No dead letters.\n"
+
+
+def test_the_kill_switch_and_the_actions_waiting_are_shown() -> None:
+    from shared.domain.actions import ActionRecord, ActionState, Actor, Pause
+    from shared.status.model import Automation
+
+    waiting = ActionRecord(
+        id="act-1",
+        incident_id="inc-1",
+        action="redis.failover",
+        target=resource("redis", "redis-amicis-ikea-prod"),
+        mode="approve",
+        state=ActionState.AWAITING_APPROVAL,
+        planned_by=Actor("automation", "redis-unavailable"),
+        planned_at=iso(NOW),
+        updated_at=iso(NOW),
+        expires_at=iso(NOW + timedelta(minutes=30)),
+    )
+    pause = Pause("ikea", "alice via cli", iso(NOW), "maintenance")
+    built = build_status(
+        now=NOW,
+        policy=POLICY,
+        open_incidents=[],
+        open_total=0,
+        queues=EMPTY_QUEUES,
+        dead_letters=[],
+        outbox=OutboxBacklog(0, None),
+        automation=Automation(True, (pause,), (waiting,)),
+    )
+    data = built.to_dict()["automation"]
+    assert data["paused"] is False  # one tenant only
+    assert data["pauses"] == [
+        {"tenant": "ikea", "by": "alice via cli", "at": iso(NOW), "reason": "maintenance"}
+    ]
+    assert [(a["id"], a["state"]) for a in data["actions"]] == [("act-1", "awaiting approval")]
+    text = render_status(built)
+    assert "paused for tenant ikea by alice via cli at 2026-11-25 10:00:00: maintenance  (dr resume)" in text
+    assert "awaiting approval redis.failover on redis-amicis-ikea-prod (inc-1), expires" in text
+    assert "dr approve act-1" in text
+    off = build_status(
+        now=NOW,
+        policy=POLICY,
+        open_incidents=[],
+        open_total=0,
+        queues=EMPTY_QUEUES,
+        dead_letters=[],
+        outbox=OutboxBacklog(0, None),
+        automation=Automation(False),
+    )
+    assert off.to_dict()["automation"]["paused"] is True
+    assert "AUTOMATION  OFF (DR_AUTOMATION=off)" in render_status(off)
