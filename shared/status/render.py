@@ -178,10 +178,11 @@ def _automation(status: Status) -> list[str]:
         lines.append(f"  paused for {pause.scope} by {pause.by} at {_when(pause.at)}{why}  (dr resume)")
     for r in automation.active:
         short = r.target.rstrip("/").rsplit("/", 1)[-1]
-        waiting = (
-            f", expires {_when(r.expires_at)}: dr approve {r.id}" if r.state == "awaiting approval" else ""
-        )
-        lines.append(f"  {r.state:<17} {r.action} on {short} ({r.incident_id}){waiting}")
+        waiting = r.state == "awaiting approval"
+        expires = f", expires {_when(r.expires_at)}" if waiting else ""
+        lines.append(f"  {r.state:<17} {r.action} on {short} ({r.incident_id}){expires}")
+        if waiting:
+            lines.append(f"    dr approve {r.id}   or   dr deny {r.id}")
     if not automation.active:
         lines.append("  no action running or waiting for approval")
     return lines
