@@ -48,7 +48,7 @@ def test_explain_shows_signal_rules_severity_reasons_and_effects(tmp_path: Path)
     assert [(e["kind"], e["event"]) for e in decision["planned_effects"]] == [
         ("notify", "opened"),
         ("page", "trigger"),
-        ("act", "cosmosdb.regional_failover"),
+        ("act", "cosmosdb.failover"),
     ]
     assert [p.name for p in tmp_path.iterdir()] == [], "explain touches no state"
 
@@ -64,7 +64,7 @@ def test_explain_summarises_for_a_person_first(tmp_path: Path) -> None:
         "  owner      tenant ikea · component cosmosdb · environment dev",
         "  page       PagerDuty trigger at sev1",
         "  card       Slack card: opened",
-        "  action     cosmosdb.regional_failover on cosmos-amicis-ikea-dev (mode approve)",
+        "  action     cosmosdb.failover on cosmos-amicis-ikea-dev (mode approve)",
         "The full structure: dr explain FILE --json",
     ):
         assert line in out.splitlines(), line

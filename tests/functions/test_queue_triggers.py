@@ -83,7 +83,7 @@ def test_the_queued_messages_are_the_incident_effects(app: Services, incident_id
         "actions": {
             **base,
             "kind": "act",
-            "event": "cosmosdb.regional_failover",
+            "event": "cosmosdb.failover",
             "target": COSMOS,
             "mode": "approve",
             "rule": "cosmosdb-unavailable",
@@ -117,7 +117,7 @@ def test_send_page_records_the_pagerduty_trigger(
                         "signal_count": 1,
                         "environment": "dev",
                         "opened_at": "2026-11-25T10:00:00.000Z",
-                        "planned_actions": ["cosmosdb.regional_failover (approve)"],
+                        "planned_actions": ["cosmosdb.failover (approve)"],
                         # The dry-run records what the real pager sends, the runbook section too.
                         "runbook": "runbook.md#cosmos-db",
                     },
@@ -178,7 +178,7 @@ def test_run_action_records_the_action_on_the_timeline(
     _deliver(app, "actions")
     lines = [e.text for e in app.store.timeline(incident_id) if e.kind == "action"]
     planned = "planned (approve) by automation (rule cosmosdb-unavailable)"
-    assert lines[0] == f"cosmosdb.regional_failover on {COSMOS}: {planned}"
+    assert lines[0] == f"cosmosdb.failover on {COSMOS}: {planned}"
     assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
 
 
@@ -277,7 +277,7 @@ def effect_like(draw: st.DrawFn, incident_id: str) -> dict[str, Any]:
     right = {
         "kind": st.sampled_from(["page", "notify", "act"]),
         "incident_id": st.just(incident_id),
-        "event": st.sampled_from(["trigger", "resolve", "opened", "cosmosdb.regional_failover"]),
+        "event": st.sampled_from(["trigger", "resolve", "opened", "cosmosdb.failover"]),
     }
     message = {}
     for key in EFFECT_KEYS:

@@ -100,11 +100,11 @@ def test_a_more_severe_repeat_brings_its_reasons_and_first_response() -> None:
     )
     assert any("rule resource-degraded" in r for r in incident.reasons)
     assert any("rule cosmosdb-unavailable" in r for r in incident.reasons)
-    assert incident.planned_actions == ("cosmosdb.regional_failover (approve)",)
+    assert incident.planned_actions == ("cosmosdb.failover (approve)",)
     assert [(e.kind, e.event) for e in raised.effects] == [
         ("notify", "severity"),
         ("page", "trigger"),
-        ("act", "cosmosdb.regional_failover"),
+        ("act", "cosmosdb.failover"),
     ]
     assert "rule cosmosdb-unavailable" in raised.timeline[0].text
 

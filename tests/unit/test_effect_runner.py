@@ -20,9 +20,7 @@ from tests.fakes import FakeQueue, FakeStore
 NOW = "2026-11-25T10:00:00.000Z"
 PAGE = Effect(EffectKind.PAGE, "inc-1", "trigger", "sev2", NOW)
 CARD = Effect(EffectKind.NOTIFY, "inc-1", "opened", "sev2", NOW)
-ACT = Effect(
-    EffectKind.ACT, "inc-1", "cosmosdb.regional_failover", "sev1", NOW, target="/r/x", mode="suggest"
-)
+ACT = Effect(EffectKind.ACT, "inc-1", "cosmosdb.failover", "sev1", NOW, target="/r/x", mode="suggest")
 
 
 class Work:
