@@ -1,0 +1,254 @@
+"""One Azure credential per process, management clients pointed at DR_ARM_URL, and ARM's errors as ours.
+
+The SDKs are imported inside the functions that build clients: each costs a cold start 0.2–0.45 s.
+
+- `azure_credential(client_id)`: `ManagedIdentityCredential(client_id=…)` for a user-assigned
+  identity, else `DefaultAzureCredential`; built on first use and kept, so its token cache is shared.
+- `ArmClients(arm_url, credential)`: one client per (SDK, subscription), built on first use with
+  `base_url=arm_url` and `credential_scopes=[f"{arm_url}/.default"]` (real ARM's scope is
+  `https://management.azure.com/.default`), so DR_ARM_URL points every client elsewhere at once.
+- No client retries by itself (`retry_total=0`): azure-core would retry a POST on 500/503/504 or a
+  Retry-After, and a failover started twice is a second failover. Every 429, 5xx and unreachable
+  endpoint becomes `Transient`, and the action pipeline decides when to try the step again.
+- `started(poller)` / `ArmPolls.poll(handle)`: a long operation is started without waiting (its
+  first answer's URLs become the handle) and polled once per check.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from shared.actions.arm import OperationHandle, OperationState, OperationStatus
+from shared.actions.kind import ActionFailed
+from shared.errors import Transient, retry_after_seconds
+
+ARM_URL = "https://management.azure.com"
+NO_RETRIES: Mapping[str, Any] = {"retry_total": 0}
+# Terminal states of an Azure-AsyncOperation status body (anything else is still running).
+_FAILED = {"failed", "canceled", "cancelled"}
+
+T = TypeVar("T")
+
+_credential_lock = threading.Lock()
+_credentials: dict[str | None, Any] = {}
+
+
+def azure_credential(client_id: str | None = None) -> Any:
+    """This process's credential for the identity (user-assigned when client_id is given)."""
+    with _credential_lock:
+        if client_id not in _credentials:
+            if client_id:
+                from azure.identity import ManagedIdentityCredential
+
+                _credentials[client_id] = ManagedIdentityCredential(client_id=client_id)
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                _credentials[client_id] = DefaultAzureCredential()
+        return _credentials[client_id]
+
+
+def arm_scope(arm_url: str) -> str:
+    """The token scope for an ARM endpoint: `https://management.azure.com/.default` for Azure's."""
+    return f"{arm_url.rstrip('/')}/.default"
+
+
+class ArmClients:
+    """Management clients by SDK and subscription, built on first use and kept."""
+
+    def __init__(self, arm_url: str, credential: Any) -> None:
+        self.arm_url = arm_url.rstrip("/")
+        self.credential = credential
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, factory: Callable[..., T], subscription_id: str) -> T:
+        """`factory(credential, subscription_id, base_url=…, credential_scopes=[…])`, cached."""
+        key = (f"{factory.__module__}.{factory.__qualname__}", subscription_id)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = factory(
+                    self.credential,
+                    subscription_id,
+                    base_url=self.arm_url,
+                    credential_scopes=[arm_scope(self.arm_url)],
+                    retry_total=0,
+                )
+            return self._clients[key]
+
+    def pipeline(self) -> Any:
+        """A bare ARM pipeline (token, no retries) for the URLs ARM hands out: operation status."""
+        from azure.core.pipeline import policies
+        from azure.mgmt.core import ARMPipelineClient
+        from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy, ARMHttpLoggingPolicy
+
+        with self._lock:
+            if ("pipeline", "") not in self._clients:
+                self._clients[("pipeline", "")] = ARMPipelineClient(
+                    base_url=self.arm_url,
+                    policies=[
+                        policies.RequestIdPolicy(),
+                        policies.UserAgentPolicy(sdk_moniker="dr-responder"),
+                        policies.ContentDecodePolicy(),
+                        policies.RetryPolicy(retry_total=0),
+                        ARMChallengeAuthenticationPolicy(self.credential, arm_scope(self.arm_url)),
+                        ARMHttpLoggingPolicy(),
+                    ],
+                )
+            return self._clients[("pipeline", "")]
+
+    def cosmos(self, subscription_id: str) -> Any:
+        """azure-mgmt-cosmosdb's client."""
+        from azure.mgmt.cosmosdb import CosmosDBManagementClient
+
+        return self.client(CosmosDBManagementClient, subscription_id)
+
+    def redis(self, subscription_id: str) -> Any:
+        """azure-mgmt-redis's client (Azure Cache for Redis)."""
+        from azure.mgmt.redis import RedisManagementClient
+
+        return self.client(RedisManagementClient, subscription_id)
+
+    def redis_enterprise(self, subscription_id: str) -> Any:
+        """azure-mgmt-redisenterprise's client (Azure Managed Redis)."""
+        from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
+
+        return self.client(RedisEnterpriseManagementClient, subscription_id)
+
+    def containers(self, subscription_id: str) -> Any:
+        """azure-mgmt-containerservice's client (AKS)."""
+        from azure.mgmt.containerservice import ContainerServiceClient
+
+        return self.client(ContainerServiceClient, subscription_id)
+
+
+def wire_text(value: Any) -> str:
+    """An SDK enum's wire value (`BoundedStaleness`, `Secondary`), or the string as it came ("" for None)."""
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def arm_errors(where: str) -> Iterator[None]:
+    """azure-core's errors as ours, each `from` the original, ARM's code and message in the text."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    try:
+        yield
+    except HttpResponseError as e:
+        answer: Any = e.response
+        if answer is None:  # the credential's own ClientAuthenticationError: no token, ARM not asked
+            raise Transient(f"{where}: no token ({type(e).__name__}: {e.message})") from e
+        raise failure(where, int(answer.status_code), _error_body(e), answer.headers) from e
+    except (ServiceRequestError, ServiceResponseError) as e:  # refused, reset, timed out
+        raise Transient(f"{where}: ARM unreachable ({type(e).__name__}: {e.message})") from e
+
+
+def failure(where: str, status: int, body: Any, headers: Mapping[str, str]) -> Exception:
+    """The error for one ARM answer that is not a success: Transient or ActionFailed."""
+    code, message = _code_and_message(body)
+    said = f"{where}: ARM answered {status} {code}: {message}"
+    retry_after = retry_after_seconds(headers.get("Retry-After"))
+    if status == 429:
+        return Transient(said, retry_after, held=True)
+    if status >= 500 or status in (408, 409):  # 409: another operation on the resource runs now
+        return Transient(said, retry_after)
+    return ActionFailed(said)
+
+
+def _error_body(error: Any) -> Any:
+    try:
+        return json.loads(error.response.text())
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _code_and_message(body: Any) -> tuple[str, str]:
+    inner = body.get("error") if isinstance(body, dict) else None
+    if isinstance(inner, dict):
+        return str(inner.get("code") or "-"), str(inner.get("message") or "-")
+    return "-", "no ARM error body"
+
+
+# --- long operations, step by step ----------------------------------------------------------------
+
+
+class FirstAnswer:
+    """A polling method for `begin_*(polling=…)` that polls nothing: it keeps ARM's first answer.
+
+    The SDK checks that first answer's status (e.g. 202/204 for a failover priority change) and
+    raises on an error; the URLs it carries become the handle a later check polls.
+    """
+
+    def __init__(self) -> None:
+        self.response: Any = None
+
+    def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+        self.response = initial_response.http_response
+
+    def run(self) -> None:
+        return None
+
+    def status(self) -> str:
+        return "Started"
+
+    def finished(self) -> bool:
+        return True
+
+    def resource(self) -> None:
+        return None
+
+    def handle(self) -> OperationHandle:
+        """The URLs to poll; empty when ARM answered the operation finished (200/204, no URLs)."""
+        headers = self.response.headers
+        found = {
+            "status_url": headers.get("Azure-AsyncOperation"),
+            "location_url": headers.get("Location") if self.response.status_code in (201, 202) else None,
+        }
+        return {k: v for k, v in found.items() if v}
+
+
+class ArmPolls:
+    """Polls an operation's handle once (the URLs are absolute: any subscription's pipeline will do)."""
+
+    def __init__(self, clients: ArmClients) -> None:
+        self._clients = clients
+
+    def poll(self, handle: OperationHandle) -> OperationState:
+        """Azure-AsyncOperation first (body `status`), else Location (202 = still running)."""
+        from azure.core.rest import HttpRequest
+
+        url = handle.get("status_url") or handle.get("location_url")
+        if not url:
+            return OperationState(OperationStatus.SUCCEEDED)
+        with arm_errors("polling the operation"):
+            answer = self._clients.pipeline().send_request(HttpRequest("GET", url))
+        body = _json(answer)
+        if answer.status_code >= 400:
+            error = failure("polling the operation", answer.status_code, body, answer.headers)
+            if isinstance(error, Transient) or "status_url" in handle:
+                raise error
+            return OperationState(OperationStatus.FAILED, str(error))  # the Location URL's own failure
+        if "status_url" not in handle:
+            running = answer.status_code == 202
+            return OperationState(OperationStatus.IN_PROGRESS if running else OperationStatus.SUCCEEDED)
+        status = str(body.get("status", "")).lower() if isinstance(body, dict) else ""
+        if status == "succeeded":
+            return OperationState(OperationStatus.SUCCEEDED)
+        if status in _FAILED:
+            code, message = _code_and_message(body)
+            return OperationState(OperationStatus.FAILED, f"{status}: {code}: {message}")
+        return OperationState(OperationStatus.IN_PROGRESS)
+
+
+def _json(answer: Any) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None

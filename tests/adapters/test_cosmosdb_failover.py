@@ -1,0 +1,251 @@
+"""cosmosdb.failover and cosmosdb.failback with the real azure-mgmt-cosmosdb client against the ARM stub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.actions.cosmosdb import API_VERSION, CosmosFailback, CosmosFailover
+from shared.actions.kind import ActionFailed, Context, Progress, Target, Verdict
+from shared.adapters.azure_clients import ArmClients
+from shared.adapters.cosmosdb_arm import ArmCosmosAccounts
+from shared.errors import Transient
+from tests.stubs.arm import ArmStub, StubCredential
+from tests.stubs.arm_services import cosmos_account, serve_cosmos
+
+SUB = "00000000-0000-0000-0000-00000000000a"
+ACCOUNT = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-shop/providers/Microsoft.DocumentDB/databaseAccounts/cosmos-shop"
+)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+CONTEXT = Context("inc-1", NOW, NOW)
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
+    with ArmStub() as started:
+        for name, value in started.client_env().items():
+            monkeypatch.setenv(name, value)
+        serve_cosmos(started)
+        cosmos_account(
+            started,
+            ACCOUNT,
+            ("West Europe", "North Europe", "Sweden Central"),
+            consistency={
+                "defaultConsistencyLevel": "BoundedStaleness",
+                "maxStalenessPrefix": 100000,
+                "maxIntervalInSeconds": 300,
+            },
+        )
+        yield started
+
+
+@pytest.fixture
+def accounts(arm: ArmStub) -> ArmCosmosAccounts:
+    return ArmCosmosAccounts(ArmClients(arm.url, StubCredential()))
+
+
+def target(**params: Any) -> Target:
+    return Target(ACCOUNT, params)
+
+
+def run_to_done(kind: Any, tgt: Target, step: Any) -> Any:
+    while step.progress is Progress.PENDING:
+        step = kind.check(tgt, CONTEXT, step.continuation)
+    return step
+
+
+def test_failover_offlines_the_failed_region_and_checks_the_write_region_moved(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target(region="westeurope")
+
+    found = kind.precondition(tgt, CONTEXT)
+    assert found.verdict is Verdict.PROCEED
+    assert "North Europe (failover priority 1) takes the writes" in found.detail
+    assert "at most 100000 writes or 300 s behind" in found.detail
+    started = kind.execute(tgt, CONTEXT, found.found)
+    assert started.progress is Progress.PENDING
+    assert set(started.continuation["operation"]) == {"status_url", "location_url"}
+
+    done = run_to_done(kind, tgt, started)
+
+    assert (done.progress, done.detail) == (Progress.DONE, "writes moved from West Europe to North Europe")
+    [post] = arm.requests_to(f"{ACCOUNT}/offlineRegion", "POST")
+    assert post.json == {"region": "West Europe"}
+    assert post.query == {"api-version": [API_VERSION]}
+    assert arm.api_versions(ACCOUNT, "GET") == [API_VERSION] * 3  # precondition, execute's guard, check
+    [operation] = arm.operations
+    assert operation.status == "Succeeded"
+
+
+def test_a_failover_that_already_happened_is_skipped_and_says_where_the_writes_went(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"))
+
+    found = CosmosFailover(accounts).precondition(target(region="West Europe"), CONTEXT)
+
+    assert found.verdict is Verdict.SKIP
+    assert found.detail.startswith("Cosmos DB already failed over to North Europe")
+    assert found.found == {"write_region": "North Europe"}
+    assert not arm.requests_to("*/offlineRegion")
+
+
+def test_no_healthy_region_to_take_the_writes_is_refused(arm: ArmStub, accounts: ArmCosmosAccounts) -> None:
+    cosmos_account(arm, ACCOUNT, ("West Europe", "North Europe"), states={"North Europe": "Offline"})
+
+    found = CosmosFailover(accounts).precondition(target(), CONTEXT)
+
+    assert found.verdict is Verdict.REFUSE
+    assert "no healthy region to take the writes from West Europe" in found.detail
+    assert "North Europe (Offline)" in found.detail
+
+
+def test_429_then_500_then_accepted_starts_exactly_one_operation(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target(region="West Europe")
+    found = kind.precondition(tgt, CONTEXT).found
+    arm.throttle("POST", f"{ACCOUNT}/offlineRegion", retry_after="7")
+    arm.fault("POST", f"{ACCOUNT}/offlineRegion", 500, "InternalServerError", "Something went wrong.")
+
+    with pytest.raises(Transient) as throttled:
+        kind.execute(tgt, CONTEXT, found)
+    assert (throttled.value.held, throttled.value.retry_after) == (True, 7.0)
+    assert len(arm.requests_to(f"{ACCOUNT}/offlineRegion")) == 1  # the SDK did not retry by itself
+    with pytest.raises(Transient) as failed:
+        kind.execute(tgt, CONTEXT, found)  # the pipeline tries the step again
+    assert not failed.value.held
+    assert "500 InternalServerError: Something went wrong." in str(failed.value)
+    started = kind.execute(tgt, CONTEXT, found)
+
+    assert started.progress is Progress.PENDING
+    assert len(arm.requests_to(f"{ACCOUNT}/offlineRegion", "POST")) == 3
+    assert len(arm.operations) == 1
+
+
+def test_execute_after_a_lost_answer_does_not_offline_twice(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target(region="West Europe")
+    found = kind.precondition(tgt, CONTEXT).found
+    run_to_done(kind, tgt, kind.execute(tgt, CONTEXT, found))
+
+    again = kind.execute(tgt, CONTEXT, found)
+
+    assert (again.progress, again.detail) == (
+        Progress.DONE,
+        "writes already moved from West Europe to North Europe",
+    )
+    assert len(arm.requests_to(f"{ACCOUNT}/offlineRegion", "POST")) == 1
+
+
+def test_a_conflict_is_transient_and_a_bad_request_fails_with_arms_code_and_message(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target(region="West Europe")
+    found = kind.precondition(tgt, CONTEXT).found
+    arm.fault("POST", f"{ACCOUNT}/offlineRegion", 409, "Conflict", "Another operation is in progress.")
+    arm.fault("POST", f"{ACCOUNT}/offlineRegion", 400, "BadRequest", "Offline region is not allowed.")
+
+    with pytest.raises(Transient):
+        kind.execute(tgt, CONTEXT, found)
+    with pytest.raises(ActionFailed) as refused:
+        kind.execute(tgt, CONTEXT, found)
+
+    assert "400 BadRequest: Offline region is not allowed." in str(refused.value)
+
+
+def test_an_operation_that_fails_is_a_failed_step_with_arms_error(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    def failing(request: Any, match: Any) -> Any:
+        return arm.accepted(
+            arm.start_operation(
+                request, error=("RegionOfflineFailed", "The region could not be taken offline.")
+            )
+        )
+
+    arm.on("POST", r".*/databaseAccounts/[^/]+/offlineRegion", failing)
+    kind = CosmosFailover(accounts)
+    tgt = target(region="West Europe")
+    step = kind.execute(tgt, CONTEXT, kind.precondition(tgt, CONTEXT).found)
+
+    done = run_to_done(kind, tgt, step)
+
+    assert done.progress is Progress.FAILED
+    assert "RegionOfflineFailed: The region could not be taken offline." in done.detail
+
+
+def test_failback_sends_every_region_once_with_one_at_priority_zero(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe", "Sweden Central"))
+    kind = CosmosFailback(accounts)
+    tgt = target(region="westeurope")
+
+    found = kind.precondition(tgt, CONTEXT)
+    assert found.verdict is Verdict.PROCEED
+    done = run_to_done(kind, tgt, kind.execute(tgt, CONTEXT, found.found))
+
+    assert (done.progress, done.detail) == (Progress.DONE, "writes back in West Europe")
+    [post] = arm.requests_to(f"{ACCOUNT}/failoverPriorityChange", "POST")
+    assert post.json == {
+        "failoverPolicies": [
+            {"locationName": "West Europe", "failoverPriority": 0},
+            {"locationName": "North Europe", "failoverPriority": 1},
+            {"locationName": "Sweden Central", "failoverPriority": 2},
+        ]
+    }
+
+
+def test_failback_refuses_an_unhealthy_region_and_skips_when_already_there(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailback(accounts)
+    assert kind.precondition(target(region="West Europe"), CONTEXT).verdict is Verdict.SKIP
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"), states={"West Europe": "Offline"})
+
+    refused = kind.precondition(target(region="West Europe"), CONTEXT)
+
+    assert refused.verdict is Verdict.REFUSE
+    assert "West Europe is Offline" in refused.detail
+
+
+def test_failback_refuses_a_first_answer_of_200_as_the_sdk_does(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    from tests.stubs.base import Reply
+
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"))
+    arm.on("POST", r".*/failoverPriorityChange", lambda request, match: Reply(200, {}))
+    kind = CosmosFailback(accounts)
+    tgt = target(region="West Europe")
+
+    with pytest.raises(ActionFailed, match="ARM answered 200"):
+        kind.execute(tgt, CONTEXT, kind.precondition(tgt, CONTEXT).found)
+
+
+def test_the_commands_a_person_would_run() -> None:
+    assert CosmosFailover(None).command(target(region="West Europe")) == (  # type: ignore[arg-type]
+        f"az rest --method post --url 'https://management.azure.com{ACCOUNT}/offlineRegion"
+        f'?api-version={API_VERSION}\' --body \'{{"region": "West Europe"}}\''
+    )
+    assert CosmosFailback(None).command(target(region="West Europe")) == (  # type: ignore[arg-type]
+        "az cosmosdb failover-priority-change --name cosmos-shop --resource-group rg-shop "
+        "--failover-policies westeurope=0 <each other region>=<1, 2, …>"
+    )
+
+
+def test_the_api_version_is_the_sdks() -> None:
+    from azure.mgmt.cosmosdb import CosmosDBManagementClient
+
+    assert CosmosDBManagementClient(StubCredential(), SUB)._config.api_version == API_VERSION
