@@ -424,7 +424,9 @@ class ActionPipeline:
             return
         checks = _count(record, "checks")
         found = record.continuation.get("found", {})
-        continuation = {**step.continuation, "phase": "operating", "found": found, "checks": checks}
+        # A check may answer with only what changed: keep what execute left for the checks after it.
+        kept = {} if first else dict(record.continuation)
+        continuation = {**kept, **step.continuation, "phase": "operating", "found": found, "checks": checks}
         lines = [TimelineEntry(now, "action", _line(record, f"in progress: {step.detail}"))] if first else []
         saved = self.actions.save_action(record.evolve(continuation=continuation), current.version, lines)
         if first:

@@ -17,6 +17,7 @@ The SDKs are imported inside the functions that build clients: each costs a cold
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,8 +49,33 @@ def azure_credential(client_id: str | None = None) -> Any:
             else:
                 from azure.identity import DefaultAzureCredential
 
-                _credentials[client_id] = DefaultAzureCredential()
+                # Off Azure (a laptop, CI) the managed-identity probe would wait on an endpoint that is
+                # not there: only try it where the platform says it has one.
+                in_azure = bool(os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"))
+                _credentials[client_id] = DefaultAzureCredential(
+                    exclude_managed_identity_credential=not in_azure,
+                    exclude_interactive_browser_credential=True,
+                )
         return _credentials[client_id]
+
+
+class LazyCredential:
+    """The process's credential, built on the first token asked for: loading azure-identity costs
+    a cold start time it need not pay before an action runs."""
+
+    def __init__(self, client_id: str | None = None) -> None:
+        self.client_id = client_id
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """As the real credential answers."""
+        return azure_credential(self.client_id).get_token(*scopes, **kwargs)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        """As the real credential answers (azure-core prefers this when a credential has it)."""
+        return azure_credential(self.client_id).get_token_info(*scopes, **kwargs)
+
+    def close(self) -> None:
+        """Nothing to close until the real credential exists; it lives as long as the process."""
 
 
 def arm_scope(arm_url: str) -> str:
@@ -143,6 +169,14 @@ def arm_errors(where: str) -> Iterator[None]:
         yield
     except HttpResponseError as e:
         answer: Any = e.response
+        # No identity configured (nothing in DefaultAzureCredential's chain could even try): waiting
+        # cannot help.
+        chain_empty = "failed to retrieve a token from the included credentials" in str(e.message)
+        if type(e).__name__ == "CredentialUnavailableError" or (answer is None and chain_empty):
+            raise ActionFailed(
+                f"{where}: no Azure identity to act with (set AZURE_CLIENT_ID for a managed identity,"
+                " or sign in with `az login`)"
+            ) from e
         if answer is None:  # the credential's own ClientAuthenticationError: no token, ARM not asked
             raise Transient(f"{where}: no token ({type(e).__name__}: {e.message})") from e
         raise failure(where, int(answer.status_code), _error_body(e), answer.headers) from e
