@@ -232,6 +232,7 @@ class Services:
             check_seconds=settings.action_check_seconds,
             lease_seconds=max(2 * settings.queue_lock_seconds, 1.0),
             retry_seconds=settings.retry_base_seconds,
+            max_errors=max(1, min(5, settings.queue_max_delivery_count - 1)),
         )
         store = self.action_store
         return ActionPipeline(

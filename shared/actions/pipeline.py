@@ -51,7 +51,6 @@ from shared.triage.policy import ActionPlan, Policy
 
 log = logging.getLogger(__name__)
 
-MAX_ERRORS = 5  # unexpected errors in one action's steps before it is failed and dead-lettered
 MAX_TRANSIENT = 40  # a vendor that keeps saying "later" before a step is given up
 ACTIONS_QUEUE = "actions"
 
@@ -64,6 +63,10 @@ class PipelineSettings:
     check_seconds: float = 15.0  # between checks of a long operation
     lease_seconds: float = 60.0  # a claimed action not heard of for this long is taken over
     retry_seconds: float = 5.0  # after a vendor said "later" without saying when
+    # Unexpected errors in one action's steps before it is failed and dead-lettered by us, with the
+    # reason on the incident and in Slack: one delivery short of the queue's own MaxDeliveryCount,
+    # whose dead letter nobody would hear of.
+    max_errors: int = 5
 
 
 class ActionPipeline:
@@ -528,7 +531,7 @@ class ActionPipeline:
         except Exception as e:  # a bug or an error no adapter translated: count it, let the queue redeliver
             errors = _count(record, "errors")
             reason = f"{type(e).__name__}: {e}"
-            if errors >= MAX_ERRORS:
+            if errors >= self.settings.max_errors:
                 state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
                 self._finish(current, state, f"gave up after {errors} errors: {reason}")
                 self._dead_letter(record, reason)

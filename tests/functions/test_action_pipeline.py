@@ -250,3 +250,29 @@ def test_the_alert_firing_again_after_the_action_is_not_recovered(
     record = only_action(app, incident_id)
     assert record.state is ActionState.FAILED
     assert record.result.startswith("not recovered: the alert fired again at ")
+
+
+def test_an_error_nobody_translated_fails_the_action_before_the_queue_gives_up_silently(
+    app: Services, world: PretendCache, chat: FakeChat
+) -> None:
+    world.fail("check", *[RuntimeError("socket closed in the middle of a read")] * 5)
+    incident_id = open_incident()
+    for _ in range(10):  # deliver as the host does: an error abandons the message for redelivery
+        for queue, name in TRIGGERS.items():
+            while (received := app.local_queue.receive(queue)) is not None:
+                try:
+                    function(name)(service_bus_message(received))
+                except RuntimeError:
+                    app.local_queue.abandon(received)
+                    continue
+                app.local_queue.complete(received)
+        assert isinstance(app.clock, FakeClock)
+        app.clock.advance(seconds=31)  # past the queue's lock, so an abandoned message comes again
+    record = only_action(app, incident_id)
+    # DR_QUEUE_MAX_DELIVERY_COUNT is 3: the pipeline gives up on the 2nd error, while it can still say so.
+    assert record.state is ActionState.FAILED
+    assert record.result == "gave up after 2 errors: RuntimeError: socket closed in the middle of a read"
+    [dead] = app.local_queue.dead_letters("actions")
+    assert dead.reason == "ActionFailed" and "socket closed" in dead.description
+    assert any("gave up after 2 errors" in t for t in timeline(app, incident_id))
+    assert any("gave up after 2 errors" in p.text for p in chat.posts if p.thread_ts)
