@@ -126,6 +126,11 @@ class ArmClients:
         return self.client(ContainerServiceClient, subscription_id)
 
 
+def wire_text(value: Any) -> str:
+    """An SDK enum's wire value (`BoundedStaleness`, `Secondary`), or the string as it came ("" for None)."""
+    return "" if value is None else str(getattr(value, "value", value))
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 

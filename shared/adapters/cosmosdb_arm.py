@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.actions.arm import ArmId, OperationHandle, OperationState
 from shared.actions.cosmosdb import CosmosAccount, CosmosRegion
-from shared.adapters.azure_clients import NO_RETRIES, ArmClients, ArmPolls, FirstAnswer, arm_errors
+from shared.adapters.azure_clients import NO_RETRIES, ArmClients, ArmPolls, FirstAnswer, arm_errors, wire_text
 
 
 class ArmCosmosAccounts:
@@ -37,7 +37,7 @@ class ArmCosmosAccounts:
                     key=lambda p: p[1],
                 )
             ),
-            consistency=_text(policy.default_consistency_level) if policy else None,
+            consistency=wire_text(policy.default_consistency_level) or None if policy else None,
             max_staleness_prefix=policy.max_staleness_prefix if policy else None,
             max_interval_seconds=policy.max_interval_in_seconds if policy else None,
             automatic_failover=got.enable_automatic_failover,
@@ -79,8 +79,3 @@ class ArmCosmosAccounts:
 
     def _client(self, arm_id: ArmId) -> Any:
         return self.clients.cosmos(arm_id.subscription)
-
-
-def _text(value: Any) -> str:
-    """An SDK enum's wire value (`BoundedStaleness`), or the string as it came."""
-    return str(getattr(value, "value", value))

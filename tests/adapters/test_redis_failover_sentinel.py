@@ -1,0 +1,127 @@
+"""redis.failover's Sentinel backend against real redis-server and redis-sentinel processes."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.actions.kind import ActionFailed, Context, Progress, Step, Target, Verdict
+from shared.actions.redis import RedisFailover
+from shared.adapters.azure_actions import azure_kinds
+from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, MissingBinary, SentinelSet
+from tests.stubs.arm import StubCredential
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+CONTEXT = Context("inc-1", NOW, NOW)
+FAILOVER_SECONDS = 20.0  # a failover here takes 1–4 s; the bound only stops a hung test
+
+
+@pytest.fixture(scope="module")
+def processes() -> Iterator[SentinelSet]:
+    with tempfile.TemporaryDirectory(prefix="dr-sentinel-kind-") as root:
+        cluster = SentinelSet(Path(root))
+        try:
+            cluster.start()
+        except MissingBinary as e:
+            pytest.fail(str(e), pytrace=False)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture
+def cluster(processes: SentinelSet, monkeypatch: pytest.MonkeyPatch) -> SentinelSet:
+    processes.heal()
+    monkeypatch.setenv("SHOP_REDIS_PASSWORD", PASSWORD)
+    return processes
+
+
+@pytest.fixture
+def kind() -> RedisFailover:
+    # No ARM is called for a Sentinel target: the URL is never dialled.
+    [redis] = [k for k in azure_kinds("https://127.0.0.1:9", StubCredential()) if k.name == "redis.failover"]
+    assert isinstance(redis, RedisFailover)
+    return redis
+
+
+def target_of(cluster: SentinelSet, master: str = MASTER_NAME) -> Target:
+    sentinels = [f"{host}:{port}" for host, port in cluster.sentinel_addresses]
+    return Target(
+        "redis-shop",
+        reach={"sentinels": sentinels, "master": master, "password_setting": "SHOP_REDIS_PASSWORD"},
+    )
+
+
+def master_of(cluster: SentinelSet) -> tuple[str, int]:
+    """The master as the first Sentinel names it (a demoted master says ROLE master for a while)."""
+    said = cluster.said_by(cluster.sentinels[0])
+    assert said is not None
+    return said
+
+
+def until_done(kind: RedisFailover, target: Target, step: Step) -> Step:
+    deadline = time.monotonic() + FAILOVER_SECONDS
+    while step.progress is Progress.PENDING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        step = kind.check(target, CONTEXT, step.continuation)
+    return step
+
+
+def test_sentinel_failover_records_the_old_master_and_is_done_when_all_agree_on_a_writable_new_one(
+    cluster: SentinelSet, kind: RedisFailover
+) -> None:
+    old = master_of(cluster)
+    target = target_of(cluster)
+
+    found = kind.precondition(target, CONTEXT)
+    assert found.verdict is Verdict.PROCEED
+    assert found.found == {"old_master": [old[0], old[1]]}
+    started = kind.execute(target, CONTEXT, found.found)
+    assert started.progress is Progress.PENDING
+    done = until_done(kind, target, started)
+
+    assert done.progress is Progress.DONE, done.detail
+    new = master_of(cluster)
+    assert new != old
+    assert done.detail == f"{new[0]}:{new[1]} is the master and accepted a write"
+    assert {cluster.said_by(s) for s in cluster.sentinels} == {new}
+    assert cluster.role(new) == "master"
+
+
+def test_a_retried_execute_after_the_master_moved_sends_no_second_failover(
+    cluster: SentinelSet, kind: RedisFailover
+) -> None:
+    target = target_of(cluster)
+    found = kind.precondition(target, CONTEXT).found
+    until_done(kind, target, kind.execute(target, CONTEXT, found))
+    moved = master_of(cluster)
+
+    again = kind.execute(target, CONTEXT, found)
+
+    assert again.detail == f"master already moved to {moved[0]}:{moved[1]}"
+    assert until_done(kind, target, again).progress is Progress.DONE
+    assert master_of(cluster) == moved  # not swung back
+
+
+def test_an_unknown_master_name_is_refused(cluster: SentinelSet, kind: RedisFailover) -> None:
+    found = kind.precondition(target_of(cluster, master="no-such-master"), CONTEXT)
+
+    assert found.verdict is Verdict.REFUSE
+    assert "no Sentinel monitors a master named 'no-such-master'" in found.detail
+
+
+def test_sentinel_refusing_the_failover_fails_the_action(cluster: SentinelSet, kind: RedisFailover) -> None:
+    target = target_of(cluster)
+    found = kind.precondition(target, CONTEXT).found
+    started = kind.execute(target, CONTEXT, found)
+
+    with pytest.raises(ActionFailed, match="already in progress"):
+        # A second SENTINEL FAILOVER while the first runs: the master has not moved yet.
+        kind.execute(target, CONTEXT, found)
+    assert until_done(kind, target, started).progress is Progress.DONE
