@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from shared.actions.keyvault import DeletedSecret, RecoverSecret, Recovery
 from shared.actions.kind import ActionFailed, ActionKind
+from shared.adapters.azure_clients import wire_text
 from shared.errors import Transient, retry_after_seconds
 
 # Key Vault's DNS suffixes in Azure's clouds (public, China, US Government).
@@ -72,7 +73,7 @@ class KeyVaultSecrets:
             name=str(got.name or name),
             deleted_on=got.deleted_date,
             purge_on=got.scheduled_purge_date,
-            recovery_level=_wire(got.properties.recovery_level),
+            recovery_level=wire_text(got.properties.recovery_level) or None,
         )
 
     def secret_exists(self, vault_url: str, name: str) -> bool:
@@ -149,11 +150,6 @@ def vault_failure(where: str, needs: Needs, status: int, body: Any, headers: Any
             f"secret permission '{needs.access_policy}')"
         )
     return ActionFailed(said)
-
-
-def _wire(value: Any) -> str | None:
-    """An SDK enum as Key Vault spells it (`Recoverable+Purgeable`)."""
-    return None if value is None else str(getattr(value, "value", value))
 
 
 def _body(answer: Any) -> Any:

@@ -11,7 +11,7 @@ from shared.actions.keyvault import RecoverSecret, default_vault_url, vault_of
 from shared.actions.kind import ActionFailed, Context, Progress, Target, Verdict
 from shared.adapters.keyvault import keyvault_kinds, verifies_challenge
 from shared.errors import Transient
-from tests.stubs.keyvault import SCOPE, TENANT, KeyVaultStub, VaultCredential
+from tests.stubs.keyvault import SCOPE, TENANT, KeyVaultStub, VaultCredential, vault_error
 
 API_VERSION = "2026-04-01"  # azure-keyvault-secrets 4.12.0's default
 VAULT_ID = (
@@ -183,7 +183,7 @@ def test_a_server_error_on_recover_is_transient_and_the_post_is_not_repeated(
     vault: KeyVaultStub, kind: RecoverSecret, status: int
 ) -> None:
     vault.delete("db-password")
-    vault.fault("POST", "/deletedsecrets/*/recover", status, "InternalServerError", "try later")
+    vault.fault("POST", "/deletedsecrets/*/recover", vault_error(status, "InternalServerError", "try later"))
 
     with pytest.raises(Transient) as caught:
         kind.execute(target(vault), CONTEXT, {})
@@ -213,15 +213,11 @@ def test_a_403_from_rbac_fails_naming_the_refused_action_and_the_role(
 def test_a_403_from_access_policies_names_the_permission_the_call_needs(
     vault: KeyVaultStub, kind: RecoverSecret
 ) -> None:
-    vault.fault(
-        "GET",
-        "/secrets/*",
-        403,
-        "Forbidden",
+    said = (
         "The user, group or application 'appid=…;oid=…' does not have secrets get permission on key "
-        "vault 'kv-shop-prod;location=westeurope'.",
-        inner="AccessDenied",
+        "vault 'kv-shop-prod;location=westeurope'."
     )
+    vault.fault("GET", "/secrets/*", vault_error(403, "Forbidden", said, "AccessDenied"))
 
     with pytest.raises(ActionFailed) as caught:
         kind.precondition(target(vault), CONTEXT)

@@ -14,8 +14,9 @@ What it does as Key Vault does:
   404 `SecretNotFound` with Key Vault's texts. A recover answers 200 with the secret's bundle at
   once, but the secret stays unreadable for `recover_reads` GETs of it (Key Vault restores it a
   few seconds later); a second recover meanwhile is 409 `Conflict`/`ObjectIsBeingRecovered`.
-- Faults after authentication (`fault`, `throttle`), and RBAC denials per route (`deny`) in
-  Key Vault's own 403 `Forbidden`/`ForbiddenByRbac` text naming the refused data action.
+- Replies scripted after authentication (`fault` with a `vault_error`, `throttle`), and RBAC
+  denials per route (`deny`) in Key Vault's own 403 `Forbidden`/`ForbiddenByRbac` text naming the
+  refused data action.
 """
 
 from __future__ import annotations
@@ -121,35 +122,15 @@ class KeyVaultStub(StubServer):
 
     # --- scripting ----------------------------------------------------------------------------
 
-    def fault(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        code: str,
-        message: str = "",
-        *,
-        inner: str | None = None,
-        retry_after: str | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` authenticated requests of method to path (fnmatch) with an error."""
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        reply = vault_error(status, code, message or f"scripted {status} {code}", inner, headers)
+    def fault(self, method: str, path: str, reply: Reply, *, times: int = 1) -> None:
+        """Answer the next `times` authenticated requests of method to path (fnmatch) with reply."""
         with self._lock:
             self._faults.extend([(method.upper(), path.lower(), reply)] * times)
 
     def throttle(self, method: str, path: str, *, retry_after: str = "1") -> None:
         """429 Throttled, as Key Vault limits a vault's requests."""
-        self.fault(
-            method,
-            path,
-            429,
-            "Throttled",
-            "Request was not processed because too many requests "
-            "were received. Reason: A generic operation was throttled.",
-            retry_after=retry_after,
-        )
+        said = "Request was not processed because too many requests were received."
+        self.fault(method, path, vault_error(429, "Throttled", said, headers={"Retry-After": retry_after}))
 
     def deny(self, method: str, path: str, data_action: str) -> None:
         """Refuse method on path (fnmatch) as Azure RBAC does when no role grants data_action."""
