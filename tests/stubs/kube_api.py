@@ -33,6 +33,8 @@ SERVER_VERSION = {
 }
 _DEPLOYMENT = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)\Z")
 _REPLICA_SETS = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/replicasets\Z")
+_VELERO = re.compile(r"/apis/velero\.io/v1/namespaces/([^/]+)/(backups|restores)(?:/([^/]+))?\Z")
+_VELERO_KINDS = {"backups": "Backup", "restores": "Restore"}
 
 
 def status(code: int, reason: str, message: str) -> Reply:
@@ -120,6 +122,17 @@ class KubeApiStub(StubServer):
             self._objects.clear()
             self.patches.clear()
 
+    def set_status(self, namespace: str, name: str, **status_fields: Any) -> None:
+        """What the Deployment controller would write: observedGeneration, replicas, conditions…"""
+        with self._lock:
+            found = self._objects[("Deployment", namespace, name)]
+            found.setdefault("status", {}).update(status_fields)
+
+    def set_object_status(self, kind: str, namespace: str, name: str, status_body: JSON) -> None:
+        """What a controller (Velero's) would write as an object's status."""
+        with self._lock:
+            self._objects[(kind, namespace, name)]["status"] = copy.deepcopy(status_body)
+
     def kubeconfig(self, namespace: str = "default") -> str:
         """A kubeconfig naming only this stub (no credentials: the stub asks for none)."""
         return json.dumps(
@@ -152,6 +165,8 @@ class KubeApiStub(StubServer):
                 return self._patch(request, namespace, name)
         if (match := _REPLICA_SETS.match(path)) and request.method == "GET":
             return self._list_replica_sets(match.group(1), request.query.get("labelSelector", [""])[0])
+        if match := _VELERO.match(path):
+            return self._velero(request, *match.groups())
         return status(404, "NotFound", "the server could not find the requested resource")
 
     def _discovery(self, path: str) -> JSON | None:
@@ -187,6 +202,36 @@ class KubeApiStub(StubServer):
             }
         return None
 
+    def _velero(self, request: Recorded, namespace: str, plural: str, name: str | None) -> Reply:
+        kind = _VELERO_KINDS[plural]
+        if request.method == "GET" and name is None:
+            requirements = parse_selector(request.query.get("labelSelector", [""])[0])
+            items = [
+                copy.deepcopy(obj)
+                for (k, ns, _), obj in self._objects.items()
+                if k == kind
+                and ns == namespace
+                and matches(requirements, obj["metadata"].get("labels") or {})
+            ]
+            return Reply(200, _velero_list(kind, items))
+        if request.method == "GET" and name is not None:
+            found = self._objects.get((kind, namespace, name))
+            if found is None:
+                return status(404, "NotFound", f'{plural}.velero.io "{name}" not found')
+            return Reply(200, copy.deepcopy(found))
+        if request.method == "POST" and name is None and plural == "restores":
+            body = request.json if isinstance(request.json, dict) else {}
+            new_name = body.get("metadata", {}).get("name", "")
+            if (kind, namespace, new_name) in self._objects:
+                return status(409, "AlreadyExists", f'restores.velero.io "{new_name}" already exists')
+            created = copy.deepcopy(body)
+            created["metadata"].update({"namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1})
+            created["metadata"]["resourceVersion"] = str(next(self._versions))
+            created["status"] = {"phase": "New"}
+            self._objects[(kind, namespace, new_name)] = created
+            return Reply(201, copy.deepcopy(created))
+        return status(405, "MethodNotAllowed", f"{request.method} {plural} is not served by the stub")
+
     def _get(self, kind: str, plural: str, namespace: str, name: str) -> Reply:
         found = self._objects.get((kind, namespace, name))
         if found is None:
@@ -219,12 +264,14 @@ class KubeApiStub(StubServer):
         found = self._objects.get(("Deployment", namespace, name))
         if found is None:
             return status(404, "NotFound", f'deployments.apps "{name}" not found')
-        if content_type.split(";")[0].strip() != "application/json-patch+json":
-            return status(
-                415, "UnsupportedMediaType", f"the stub takes only JSON patches, not {content_type!r}"
-            )
+        media = content_type.split(";")[0].strip()
+        if media not in ("application/json-patch+json", "application/strategic-merge-patch+json"):
+            return status(415, "UnsupportedMediaType", f"the stub takes no {content_type!r} patches")
         try:
-            patched = apply_json_patch(found, request.json)
+            if media == "application/json-patch+json":
+                patched = apply_json_patch(found, request.json)
+            else:
+                patched = merge_patch(found, request.json)
         except (KeyError, IndexError, TypeError, ValueError) as e:
             return status(422, "Invalid", f"the patch does not apply: {e}")
         meta = patched["metadata"]
@@ -233,6 +280,21 @@ class KubeApiStub(StubServer):
             meta["generation"] = int(meta.get("generation", 1)) + 1
         self._objects[("Deployment", namespace, name)] = patched
         return Reply(200, copy.deepcopy(patched))
+
+
+def merge_patch(obj: JSON, patch: Any) -> JSON:
+    """A strategic merge patch of maps only (what `kubectl rollout restart` sends)."""
+    if not isinstance(patch, dict):
+        raise ValueError("a merge patch is an object")
+    out = copy.deepcopy(obj)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_json_patch(obj: JSON, ops: Any) -> JSON:
@@ -305,3 +367,7 @@ def matches(requirements: list[tuple[str, str, tuple[str, ...]]], labels: dict[s
         if not ok:
             return False
     return True
+
+
+def _velero_list(kind: str, items: list[JSON]) -> JSON:
+    return {"apiVersion": "velero.io/v1", "kind": f"{kind}List", "metadata": {}, "items": items}
