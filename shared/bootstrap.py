@@ -67,8 +67,7 @@ class Services:
         from shared.actions.registry import validate_actions
 
         policy = load_policy(self.settings.policy_file)
-        if self.registry.names():  # TODO(issue 7): always, once the action kinds are registered
-            validate_actions(policy, self.registry)
+        validate_actions(policy, self.registry)
         return policy
 
     @cached_property
@@ -200,8 +199,23 @@ class Services:
     def registry(self) -> Registry:
         """The actions the policy may name, wired to their vendors (which connect on first use)."""
         from shared.actions.registry import Registry
+        from shared.adapters.acr import acr_kinds
+        from shared.adapters.azure_actions import aks_locator, azure_kinds
+        from shared.adapters.azure_clients import LazyCredential
+        from shared.adapters.keyvault import keyvault_kinds
+        from shared.adapters.kube import kube_kinds
 
-        return Registry()
+        settings = self.settings
+        arm, every = settings.arm_url, settings.action_check_seconds
+        credential = LazyCredential(settings.managed_identity_client_id)  # azure-identity on first token
+        return Registry(
+            [
+                *azure_kinds(arm, credential, check_seconds=every),
+                *acr_kinds(arm, credential, check_seconds=every),
+                *keyvault_kinds(credential, check_seconds=every),
+                *kube_kinds(aks_locator(arm, credential), check_seconds=every),
+            ]
+        )
 
     @cached_property
     def action_store(self) -> SqliteActionStore:
