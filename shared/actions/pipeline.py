@@ -525,8 +525,8 @@ class ActionPipeline:
             self._wake(saved.record, "check", tries + 200_000, after=e.retry_after)
             return None
         except ActionFailed as e:
-            state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
-            self._finish(current, state, f"refused by the target: {e}")
+            running = record.state is ActionState.RUNNING
+            self._finish(current, ActionState.FAILED if running else ActionState.REFUSED, f"cannot act: {e}")
             return None
         except Exception as e:  # a bug or an error no adapter translated: count it, let the queue redeliver
             errors = _count(record, "errors")
