@@ -694,7 +694,8 @@ def _due(when: str, now: datetime) -> bool:
 
 
 def _line(record: ActionRecord, text: str) -> str:
-    return f"{record.action} on {record.target}: {text}"
+    # Progress lines name their actor too, so an audit of the timeline alone tells who did what.
+    return f"{record.action} on {record.target}: {text} ({Actor(AUTOMATION, record.rule or '?')})"
 
 
 def _short(resource: str) -> str:
