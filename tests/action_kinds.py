@@ -103,3 +103,15 @@ actions = [{action}]
 """
     path.write_text(text.replace("# ---- Sev1", rule + "\n# ---- Sev1", 1) + guardrails + targets)
     return path
+
+
+def acting_policy(path: Path, action: str, *, targets: str = "", **guardrails: int) -> Path:
+    """`policy_with`, its [guardrails] values replaced by the ones given (e.g. max_per_hour=100)."""
+    policy_with(path, action, targets=targets)
+    text = path.read_text()
+    for key, value in guardrails.items():
+        text, found = re.subn(rf"^{key} = \d+$", f"{key} = {value}", text, count=1, flags=re.M)
+        if not found:
+            raise KeyError(f"the default policy's [guardrails] has no {key}")
+    path.write_text(text)
+    return path

@@ -35,6 +35,7 @@ import dataclasses
 import fnmatch
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -252,6 +253,13 @@ class ArmStub(StubServer):
             retry_after=retry_after,
             times=times,
         )
+
+    def hold_next(self, path: str) -> threading.Event:
+        """As the base's, the path matched case-insensitively (fnmatch) as ARM ids are."""
+        return super().hold_next(path.lower())
+
+    def _held(self, path: str) -> threading.Event | None:
+        return super()._held(path.lower())
 
     def default_body(self, status: int) -> Any:
         return arm_error(status, "Scripted", f"scripted {status}").body

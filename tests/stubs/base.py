@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.stubs.tls import certificate
 
 log = logging.getLogger(__name__)
+HOLD_SECONDS = 30.0  # the longest a held answer waits for its release (a test that forgot it)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class StubServer:
         self._changed = threading.Condition(self._lock)
         self._requests: list[Recorded] = []
         self._script: list[tuple[str, Reply]] = []
+        self._holds: list[tuple[str, threading.Event]] = []
         self._down: Reply | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -152,6 +154,9 @@ class StubServer:
             self._requests.clear()
             self._script.clear()
             self._down = None
+            for _, released in self._holds:
+                released.set()
+            self._holds.clear()
 
     # --- scripting ----------------------------------------------------------------------------
 
@@ -184,6 +189,17 @@ class StubServer:
     def drop_next(self, path: str, times: int = 1) -> None:
         """Close the connection of the next `times` requests to path without answering."""
         self._enqueue(path, Reply(0, close=True), times)
+
+    def hold_next(self, path: str) -> threading.Event:
+        """Answer the next request to path only once the returned event is set (at most HOLD_SECONDS).
+
+        The request is taken and acted on at once; only its answer waits, as when the service did
+        the work but the answer is slow or lost: a client killed meanwhile never hears it.
+        """
+        released = threading.Event()
+        with self._lock:
+            self._holds.append((self._pattern(path), released))
+        return released
 
     def set_down(self, down: bool = True, *, status: int = 503, close: bool = False) -> None:
         """While down, every request is answered `status` (or its connection closed when close=True)."""
@@ -240,7 +256,10 @@ class StubServer:
                 except Exception:  # a bug in the stub: answer 500 and show it
                     log.exception("%s failed on %s %s", type(self).__name__, request.method, request.path)
                     reply = Reply(500, "stub error:\n" + traceback.format_exc(), {})
+            held = self._held(request.path)
             self._changed.notify_all()
+        if held is not None:
+            held.wait(HOLD_SECONDS)
         self._send(handler, reply)
 
     def _scripted(self, path: str) -> Reply | None:
@@ -248,6 +267,13 @@ class StubServer:
             if fnmatch.fnmatchcase(path, pattern):
                 del self._script[i]
                 return reply
+        return None
+
+    def _held(self, path: str) -> threading.Event | None:
+        for i, (pattern, released) in enumerate(self._holds):
+            if fnmatch.fnmatchcase(path, pattern):
+                del self._holds[i]
+                return released
         return None
 
     def _send(self, handler: _Handler, reply: Reply) -> None:
