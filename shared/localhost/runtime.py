@@ -19,6 +19,10 @@ from shared.ports import QueueReceiver, Received
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.05  # other processes may enqueue: look again this often when idle
+# host.json's serviceBus.maxConcurrentSessions: in Azure one instance runs this many deliveries of a
+# queue at once (sessions keep each incident's messages in order), so the local host does too; one
+# pump would make 50 caches failing at once wait on each other's ARM calls.
+PUMPS_PER_QUEUE = 8
 
 
 class QueuePump(threading.Thread):
@@ -116,8 +120,9 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
         trigger = function.get_trigger()
         name = function.get_function_name()
         if trigger.type == "serviceBusTrigger":
-            QueuePump(queue, trigger.queue_name, function.get_user_function(), stop).start()
-            started.append(f"{name}: queue {trigger.queue_name}")
+            for _ in range(PUMPS_PER_QUEUE):
+                QueuePump(queue, trigger.queue_name, function.get_user_function(), stop).start()
+            started.append(f"{name}: queue {trigger.queue_name} ({PUMPS_PER_QUEUE} at once)")
         elif trigger.type == "timerTrigger":
             TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
             started.append(f"{name}: timer {trigger.schedule}")
