@@ -1,4 +1,4 @@
-"""`python -m bench [coldstart|storm|http|malformed] [--profile]`: run the benchmarks, print figures."""
+"""`python -m bench [coldstart|storm|http|malformed|first-response|sentinel] [--profile]`: run them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import ALERTS, KEYS, coldstart, malformed, over_http, storm
+from bench import ALERTS, KEYS, coldstart, first_response, malformed, over_http, sentinel_failover, storm
 from bench.machine import describe
 from bench.report import BenchFailed, Figure, show, table
 
@@ -16,12 +16,19 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "storm": storm.run,
     "http": over_http.run,
     "malformed": malformed.run,
+    "first-response": first_response.run,
+    "sentinel": sentinel_failover.run,
 }
 TITLES = {
     "coldstart": f"coldstart: {coldstart.APP!r} vs {coldstart.BASELINE!r}, {coldstart.RUNS} runs each",
     "storm": f"storm: {ALERTS:,} alerts / {KEYS} keys through decode_json → parse_alert → Intake.accept",
     "http": "http: the same storm to `dr serve`, one request per alert on one keep-alive connection",
     "malformed": f"malformed: bad and fuzzed requests ({malformed.EXAMPLES} per kind) to each POST route",
+    "first-response": (
+        f"first-response: {first_response.CACHES} Azure caches down at once through `dr serve`, ARM and"
+        " managed-identity stubs: each alert's 202 → its action's first ARM request"
+    ),
+    "sentinel": "sentinel: an alert to `dr serve` → real Sentinels fail over → the new master takes a write",
 }
 
 

@@ -71,7 +71,14 @@ def run(profile: bool = False) -> list[Figure]:
     ]
 
 
-def _start(port: int, data: Path, key: str, log: IO[bytes], prof: Path | None) -> subprocess.Popen[bytes]:
+def _start(
+    port: int,
+    data: Path,
+    key: str,
+    log: IO[bytes],
+    prof: Path | None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     args = ["serve", "--host", HOST, "--port", str(port), "--data-dir", str(data), "--function-key", key]
     dr = Path(sys.executable).with_name("dr")
     if prof is not None:
@@ -79,6 +86,7 @@ def _start(port: int, data: Path, key: str, log: IO[bytes], prof: Path | None) -
     else:
         cmd = [str(dr), *args] if dr.exists() else [sys.executable, "-m", "shared.cli", *args]
     env = {k: v for k, v in os.environ.items() if k not in ("DR_DATA_DIR", "DR_FUNCTION_KEY")}
+    env |= extra_env or {}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
