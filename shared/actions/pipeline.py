@@ -396,7 +396,9 @@ class ActionPipeline:
                 f"took over from a worker that stopped; precondition: {check.detail}",
             )
             return
-        line = "took over from a worker that stopped before its change took effect: starting again"
+        # PROCEED does not prove the first call never reached the target (an ARM reboot accepted
+        # but not yet visible): execute runs again, and every action's execute re-reads first.
+        line = "took over from a worker that stopped while starting it; still needed: starting again"
         retry = record.evolve(
             attempts=record.attempts + 1,
             continuation={"phase": "starting", "claimed_at": now, "found": found},
