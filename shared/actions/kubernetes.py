@@ -26,6 +26,8 @@ from shared.actions.rollout import (
 )
 
 JSON = dict[str, Any]
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+RESTART_FIELD_MANAGER = "kubectl-rollout"  # what `kubectl rollout restart` sends as fieldManager
 TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
 CHECK_SECONDS = 10.0
 
@@ -331,3 +333,60 @@ class KubernetesRollback:
                 f"minutes before the incident opened at {rfc3339(opened)}"
             )
         return None
+
+
+# --- kubernetes.restart ---------------------------------------------------------------------------
+
+
+class KubernetesRestart:
+    """`kubectl rollout restart deployment/NAME`: new pods from the same template."""
+
+    name = "kubernetes.restart"
+    default_mode = "auto"
+    timeout_minutes = 15
+    params: Mapping[str, Param] = {"deployment": DEPLOYMENT}
+
+    def __init__(self, clusters: Clusters) -> None:
+        self.clusters = clusters
+
+    def describe(self, target: Target) -> str:
+        """What it will do."""
+        return f"Restart the pods of deployment {target.param('deployment')} on {target.resource}"
+
+    def command(self, target: Target) -> str:
+        """`kubectl rollout restart …`."""
+        namespace, name = object_ref(target.param("deployment"))
+        return shell(
+            ["kubectl", "rollout", "restart", f"deployment/{name}", "-n", namespace, *kubectl_scope(target)]
+        )
+
+    def precondition(self, target: Target, context: Context) -> Precheck:
+        """The Deployment is there and not paused (kubectl refuses a paused one)."""
+        try:
+            namespace, name = object_ref(target.param("deployment"))
+            deployment = self.clusters.cluster(target).deployment(namespace, name)
+        except ActionFailed as e:
+            return refusal(e)
+        if _mapping(deployment.get("spec")).get("paused") is True:
+            return Precheck(
+                Verdict.REFUSE,
+                f"deployment {namespace}/{name}: can't restart paused deployment (run rollout resume first)",
+            )
+        return Precheck(Verdict.PROCEED, f"deployment {namespace}/{name}: restart its pods")
+
+    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
+        """The strategic merge patch kubectl sends: the pod template's restartedAt annotation."""
+        namespace, name = object_ref(target.param("deployment"))
+        at = rfc3339(context.now)
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+        patched = self.clusters.cluster(target).patch_deployment(
+            namespace, name, patch, field_manager=RESTART_FIELD_MANAGER
+        )
+        continuation = {"generation": _generation(patched), "restarted_at": at}
+        return Step(
+            Progress.PENDING, f"deployment.apps/{name} restarted at {at}", continuation, CHECK_SECONDS
+        )
+
+    def check(self, target: Target, context: Context, continuation: Mapping[str, Any]) -> Step:
+        """`kubectl rollout status`."""
+        return _check_rollout(self.clusters, target, continuation)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.actions.clusters import ClusterAccess, ClusterLocator
 from shared.actions.kind import ActionFailed, ActionKind, Target
-from shared.actions.kubernetes import JSON, AlreadyExists, KubernetesRollback, NotFound
+from shared.actions.kubernetes import JSON, AlreadyExists, KubernetesRestart, KubernetesRollback, NotFound
 from shared.errors import Transient, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -252,4 +252,4 @@ class KubeClusters:
 def kube_kinds(locator: ClusterLocator | None) -> list[ActionKind]:
     """The Kubernetes actions on the real kubernetes client."""
     clusters = KubeClusters(locator)
-    return [KubernetesRollback(clusters)]
+    return [KubernetesRollback(clusters), KubernetesRestart(clusters)]

@@ -39,6 +39,7 @@ SERVER_VERSION = {
 }
 _DEPLOYMENT = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)\Z")
 _REPLICA_SETS = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/replicasets\Z")
+_DEPLOYMENTS = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/deployments\Z")
 _VELERO = re.compile(r"/apis/velero.io/v1/namespaces/([^/]+)/(backups|restores)(?:/([^/]+))?\Z")
 _VELERO_KINDS = {"backups": "Backup", "restores": "Restore"}
 _STATUS_REASONS = {
@@ -224,6 +225,12 @@ class KubeApiStub(StubServer):
                 return self._get("Deployment", "deployments", namespace, name)
             if request.method == "PATCH":
                 return self._patch(request, namespace, name)
+        if (match := _DEPLOYMENTS.match(path)) and request.method == "GET":
+            if request.query.get("watch", [""])[0] in ("true", "1"):
+                # `kubectl rollout status` watches after its list: an empty stream that ends at once
+                # (it has what it needs from the list when it runs with --watch=false).
+                return Reply(200, b"")
+            return self._list("Deployment", "apps/v1", match.group(1), request)
         if (match := _REPLICA_SETS.match(path)) and request.method == "GET":
             return self._list("ReplicaSet", "apps/v1", match.group(1), request)
         if match := _VELERO.match(path):
@@ -281,13 +288,15 @@ class KubeApiStub(StubServer):
     def _list(self, kind: str, api_version: str, namespace: str, request: Recorded) -> Reply:
         try:
             requirements = parse_selector(request.query.get("labelSelector", [""])[0])
+            by_name = _field_selector_name(request.query.get("fieldSelector", [""])[0])
         except ValueError as e:
             return status(400, "BadRequest", f"unable to parse requirement: {e}")
         items = [
             copy.deepcopy(obj)
-            for (stored_kind, ns, _), obj in self._objects.items()
+            for (stored_kind, ns, name), obj in self._objects.items()
             if stored_kind == kind
             and ns == namespace
+            and by_name in (None, name)
             and matches(requirements, obj["metadata"].get("labels") or {})
         ]
         body = {
@@ -368,6 +377,16 @@ def apply_json_patch(obj: JSON, ops: Any) -> JSON:
         else:
             raise ValueError(f"operation {op['op']!r} not supported by the stub")
     return out
+
+
+def _field_selector_name(selector: str) -> str | None:
+    """`metadata.name=NAME` (the only field selector kubectl sends here) → NAME; "" → None."""
+    if not selector:
+        return None
+    key, _, value = selector.partition("=")
+    if key != "metadata.name" or not value:
+        raise ValueError(f"the stub takes only a metadata.name field selector, not {selector!r}")
+    return value
 
 
 def apply_merge_patch(obj: JSON, patch: Any) -> JSON:
