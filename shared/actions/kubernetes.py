@@ -146,10 +146,10 @@ def rollout_status(deployment: Mapping[str, Any], generation: int = 0) -> Step:
     return Step(Progress.DONE, f'deployment "{name}" successfully rolled out', continuation)
 
 
-def kubectl_scope(target: Target) -> list[str]:
-    """The flags that make kubectl (and velero: `--kubecontext`) reach the target's cluster."""
+def kubectl_scope(target: Target, context_flag: str = "--context") -> list[str]:
+    """The flags that make kubectl (velero: `--kubecontext`) reach the target's cluster."""
     context = target.reach.get("context") or aks_cluster_name(target.resource) or target.resource
-    flags = ["--context", str(context)]
+    flags = [context_flag, str(context)]
     if target.reach.get("kubeconfig"):
         flags += ["--kubeconfig", str(target.reach["kubeconfig"])]
     return flags

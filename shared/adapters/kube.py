@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shared.actions.clusters import ClusterAccess, ClusterLocator
 from shared.actions.kind import ActionFailed, ActionKind, Target
 from shared.actions.kubernetes import JSON, AlreadyExists, KubernetesRestart, KubernetesRollback, NotFound
+from shared.actions.velero import VeleroRestore
 from shared.errors import Transient, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -171,7 +172,11 @@ class KubeCluster:
         name = body.get("metadata", {}).get("name", "")
         return self._call(
             f"CREATE {plural}.{group} {namespace}/{name}",
-            lambda: custom.create_namespaced_custom_object(group, version, namespace, plural, body, **_RAW),
+            # 37.x sends this create without a Content-Type and ignores _content_type (the API
+            # server would assume JSON): the header says it.
+            lambda: custom.create_namespaced_custom_object(
+                group, version, namespace, plural, body, _headers={"Content-Type": "application/json"}, **_RAW
+            ),
         )
 
     def _apps(self) -> Any:
@@ -250,6 +255,6 @@ class KubeClusters:
 
 
 def kube_kinds(locator: ClusterLocator | None) -> list[ActionKind]:
-    """The Kubernetes actions on the real kubernetes client."""
+    """kubernetes.rollback, kubernetes.restart and velero.restore on the real kubernetes client."""
     clusters = KubeClusters(locator)
-    return [KubernetesRollback(clusters), KubernetesRestart(clusters)]
+    return [KubernetesRollback(clusters), KubernetesRestart(clusters), VeleroRestore(clusters)]

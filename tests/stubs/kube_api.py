@@ -320,6 +320,7 @@ class KubeApiStub(StubServer):
     def _create(self, kind: str, plural: str, namespace: str, body: Any) -> Reply:
         if not isinstance(body, dict) or body.get("kind") != kind:
             return status(400, "BadRequest", f"the body is not a {kind}")
+        body = copy.deepcopy(body)  # the recorded request stays as it was sent
         meta = body.setdefault("metadata", {})
         name = meta.get("name")
         if not name:
