@@ -213,7 +213,7 @@ class Services:
                 *azure_kinds(arm, credential, check_seconds=every),
                 *acr_kinds(arm, credential, check_seconds=every),
                 *keyvault_kinds(credential, check_seconds=every),
-                *kube_kinds(aks_locator(arm, credential), check_seconds=every),
+                *kube_kinds(aks_locator(arm, credential)),
             ]
         )
 

@@ -1,352 +1,392 @@
-"""Kubernetes actions: roll a Deployment back, restart it, restore a namespace with Velero.
+"""`kubernetes.rollback` and `kubernetes.restart`: `kubectl rollout undo` / `restart`, then `rollout status`.
 
-Pure: the objects are plain JSON as the API server returns them, read and written through the
-`KubeApi` port (the kubernetes client in `shared.adapters.kube`). The rollback is the plan of
-`shared.actions.rollout` (proven against the real kubectl); done means what `kubectl rollout
-status` says, checked in its order.
+The target's resource is the cluster (an AKS resource id, or a `[targets]` name whose reach gives
+`kubeconfig` and `context`); the `deployment` parameter names the Deployment as "namespace/name".
+Both kinds talk to the cluster through the small `Cluster` port (plain JSON in and out, as the API
+server writes it); shared.adapters.kube implements it with the kubernetes client.
+
+default_mode is auto for both: a rollback is refused unless the current revision was rolled out
+shortly before the incident opened (and undoing it is itself a rollout that can be undone), and a
+restart only replaces pods with identical ones.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+import shlex
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from shared.actions.kind import (
-    ActionFailed,
-    Context,
-    Param,
-    Precheck,
-    Progress,
-    Step,
-    Target,
-    Verdict,
+from shared.actions.kind import ActionFailed, Context, Param, Precheck, Progress, Step, Target, Verdict
+from shared.actions.rollout import (
+    RollbackRefused,
+    controlled_replica_sets,
+    plan_rollback,
+    revision_of,
 )
-from shared.actions.rollout import RollbackPlan, RollbackRefused, controlled_replica_sets, plan_rollback
-from shared.clock import iso, parse_iso
 
 JSON = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-VELERO = ("velero.io", "v1")
-SCHEDULE_LABEL = "velero.io/schedule-name"
+RESTART_FIELD_MANAGER = "kubectl-rollout"  # what `kubectl rollout restart` sends as fieldManager
+TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
+CHECK_SECONDS = 10.0
 
 
-class KubeApi(Protocol):
-    """What the Kubernetes actions read and write in one cluster (plain JSON in, plain JSON out)."""
+class NotFound(ActionFailed):
+    """The API server answered 404: the object is not there."""
+
+
+class AlreadyExists(ActionFailed):
+    """A create found the name taken (409 AlreadyExists)."""
+
+
+class Cluster(Protocol):
+    """The calls the Kubernetes actions make on one cluster; objects are the API server's JSON."""
 
     def deployment(self, namespace: str, name: str) -> JSON:
-        """GET the Deployment."""
+        """GET apps/v1 deployments/NAME."""
         ...
 
-    def replica_sets(self, namespace: str, selector: str) -> list[JSON]:
-        """LIST ReplicaSets by label selector."""
+    def replica_sets(self, namespace: str, label_selector: str) -> list[JSON]:
+        """LIST apps/v1 replicasets with a labelSelector."""
         ...
 
-    def patch_deployment(self, namespace: str, name: str, body: Any) -> JSON:
-        """PATCH: a list is a JSON patch, a dict a strategic merge patch; the patched object back."""
+    def patch_deployment(
+        self, namespace: str, name: str, patch: list[JSON] | JSON, field_manager: str | None = None
+    ) -> JSON:
+        """PATCH a Deployment: a list is a JSON patch, a dict a strategic merge patch; the patched object."""
         ...
 
-    def custom_objects(self, namespace: str, plural: str, selector: str = "") -> list[JSON]:
-        """LIST velero.io/v1 objects (backups)."""
+    def custom_objects(
+        self, group: str, version: str, namespace: str, plural: str, label_selector: str
+    ) -> list[JSON]:
+        """LIST a custom resource (`velero.io/v1 backups`) with a labelSelector."""
         ...
 
-    def custom_object(self, namespace: str, plural: str, name: str) -> JSON:
-        """GET one velero.io/v1 object (a restore)."""
+    def custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> JSON:
+        """GET one custom object."""
         ...
 
-    def create_custom_object(self, namespace: str, plural: str, body: JSON) -> JSON | None:
-        """CREATE a velero.io/v1 object; None when one of that name exists (a retry)."""
+    def create_custom_object(self, group: str, version: str, namespace: str, plural: str, body: JSON) -> JSON:
+        """POST a custom object; AlreadyExists when its name is taken."""
         ...
 
 
-Clusters = Callable[[Target], KubeApi]  # the API of the cluster a target names
+class Clusters(Protocol):
+    """Reaches the cluster a target names."""
+
+    def cluster(self, target: Target) -> Cluster:
+        """The cluster of `target.resource` (AKS through ARM, or the kubeconfig context of its reach)."""
+        ...
 
 
-def split_deployment(target: Target) -> tuple[str, str]:
-    """The `namespace/name` parameter; ActionFailed when it is not one."""
-    namespace, _, name = str(target.param("deployment", "")).partition("/")
-    if not namespace or not name or "/" in name:
-        raise ActionFailed(f"deployment must be namespace/name, got {target.param('deployment')!r}")
-    return namespace, name
+# --- what both kinds share ------------------------------------------------------------------------
 
 
-def _context_flag(target: Target) -> str:
-    context = target.reach.get("context")
-    return f" --context {context}" if context else ""
+def object_ref(value: Any, what: str = "deployment") -> tuple[str, str]:
+    """ "namespace/name" → (namespace, name); ActionFailed for anything else."""
+    parts = str(value or "").strip().split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ActionFailed(f'{what} must be "namespace/name", not {value!r}')
+    return parts[0], parts[1]
 
 
-def rollout_status(deployment: JSON, generation: int) -> Step:
-    """`kubectl rollout status`, in its order: observed generation, deadline, updated, old, available."""
-    meta, spec, status = (
-        deployment.get("metadata", {}),
-        deployment.get("spec", {}),
-        deployment.get("status", {}),
+def label_selector(selector: Any) -> str:
+    """metav1.LabelSelectorAsSelector(selector).String(): what kubectl lists ReplicaSets with."""
+    if not isinstance(selector, Mapping):
+        raise ActionFailed("the Deployment has no selector")
+    requirements: list[tuple[str, str]] = [
+        (str(k), f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()
+    ]
+    for expression in selector.get("matchExpressions") or ():
+        key, operator = str(expression.get("key")), expression.get("operator")
+        values = ",".join(sorted(str(v) for v in expression.get("values") or ()))
+        rendered = {
+            "In": f"{key} in ({values})",
+            "NotIn": f"{key} notin ({values})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(str(operator))
+        if rendered is None:
+            raise ActionFailed(f"the Deployment's selector has an unknown operator {operator!r}")
+        requirements.append((key, rendered))
+    return ",".join(text for _, text in sorted(requirements, key=lambda r: r[0]))
+
+
+def rollout_status(deployment: Mapping[str, Any], generation: int = 0) -> Step:
+    """`kubectl rollout status` once (DeploymentStatusViewer.Status), in kubectl's order and words.
+
+    `generation` is the one our patch produced: the controller must have observed at least that.
+    """
+    meta, spec, status = (_mapping(deployment.get(k)) for k in ("metadata", "spec", "status"))
+    name = meta.get("name", "")
+    continuation = {"generation": max(int(meta.get("generation") or 0), generation)}
+
+    def pending(message: str) -> Step:
+        return Step(Progress.PENDING, message, continuation, CHECK_SECONDS)
+
+    if continuation["generation"] > int(status.get("observedGeneration") or 0):
+        return pending("Waiting for deployment spec update to be observed...")
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Progressing":
+            if condition.get("reason") == TIMED_OUT:
+                return Step(Progress.FAILED, f'deployment "{name}" exceeded its progress deadline')
+            break
+    desired = spec.get("replicas")
+    replicas, updated, available = (
+        int(status.get(k) or 0) for k in ("replicas", "updatedReplicas", "availableReplicas")
     )
-    name = meta.get("name", "?")
-    observed = int(status.get("observedGeneration", 0))
-    if max(int(meta.get("generation", 0)), generation) > observed:
-        return Step(Progress.PENDING, "Waiting for deployment spec update to be observed...")
-    for condition in status.get("conditions", []) or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return Step(Progress.FAILED, f'deployment "{name}" exceeded its progress deadline')
-    desired = int(spec.get("replicas", 1))
-    updated = int(status.get("updatedReplicas", 0))
-    replicas = int(status.get("replicas", 0))
-    available = int(status.get("availableReplicas", 0))
     waiting = f'Waiting for deployment "{name}" rollout to finish: '
-    if updated < desired:
-        return Step(
-            Progress.PENDING, f"{waiting}{updated} out of {desired} new replicas have been updated..."
-        )
+    if desired is not None and updated < int(desired):
+        return pending(f"{waiting}{updated} out of {desired} new replicas have been updated...")
     if replicas > updated:
-        return Step(
-            Progress.PENDING, f"{waiting}{replicas - updated} old replicas are pending termination..."
-        )
+        return pending(f"{waiting}{replicas - updated} old replicas are pending termination...")
     if available < updated:
-        return Step(Progress.PENDING, f"{waiting}{available} of {updated} updated replicas are available...")
-    return Step(Progress.DONE, f'deployment "{name}" successfully rolled out')
+        return pending(f"{waiting}{available} of {updated} updated replicas are available...")
+    return Step(Progress.DONE, f'deployment "{name}" successfully rolled out', continuation)
 
 
-def selector_text(deployment: JSON) -> str:
-    """The Deployment's label selector as a query (matchLabels and matchExpressions)."""
-    selector = deployment.get("spec", {}).get("selector", {}) or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key", ""), expression.get("operator", "")
-        values = ",".join(sorted(expression.get("values") or []))
-        parts.append(
-            {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}.get(
-                operator, f"!{key}"
-            )
-        )
-    return ",".join(parts)
+def kubectl_scope(target: Target, context_flag: str = "--context") -> list[str]:
+    """The flags that make kubectl (velero: `--kubecontext`) reach the target's cluster."""
+    context = target.reach.get("context") or aks_cluster_name(target.resource) or target.resource
+    flags = [context_flag, str(context)]
+    if target.reach.get("kubeconfig"):
+        flags += ["--kubeconfig", str(target.reach["kubeconfig"])]
+    return flags
 
 
-class _DeploymentAction:
-    """What rollback and restart share: the Deployment, its rollout status, the command's flags."""
-
-    default_mode = "auto"
-    timeout_minutes = 15
-
-    def __init__(self, clusters: Clusters, check_seconds: float = 15.0) -> None:
-        self.clusters = clusters
-        self.check_seconds = check_seconds
-
-    def check(self, target: Target, context: Context, continuation: Mapping[str, Any]) -> Step:
-        """As `kubectl rollout status` does."""
-        namespace, name = split_deployment(target)
-        found = self.clusters(target).deployment(namespace, name)
-        step = rollout_status(found, int(continuation.get("generation", 0)))
-        return Step(step.progress, step.detail, {}, self.check_seconds)
-
-    def _started(self, patched: JSON, what: str) -> Step:
-        generation = int(patched.get("metadata", {}).get("generation", 0))
-        return Step(Progress.PENDING, what, {"generation": generation}, self.check_seconds)
+def aks_cluster_name(resource: str) -> str | None:
+    """The cluster name of an AKS resource id (the context `az aks get-credentials` writes), else None."""
+    parts = resource.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if len(parts) == 8 and lowered[4:7] == ["providers", "microsoft.containerservice", "managedclusters"]:
+        return parts[7]
+    return None
 
 
-class KubernetesRollback(_DeploymentAction):
-    """`kubernetes.rollback`: exactly what `kubectl rollout undo` does, to a recent rollout only."""
+def shell(words: Sequence[str]) -> str:
+    """A command line a person can paste."""
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Go's time.Format(time.RFC3339) of the moment in UTC: 2026-11-25T10:04:05Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: Any) -> datetime | None:
+    """An API server timestamp (RFC 3339, whole seconds, usually Z) as an aware datetime."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def refusal(error: ActionFailed) -> Precheck:
+    """A precondition that could not read what it needs refuses, saying why."""
+    return Precheck(Verdict.REFUSE, str(error))
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _generation(deployment: Mapping[str, Any]) -> int:
+    return int(_mapping(deployment.get("metadata")).get("generation") or 0)
+
+
+def _check_rollout(clusters: Clusters, target: Target, continuation: Mapping[str, Any]) -> Step:
+    namespace, name = object_ref(target.param("deployment"))
+    found = clusters.cluster(target).deployment(namespace, name)
+    step = rollout_status(found, int(continuation.get("generation") or 0))
+    return Step(step.progress, step.detail, {**continuation, **step.continuation}, step.check_after)
+
+
+DEPLOYMENT = Param(required=True, help='the Deployment, "namespace/name" (a template over the signal)')
+
+
+# --- kubernetes.rollback --------------------------------------------------------------------------
+
+
+class KubernetesRollback:
+    """`kubectl rollout undo deployment/NAME [--to-revision=N]`, refused unless the rollout is recent."""
 
     name = "kubernetes.rollback"
+    default_mode = "auto"
+    timeout_minutes = 15
     params: Mapping[str, Param] = {
-        "deployment": Param(required=True, help='"namespace/name" (template)'),
+        "deployment": DEPLOYMENT,
         "to_revision": Param(kind=int, help="the revision to go back to (default: the one before)"),
         "rolled_out_within_minutes": Param(
-            kind=int, help="only if the current ReplicaSet was created this long before the incident (60)"
+            kind=int,
+            help="refuse unless the current revision was rolled out this long before the incident "
+            "opened (default 60; 0 turns the check off)",
         ),
     }
+    default_window_minutes = 60
+
+    def __init__(self, clusters: Clusters) -> None:
+        self.clusters = clusters
 
     def describe(self, target: Target) -> str:
-        namespace, name = split_deployment(target)
-        to = target.param("to_revision")
-        revision = f"revision {to}" if to else "its previous revision"
-        return f"roll Deployment {namespace}/{name} back to {revision}"
+        """What it will do."""
+        revision = target.param("to_revision")
+        to = f"revision {revision}" if revision else "the previous revision"
+        return f"Roll deployment {target.param('deployment')} back to {to} on {target.resource}"
 
     def command(self, target: Target) -> str:
-        namespace, name = split_deployment(target)
-        to = target.param("to_revision")
-        revision = f" --to-revision={to}" if to else ""
-        return f"kubectl rollout undo deployment/{name} -n {namespace}{revision}{_context_flag(target)}"
-
-    def _plan(self, target: Target) -> tuple[JSON, list[JSON], RollbackPlan]:
-        """The Deployment, its namespace's ReplicaSets, and kubectl's plan for them (RollbackRefused)."""
-        namespace, name = split_deployment(target)
-        api = self.clusters(target)
-        deployment = api.deployment(namespace, name)
-        replica_sets = api.replica_sets(namespace, selector_text(deployment))
-        return (
-            deployment,
-            replica_sets,
-            plan_rollback(deployment, replica_sets, int(target.param("to_revision", 0) or 0)),
-        )
+        """`kubectl rollout undo …`."""
+        namespace, name = object_ref(target.param("deployment"))
+        words = ["kubectl", "rollout", "undo", f"deployment/{name}", "-n", namespace]
+        if target.param("to_revision"):
+            words.append(f"--to-revision={int(target.param('to_revision'))}")
+        return shell(words + kubectl_scope(target))
 
     def precondition(self, target: Target, context: Context) -> Precheck:
-        namespace, name = split_deployment(target)
+        """Plan the undo as kubectl would; refuse a paused Deployment or a rollout that is not recent."""
         try:
-            deployment, replica_sets, plan = self._plan(target)
+            namespace, name = object_ref(target.param("deployment"))
+            cluster = self.clusters.cluster(target)
+            deployment = cluster.deployment(namespace, name)
+            selector = label_selector(_mapping(deployment.get("spec")).get("selector"))
+            replica_sets = cluster.replica_sets(namespace, selector)
+        except ActionFailed as e:
+            return refusal(e)
+        try:
+            to_revision = target.param("to_revision")
+            plan = plan_rollback(deployment, replica_sets, None if to_revision is None else int(to_revision))
         except RollbackRefused as e:
             return Precheck(Verdict.REFUSE, str(e))
-        if not plan.patch:
-            return Precheck(
-                Verdict.SKIP, f"the template of {namespace}/{name} already matches revision {plan.revision}"
-            )
-        window = int(target.param("rolled_out_within_minutes", 60) or 60)
-        # The current ReplicaSet: kubectl's "new" one, which controlled_replica_sets puts last.
-        newest = controlled_replica_sets(deployment, replica_sets)[-1]
-        created = parse_iso(str(newest.get("metadata", {}).get("creationTimestamp", "")))
-        since = context.incident_opened_at - timedelta(minutes=window)
-        if created is None or created < since:
-            when = iso(created) if created else "an unknown time"
-            return Precheck(
-                Verdict.REFUSE,
-                f"not a recent rollout: the current ReplicaSet of {namespace}/{name} was created at {when}, "
-                f"more than {window} min before the incident opened",
-            )
-        return Precheck(
-            Verdict.PROCEED,
-            f"{namespace}/{name} was rolled out at {iso(created)}; going back to revision {plan.revision}",
-            {"revision": plan.revision},
-        )
-
-    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
-        namespace, name = split_deployment(target)
-        try:
-            _, _, plan = self._plan(target)
-        except RollbackRefused as e:
-            raise ActionFailed(str(e)) from e
-        if not plan.patch:  # a retry after the patch went through: the template already matches
-            return Step(
-                Progress.PENDING,
-                f"already at revision {plan.revision}",
-                {"generation": 0},
-                self.check_seconds,
-            )
-        patched = self.clusters(target).patch_deployment(namespace, name, plan.body())
-        return self._started(patched, f"rolled back to revision {plan.revision}")
-
-
-class KubernetesRestart(_DeploymentAction):
-    """`kubernetes.restart`: what `kubectl rollout restart` does (a restartedAt template annotation)."""
-
-    name = "kubernetes.restart"
-    params: Mapping[str, Param] = {"deployment": Param(required=True, help='"namespace/name" (template)')}
-
-    def describe(self, target: Target) -> str:
-        namespace, name = split_deployment(target)
-        return f"restart the pods of Deployment {namespace}/{name} (a rolling restart)"
-
-    def command(self, target: Target) -> str:
-        namespace, name = split_deployment(target)
-        return f"kubectl rollout restart deployment/{name} -n {namespace}{_context_flag(target)}"
-
-    def precondition(self, target: Target, context: Context) -> Precheck:
-        namespace, name = split_deployment(target)
-        deployment = self.clusters(target).deployment(namespace, name)
-        if deployment.get("spec", {}).get("paused"):
-            return Precheck(Verdict.REFUSE, f"deployments/{name} is paused: resume it before restarting")
-        return Precheck(Verdict.PROCEED, f"{namespace}/{name} is not paused")
-
-    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
-        namespace, name = split_deployment(target)
-        # The same as kubectl's: one strategic merge patch of the template's annotations.
-        stamp = context.now.astimezone().isoformat(timespec="seconds")
-        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-        patched = self.clusters(target).patch_deployment(namespace, name, body)
-        return self._started(patched, f"restart requested at {stamp}")
-
-
-class VeleroRestore:
-    """`velero.restore`: a velero.io/v1 Restore of a namespace from a named backup or a schedule's newest."""
-
-    name = "velero.restore"
-    default_mode = "approve"
-    timeout_minutes = 240  # the DR plan's RTO for AKS
-    params: Mapping[str, Param] = {
-        "namespace": Param(required=True, help="the namespace to restore (template)"),
-        "backup": Param(help="a backup by name"),
-        "schedule": Param(help="or the newest Completed backup of this schedule"),
-        "namespace_mapping": Param(help='restore into another namespace: "old:new"'),
-        "velero_namespace": Param(help="where Velero runs (velero)"),
-    }
-
-    def __init__(self, clusters: Clusters, check_seconds: float = 15.0) -> None:
-        self.clusters = clusters
-        self.check_seconds = check_seconds
-
-    def describe(self, target: Target) -> str:
-        source = (
-            target.param("backup") or f"the newest Completed backup of schedule {target.param('schedule')}"
-        )
-        return f"restore namespace {target.param('namespace')} from {source} with Velero"
-
-    def command(self, target: Target) -> str:
-        source = (
-            f"--from-backup {target.param('backup')}"
-            if target.param("backup")
-            else f"--from-schedule {target.param('schedule')}"
-        )
-        mapping = (
-            f" --namespace-mappings {target.param('namespace_mapping')}"
-            if target.param("namespace_mapping")
-            else ""
-        )
-        return f"velero restore create {source} --include-namespaces {target.param('namespace')}{mapping}"
-
-    def precondition(self, target: Target, context: Context) -> Precheck:
-        backup, schedule = target.param("backup"), target.param("schedule")
-        if bool(backup) == bool(schedule):
-            return Precheck(Verdict.REFUSE, "name exactly one of backup and schedule")
-        api = self.clusters(target)
-        home = str(target.param("velero_namespace") or "velero")
-        if backup:
-            found = [
-                b for b in api.custom_objects(home, "backups") if b.get("metadata", {}).get("name") == backup
-            ]
-        else:
-            found = api.custom_objects(home, "backups", f"{SCHEDULE_LABEL}={schedule}")
-        completed = [b for b in found if b.get("status", {}).get("phase") == "Completed"]
-        if not completed:
-            what = f"backup {backup}" if backup else f"a Completed backup of schedule {schedule}"
-            return Precheck(
-                Verdict.REFUSE, f"no {what} in namespace {home} (PartiallyFailed ones are skipped)"
-            )
-        newest = max(completed, key=lambda b: str(b.get("status", {}).get("startTimestamp", "")))
-        chosen = newest["metadata"]["name"]
-        started = newest.get("status", {}).get("startTimestamp", "?")
-        return Precheck(
-            Verdict.PROCEED, f"restores from backup {chosen} (started {started})", {"backup": chosen}
-        )
-
-    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
-        home = str(target.param("velero_namespace") or "velero")
-        backup = str(found.get("backup") or target.param("backup"))
-        namespace = str(target.param("namespace"))
-        # Named by incident and namespace: a retried create finds its own restore, never starts a second.
-        digest = hashlib.sha256(f"{context.incident_id}\n{namespace}".encode()).hexdigest()[:10]
-        name = f"dr-{namespace[:40]}-{digest}"
-        spec: JSON = {"backupName": backup, "includedNamespaces": [namespace]}
-        if mapping := target.param("namespace_mapping"):
-            old, _, new = str(mapping).partition(":")
-            spec["namespaceMapping"] = {old: new}
-        body = {
-            "apiVersion": "/".join(VELERO),
-            "kind": "Restore",
-            "metadata": {"name": name, "namespace": home},
-            "spec": spec,
+        where = f"deployment {namespace}/{name}"
+        if plan.skipped is not None:
+            return Precheck(Verdict.SKIP, f"{where}: skipped rollback ({plan.skipped})")
+        stale = self._not_recent(deployment, replica_sets, target, context)
+        if stale is not None:
+            return Precheck(Verdict.REFUSE, f"{where}: {stale}")
+        found = {
+            "patch": plan.body(),
+            "revision": plan.revision,
+            "replica_set": plan.replica_set,
+            "generation": _generation(deployment),
         }
-        created = self.clusters(target).create_custom_object(home, "restores", body)
-        what = f"restore {name} from backup {backup} created" if created else f"restore {name} exists already"
-        return Step(Progress.PENDING, what, {"restore": name, "velero_namespace": home}, self.check_seconds)
+        detail = f"{where}: roll back to revision {plan.revision} (replica set {plan.replica_set})"
+        return Precheck(Verdict.PROCEED, detail, found)
+
+    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
+        """Send the planned JSON patch, unless the Deployment's spec changed since it was planned."""
+        namespace, name = object_ref(target.param("deployment"))
+        cluster = self.clusters.cluster(target)
+        # An approval may take minutes; someone may have rolled out meanwhile, and the approved
+        # patch would then undo their rollout, not the one the precondition saw.
+        now = _generation(cluster.deployment(namespace, name))
+        if now != found["generation"]:
+            raise ActionFailed(
+                f"deployment {namespace}/{name} changed since the precondition "
+                f"(generation {found['generation']} → {now}): not rolled back"
+            )
+        patched = cluster.patch_deployment(namespace, name, list(found["patch"]))
+        continuation = {"generation": _generation(patched), "revision": found["revision"]}
+        detail = (
+            f"deployment.apps/{name} rolled back to revision {found['revision']} "
+            f"(replica set {found['replica_set']})"
+        )
+        return Step(Progress.PENDING, detail, continuation, CHECK_SECONDS)
 
     def check(self, target: Target, context: Context, continuation: Mapping[str, Any]) -> Step:
-        home, name = str(continuation.get("velero_namespace", "velero")), str(continuation.get("restore", ""))
-        status = self.clusters(target).custom_object(home, "restores", name).get("status", {}) or {}
-        phase = status.get("phase", "New")
-        counts = f"{status.get('errors', 0)} errors, {status.get('warnings', 0)} warnings"
-        if phase == "Completed":
-            return Step(Progress.DONE, f"restore {name} Completed ({counts})")
-        if phase in ("PartiallyFailed", "Failed", "FailedValidation"):
-            why = "; ".join(status.get("validationErrors") or []) or counts
-            return Step(Progress.FAILED, f"restore {name} {phase}: {why}")
-        return Step(Progress.PENDING, f"restore {name} {phase}", {}, self.check_seconds)
+        """`kubectl rollout status`."""
+        return _check_rollout(self.clusters, target, continuation)
+
+    def _not_recent(
+        self,
+        deployment: Mapping[str, Any],
+        replica_sets: Sequence[Mapping[str, Any]],
+        target: Target,
+        context: Context,
+    ) -> str | None:
+        """Why the current revision does not look like the incident's cause, or None."""
+        window = int(target.param("rolled_out_within_minutes", self.default_window_minutes))
+        if window <= 0:
+            return None
+        owned = [
+            rs for rs in controlled_replica_sets(deployment, replica_sets) if revision_of(rs) is not None
+        ]
+        if not owned:
+            return "not a recent rollout: it controls no ReplicaSet with a revision"
+        newest = max(owned, key=lambda rs: revision_of(rs) or 0)
+        meta = _mapping(newest.get("metadata"))
+        created = parse_rfc3339(meta.get("creationTimestamp"))
+        opened = context.incident_opened_at
+        label = f"replica set {meta.get('name')} (revision {revision_of(newest)})"
+        if created is None:
+            return f"not a recent rollout: {label} has no creation time"
+        if created > opened:
+            return (
+                f"{label} was created at {rfc3339(created)}, after the incident opened at "
+                f"{rfc3339(opened)}: perhaps a fix already; not rolled back"
+            )
+        if created < opened - timedelta(minutes=window):
+            return (
+                f"not a recent rollout: {label} was created at {rfc3339(created)}, more than {window} "
+                f"minutes before the incident opened at {rfc3339(opened)}"
+            )
+        return None
+
+
+# --- kubernetes.restart ---------------------------------------------------------------------------
+
+
+class KubernetesRestart:
+    """`kubectl rollout restart deployment/NAME`: new pods from the same template."""
+
+    name = "kubernetes.restart"
+    default_mode = "auto"
+    timeout_minutes = 15
+    params: Mapping[str, Param] = {"deployment": DEPLOYMENT}
+
+    def __init__(self, clusters: Clusters) -> None:
+        self.clusters = clusters
+
+    def describe(self, target: Target) -> str:
+        """What it will do."""
+        return f"Restart the pods of deployment {target.param('deployment')} on {target.resource}"
+
+    def command(self, target: Target) -> str:
+        """`kubectl rollout restart …`."""
+        namespace, name = object_ref(target.param("deployment"))
+        return shell(
+            ["kubectl", "rollout", "restart", f"deployment/{name}", "-n", namespace, *kubectl_scope(target)]
+        )
+
+    def precondition(self, target: Target, context: Context) -> Precheck:
+        """The Deployment is there and not paused (kubectl refuses a paused one)."""
+        try:
+            namespace, name = object_ref(target.param("deployment"))
+            deployment = self.clusters.cluster(target).deployment(namespace, name)
+        except ActionFailed as e:
+            return refusal(e)
+        if _mapping(deployment.get("spec")).get("paused") is True:
+            return Precheck(
+                Verdict.REFUSE,
+                f"deployment {namespace}/{name}: can't restart paused deployment (run rollout resume first)",
+            )
+        return Precheck(Verdict.PROCEED, f"deployment {namespace}/{name}: restart its pods")
+
+    def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
+        """The strategic merge patch kubectl sends: the pod template's restartedAt annotation."""
+        namespace, name = object_ref(target.param("deployment"))
+        at = rfc3339(context.now)
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+        patched = self.clusters.cluster(target).patch_deployment(
+            namespace, name, patch, field_manager=RESTART_FIELD_MANAGER
+        )
+        continuation = {"generation": _generation(patched), "restarted_at": at}
+        return Step(
+            Progress.PENDING, f"deployment.apps/{name} restarted at {at}", continuation, CHECK_SECONDS
+        )
+
+    def check(self, target: Target, context: Context, continuation: Mapping[str, Any]) -> Step:
+        """`kubectl rollout status`."""
+        return _check_rollout(self.clusters, target, continuation)

@@ -106,7 +106,7 @@ def plan_rollback(
     plan = RollbackPlan(
         namespace=str(meta.get("namespace", "")),
         deployment=name,
-        revision=_revision(target) or 0,
+        revision=revision_of(target) or 0,
         replica_set=str(target_meta.get("name", "")),
     )
     if spec.get("paused") is True:
@@ -206,7 +206,7 @@ def _target(
     latest: tuple[int, Mapping[str, Any] | None] = (-1, None)
     previous: tuple[int, Mapping[str, Any] | None] = (-1, None)
     for rs in owned:
-        revision = _revision(rs)
+        revision = revision_of(rs)
         if revision is None:  # an annotation ParseInt refuses: kubectl passes over the ReplicaSet
             continue
         if wanted == 0:
@@ -223,7 +223,7 @@ def _target(
     return previous[1]
 
 
-def _revision(rs: Mapping[str, Any]) -> int | None:
+def revision_of(rs: Mapping[str, Any]) -> int | None:
     """deploymentutil.Revision: a missing annotation is revision 0; one ParseInt refuses is None."""
     value = _mapping(_mapping(rs.get("metadata")).get("annotations")).get(REVISION)
     if value is None:

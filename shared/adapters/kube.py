@@ -1,190 +1,260 @@
-"""The Kubernetes actions' port on the kubernetes client (37.x), one API client per cluster.
+"""The Kubernetes actions' `Cluster` port on the kubernetes client (37.x, imported when first used).
 
-A cluster is reached through a `ClusterAccess` (AKS: server, CA and an Entra ID token from
-`shared.adapters.aks`) or a kubeconfig and context named by `[targets."<name>"]`. Objects are read
-raw (`_preload_content=False`), so the actions see the JSON the API server sent, not the client's
-snake_case models. The client is imported on first use: it costs a cold start a quarter second.
+One `ApiClient` per cluster, built once and kept: from the `ClusterAccess` a `ClusterLocator`
+gives (an AKS cluster: server, CA, an Entra ID token asked for before every request), or from the
+`kubeconfig` and `context` of the target's reach. Neither touches the client's global default
+configuration. Objects go in and come out as the API server's JSON (`_preload_content=False`):
+no pydantic models, no snake_case, and a create answered 200 instead of 201 still reads.
+
+Each call is one HTTP request: urllib3 is told not to retry a status (it would sleep through a
+429's Retry-After inside a step); the pipeline retries the step on `Transient` instead.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from shared.actions.clusters import ClusterAccess, ClusterLocator
 from shared.actions.kind import ActionFailed, ActionKind, Target
-from shared.actions.kubernetes import VELERO, KubeApi, KubernetesRestart, KubernetesRollback, VeleroRestore
+from shared.actions.kubernetes import JSON, AlreadyExists, KubernetesRestart, KubernetesRollback, NotFound
+from shared.actions.velero import VeleroRestore
 from shared.errors import Transient, retry_after_seconds
 
-JSON = dict[str, Any]
-TOKEN_PLACEHOLDER = "set-by-refresh-hook"  # the refresh hook runs only when a key is already there
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, Configuration
+
+REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: a step never hangs on a dead API server
+PLACEHOLDER = "refreshed-before-each-request"  # the hook runs only when a key is present
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
-class KubeClusters:
-    """Builds and keeps one `KubeApi` per cluster."""
+class ApiClients:
+    """An `ApiClient` per cluster, cached: by AKS resource id, or by kubeconfig file and context."""
 
     def __init__(self, locator: ClusterLocator | None) -> None:
         self.locator = locator
+        self._clients: dict[tuple[str, ...], ApiClient] = {}
         self._lock = threading.Lock()
-        self._apis: dict[tuple[str, str, str], KubeApi] = {}
 
-    def __call__(self, target: Target) -> KubeApi:
-        """The API of the cluster the target names."""
+    def client(self, target: Target) -> ApiClient:
+        """The client for the target's cluster (built on first use)."""
         kubeconfig, context = target.reach.get("kubeconfig"), target.reach.get("context")
-        key = (target.resource.lower(), str(kubeconfig or ""), str(context or ""))
+        if kubeconfig:
+            key: tuple[str, ...] = ("kubeconfig", str(kubeconfig), str(context or ""))
+        else:
+            key = ("locator", target.resource.lower())
         with self._lock:
-            if key not in self._apis:
-                if kubeconfig:
-                    client = _from_kubeconfig(str(kubeconfig), str(context) if context else None)
-                elif self.locator is not None:
-                    client = _from_access(self.locator.access(target))
-                else:
-                    raise ActionFailed(
-                        f"no way to reach cluster {target.resource}: give it kubeconfig and context"
-                    )
-                self._apis[key] = KubeClientApi(client)
-            return self._apis[key]
+            found = self._clients.get(key)
+            if found is None:
+                found = self._build(target, str(kubeconfig) if kubeconfig else None, context)
+                self._clients[key] = found
+            return found
+
+    def _build(self, target: Target, kubeconfig: str | None, context: Any) -> ApiClient:
+        from kubernetes.client import ApiClient, Configuration
+
+        configuration = Configuration()  # a fresh one: the global default stays untouched
+        if kubeconfig:
+            from kubernetes.config import load_kube_config
+            from kubernetes.config.config_exception import ConfigException
+
+            try:
+                load_kube_config(
+                    config_file=kubeconfig,
+                    context=str(context) if context else None,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            except (ConfigException, OSError, ValueError) as e:
+                raise ActionFailed(f"kubeconfig {kubeconfig} (context {context or 'current'}): {e}") from e
+        elif self.locator is not None:
+            with_access(configuration, self.locator.access(target))
+        else:
+            raise ActionFailed(
+                f"no way to reach cluster {target.resource}: give kubeconfig and context in its "
+                "[targets] entry, or run with the AKS locator"
+            )
+        configuration.retries = _no_status_retries()
+        return ApiClient(configuration)
 
 
-def _from_kubeconfig(path: str, context: str | None) -> Any:
-    from kubernetes import client, config
-
-    with kube_errors(f"kubeconfig {path}"):
-        try:
-            # A Configuration of its own: the process-wide default is never touched.
-            return config.new_client_from_config(path, context, client_configuration=_configuration(client))
-        except (OSError, config.ConfigException) as e:
-            raise ActionFailed(f"cannot use kubeconfig {path} (context {context}): {e}") from e
-
-
-def _from_access(access: ClusterAccess) -> Any:
-    from kubernetes import client
-
-    configuration = _configuration(client)
-    configuration.host = access.server
+def with_access(configuration: Configuration, access: ClusterAccess) -> None:
+    """Point a Configuration at a ClusterAccess: its server, its CA, a bearer token fetched per request."""
+    configuration.host = access.server.rstrip("/")
     configuration.ca_cert_data = access.ca_pem
-    configuration.api_key = {"authorization": TOKEN_PLACEHOLDER}
+    configuration.verify_ssl = True
+    configuration.api_key = {"authorization": PLACEHOLDER}
     configuration.api_key_prefix = {"authorization": "Bearer"}
-    token: Callable[[], str] = access.token
 
-    def refresh(settings: Any) -> None:
-        settings.api_key["authorization"] = token()  # the locator refreshes it before it expires
+    def refresh(config: Configuration) -> None:
+        config.api_key["authorization"] = access.token()
 
-    configuration.refresh_api_key_hook = refresh
-    return client.ApiClient(configuration)
-
-
-def _configuration(client: Any) -> Any:
-    configuration = client.Configuration()
-    # No retries inside urllib3 (it would sleep out a 429's Retry-After, or send a POST again): a
-    # step that fails says so, and the pipeline decides when to try again.
-    configuration.retries = False
-    return configuration
+    # Typed None in the client's stubs, called when set (Configuration.get_api_key_with_prefix).
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
 
 
-class KubeClientApi:
-    """`shared.actions.kubernetes.KubeApi` on one kubernetes ApiClient."""
+def _no_status_retries() -> Any:
+    from urllib3.util.retry import Retry
 
-    def __init__(self, api_client: Any) -> None:
-        from kubernetes import client
+    # A refused connection is tried once more at once; a status (429, 5xx) never in-process.
+    return Retry(total=1, connect=1, read=0, redirect=0, status=0, respect_retry_after_header=False)
 
-        self.apps = client.AppsV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+
+class KubeCluster:
+    """The `Cluster` port on one ApiClient."""
+
+    def __init__(self, client: ApiClient, name: str) -> None:
+        self.client = client
+        self.name = name  # for messages: the cluster's resource id or target name
 
     def deployment(self, namespace: str, name: str) -> JSON:
-        with kube_errors(f"GET deployment {namespace}/{name}"):
-            return _raw(self.apps.read_namespaced_deployment(name, namespace, _preload_content=False))
+        """GET apps/v1 deployments/NAME."""
+        apps = self._apps()
+        return self._call(
+            f"GET deployment {namespace}/{name}",
+            lambda: apps.read_namespaced_deployment(name, namespace, **_RAW),
+        )
 
-    def replica_sets(self, namespace: str, selector: str) -> list[JSON]:
-        with kube_errors(f"LIST replicasets in {namespace}"):
-            found = self.apps.list_namespaced_replica_set(
-                namespace, label_selector=selector, _preload_content=False
-            )
-            return list(_raw(found).get("items", []))
+    def replica_sets(self, namespace: str, label_selector: str) -> list[JSON]:
+        """LIST apps/v1 replicasets by labelSelector."""
+        apps = self._apps()
+        found = self._call(
+            f"LIST replicasets in {namespace} ({label_selector})",
+            lambda: apps.list_namespaced_replica_set(namespace, label_selector=label_selector, **_RAW),
+        )
+        return list(found.get("items") or [])
 
-    def patch_deployment(self, namespace: str, name: str, body: Any) -> JSON:
-        # The client sends a list as application/json-patch+json and a dict as a strategic merge patch.
-        with kube_errors(f"PATCH deployment {namespace}/{name}"):
-            return _raw(self.apps.patch_namespaced_deployment(name, namespace, body, _preload_content=False))
+    def patch_deployment(
+        self, namespace: str, name: str, patch: list[JSON] | JSON, field_manager: str | None = None
+    ) -> JSON:
+        """PATCH: a list as application/json-patch+json, a dict as a strategic merge patch."""
+        apps = self._apps()
+        content_type = (
+            "application/json-patch+json"
+            if isinstance(patch, list)
+            else "application/strategic-merge-patch+json"
+        )
+        return self._call(
+            f"PATCH deployment {namespace}/{name}",
+            lambda: apps.patch_namespaced_deployment(
+                name, namespace, patch, field_manager=field_manager, _content_type=content_type, **_RAW
+            ),
+        )
 
-    def custom_objects(self, namespace: str, plural: str, selector: str = "") -> list[JSON]:
-        with kube_errors(f"LIST {plural}.velero.io in {namespace}"):
-            found = self.custom.list_namespaced_custom_object(
-                *VELERO, namespace, plural, label_selector=selector, _preload_content=False
-            )
-            return list(_raw(found).get("items", []))
+    def custom_objects(
+        self, group: str, version: str, namespace: str, plural: str, label_selector: str
+    ) -> list[JSON]:
+        """LIST a custom resource by labelSelector."""
+        custom = self._custom()
+        found = self._call(
+            f"LIST {plural}.{group} in {namespace} ({label_selector})",
+            lambda: custom.list_namespaced_custom_object(
+                group, version, namespace, plural, label_selector=label_selector, **_RAW
+            ),
+        )
+        return list(found.get("items") or [])
 
-    def custom_object(self, namespace: str, plural: str, name: str) -> JSON:
-        with kube_errors(f"GET {plural}.velero.io {namespace}/{name}"):
-            return _raw(
-                self.custom.get_namespaced_custom_object(
-                    *VELERO, namespace, plural, name, _preload_content=False
-                )
-            )
+    def custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> JSON:
+        """GET one custom object."""
+        custom = self._custom()
+        return self._call(
+            f"GET {plural}.{group} {namespace}/{name}",
+            lambda: custom.get_namespaced_custom_object(group, version, namespace, plural, name, **_RAW),
+        )
 
-    def create_custom_object(self, namespace: str, plural: str, body: JSON) -> JSON | None:
+    def create_custom_object(self, group: str, version: str, namespace: str, plural: str, body: JSON) -> JSON:
+        """POST a custom object."""
+        custom = self._custom()
+        name = body.get("metadata", {}).get("name", "")
+        return self._call(
+            f"CREATE {plural}.{group} {namespace}/{name}",
+            # 37.x sends this create without a Content-Type and ignores _content_type (the API
+            # server would assume JSON): the header says it.
+            lambda: custom.create_namespaced_custom_object(
+                group, version, namespace, plural, body, _headers={"Content-Type": "application/json"}, **_RAW
+            ),
+        )
+
+    def _apps(self) -> Any:
+        from kubernetes.client import AppsV1Api
+
+        return AppsV1Api(self.client)
+
+    def _custom(self) -> Any:
+        from kubernetes.client import CustomObjectsApi
+
+        return CustomObjectsApi(self.client)
+
+    def _call(self, what: str, send: Callable[[], Any]) -> JSON:
+        """One request; its JSON answer, or the error translated."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
-            with kube_errors(f"CREATE {plural}.velero.io in {namespace}", passing=(409,)):
-                return _raw(
-                    self.custom.create_namespaced_custom_object(
-                        *VELERO, namespace, plural, body, _preload_content=False
-                    )
-                )
-        except ApiException as e:  # 409 AlreadyExists: this restore was created by an earlier try
-            if e.status == 409:
-                return None
-            raise
+            response = send()
+        except ApiException as e:
+            raise translate(e, f"{what} on {self.name}") from e
+        except HTTPError as e:  # refused, reset, timed out: the cluster is unreachable for now
+            raise Transient(f"{what} on {self.name}: unreachable ({type(e).__name__}: {e})") from e
+        data = response.data
+        found = json.loads(data) if data else {}
+        if not isinstance(found, dict):
+            raise ActionFailed(f"{what} on {self.name}: the answer is not a JSON object")
+        return found
 
 
-def _raw(response: Any) -> JSON:
-    data = json.loads(response.data or b"{}")
-    return data if isinstance(data, dict) else {}
+# Raw JSON in and out; a deadline on every request.
+_RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
 
 
-@contextmanager
-def kube_errors(where: str, passing: tuple[int, ...] = ()) -> Iterator[None]:
-    """The client's errors as ours: 429/5xx/unreachable are Transient, other refusals ActionFailed."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
+def translate(error: Any, what: str) -> Exception:
+    """An ApiException as the pipeline's errors: Transient for 429/5xx/other 409s, else ActionFailed."""
+    code = int(error.status or 0)
+    body = _status_body(error.body)
+    reason = str(body.get("reason") or error.reason or "")
+    message = str(body.get("message") or "").strip()
+    text = f"{what}: {code} {reason}" + (f": {message}" if message else "")
+    headers = error.headers or {}
+    retry_after = retry_after_seconds(headers.get("Retry-After"))
+    if code == 0:  # the client's own failure (a TLS handshake refused): names the problem
+        return ActionFailed(f"{what}: {error.reason}")
+    if code == 429:
+        return Transient(text, retry_after, held=True)
+    if code >= 500:
+        return Transient(text, retry_after)
+    if code == 404:
+        return NotFound(text)
+    if code == 409 and reason == "AlreadyExists":
+        return AlreadyExists(text)
+    if code == 409:  # a write conflict: read again and try again
+        return Transient(text, retry_after)
+    return ActionFailed(text)
 
+
+def _status_body(body: Any) -> dict[str, Any]:
     try:
-        yield
-    except ApiException as e:
-        if e.status in passing:
-            raise
-        said = f"{where}: the API server answered {e.status} {_message(e)}"
-        retry_after = retry_after_seconds((e.headers or {}).get("Retry-After"))
-        if e.status == 429:
-            raise Transient(said, retry_after, held=True) from e
-        if e.status is None or e.status >= 500 or e.status == 0:
-            raise Transient(said, retry_after) from e
-        raise ActionFailed(said) from e
-    except HTTPError as e:  # refused, reset, timed out, TLS
-        raise Transient(f"{where}: the API server is unreachable ({type(e).__name__}: {e})") from e
+        parsed = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
-def _message(error: Any) -> str:
-    try:
-        body = json.loads(error.body or "{}")
-    except (ValueError, TypeError):
-        return str(error.reason or "")
-    return (
-        f"{body.get('reason', error.reason)}: {body.get('message', '')}"
-        if isinstance(body, dict)
-        else str(error.reason)
-    )
+class KubeClusters:
+    """The `Clusters` port: a KubeCluster on the cached client of the target's cluster."""
+
+    def __init__(self, locator: ClusterLocator | None) -> None:
+        self.clients = ApiClients(locator)
+
+    def cluster(self, target: Target) -> KubeCluster:
+        """The cluster `target` names."""
+        return KubeCluster(self.clients.client(target), target.resource)
 
 
-def kube_kinds(locator: ClusterLocator | None, check_seconds: float = 15.0) -> list[ActionKind]:
-    """kubernetes.rollback, kubernetes.restart and velero.restore, on clusters found by the locator."""
+def kube_kinds(locator: ClusterLocator | None) -> list[ActionKind]:
+    """kubernetes.rollback, kubernetes.restart and velero.restore on the real kubernetes client."""
     clusters = KubeClusters(locator)
-    return [
-        KubernetesRollback(clusters, check_seconds),
-        KubernetesRestart(clusters, check_seconds),
-        VeleroRestore(clusters, check_seconds),
-    ]
+    return [KubernetesRollback(clusters), KubernetesRestart(clusters), VeleroRestore(clusters)]

@@ -11,9 +11,6 @@ with nulls, empty maps and empty lists dropped. Never skipped: without kubectl t
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +27,7 @@ from shared.actions.rollout import (
     plan_rollback,
 )
 from tests.kube_objects import NAME, NAMESPACE, deployment, replica_set, template
+from tests.kubectl import kubectl_or_fail, run_kubectl
 from tests.stubs.kube_api import KubeApiStub
 
 V1, V2, V3 = template("shop/web:1"), template("shop/web:2", env="canary"), template("shop/web:3")
@@ -48,13 +46,7 @@ class Kubectl:
 
 @pytest.fixture(scope="module")
 def kubectl_path() -> str:
-    found = shutil.which("kubectl")
-    assert found, (
-        "kubectl is not on PATH: the rollback oracle needs the real kubectl. "
-        "Run scripts/system-deps.sh as root (it installs Debian's kubernetes-client) "
-        "or apt-get install kubernetes-client."
-    )
-    return found
+    return kubectl_or_fail()
 
 
 @pytest.fixture
@@ -69,23 +61,10 @@ def undo(
     """Seed the stub and run the real `kubectl rollout undo` against it, with a HOME of its own."""
     for obj in objects:
         stub.add(obj)
-    config = home / "kubeconfig"
-    config.write_text(stub.kubeconfig())
-    # Nothing from the caller's environment: no proxy, no real kubeconfig, no cloud credentials.
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "KUBECONFIG": str(config)}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1"
-    command = [
-        kubectl_path,
-        "rollout",
-        "undo",
-        f"deployment/{NAME}",
-        "-n",
-        NAMESPACE,
-        "--request-timeout=20s",
-    ]
-    if to_revision is not None:
-        command.append(f"--to-revision={to_revision}")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    flags = [f"--to-revision={to_revision}"] if to_revision is not None else []
+    done = run_kubectl(
+        kubectl_path, stub, home, "rollout", "undo", f"deployment/{NAME}", "-n", NAMESPACE, *flags
+    )
     patches = stub.requests_to(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{NAME}", "PATCH")
     return Kubectl(
         done.returncode,

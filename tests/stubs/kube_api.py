@@ -1,10 +1,15 @@
-"""The Kubernetes API server, as much of it as `kubectl rollout undo deployment/NAME` touches.
+"""The Kubernetes API server, as much of it as the rollout and Velero actions touch.
 
-Legacy discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/apps/v1`: kubectl ≥ 1.27 asks for
-aggregated discovery first and falls back when answered plain `application/json`), GET a
-Deployment, LIST ReplicaSets by `labelSelector`, and PATCH a Deployment with a JSON patch (the
-patched object is the answer; `patches` records what was sent). Objects are seeded as a cluster
-returns them (apiVersion, kind, uid, resourceVersion, ownerReferences); errors are `Status` bodies.
+Legacy discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/apps/v1`, `/apis/velero.io/v1`:
+kubectl ≥ 1.27 asks for aggregated discovery first and falls back when answered plain
+`application/json`), GET a Deployment, LIST ReplicaSets by `labelSelector`, PATCH a Deployment
+(JSON patch, strategic merge or merge patch; the patched object is the answer; `patches` records
+what was sent), and Velero's `backups` (list by `labelSelector`, get) and `restores` (create, with
+409 AlreadyExists when the name is taken; get). Objects are seeded as a cluster returns them
+(apiVersion, kind, uid, resourceVersion, ownerReferences); a test moves a rollout or a restore on
+with `set_status`. Errors are `Status` bodies, scripted ones too (`respond_next(path, 429, headers=
+{"Retry-After": "1"})`). With `tokens`, every request needs `Authorization: Bearer <one of them>`
+(else 401).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import itertools
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.stubs.base import Recorded, Reply, StubServer
@@ -33,13 +39,26 @@ SERVER_VERSION = {
 }
 _DEPLOYMENT = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)\Z")
 _REPLICA_SETS = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/replicasets\Z")
-_VELERO = re.compile(r"/apis/velero\.io/v1/namespaces/([^/]+)/(backups|restores)(?:/([^/]+))?\Z")
+_DEPLOYMENTS = re.compile(r"/apis/apps/v1/namespaces/([^/]+)/deployments\Z")
+_VELERO = re.compile(r"/apis/velero.io/v1/namespaces/([^/]+)/(backups|restores)(?:/([^/]+))?\Z")
 _VELERO_KINDS = {"backups": "Backup", "restores": "Restore"}
+_STATUS_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
 
 
-def status(code: int, reason: str, message: str) -> Reply:
-    """A metav1.Status error, as the API server answers one."""
-    body = {
+def status_body(code: int, reason: str, message: str, details: JSON | None = None) -> JSON:
+    """A metav1.Status error body, as the API server writes one."""
+    body: JSON = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -48,7 +67,14 @@ def status(code: int, reason: str, message: str) -> Reply:
         "reason": reason,
         "code": code,
     }
-    return Reply(code, body)
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def status(code: int, reason: str, message: str, details: JSON | None = None) -> Reply:
+    """A metav1.Status error, as the API server answers one."""
+    return Reply(code, status_body(code, reason, message, details))
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,7 @@ class Patch:
     name: str
     content_type: str
     body: Any  # parsed JSON
+    query: dict[str, list[str]] = field(default_factory=dict)  # fieldManager=kubectl-rollout, …
 
 
 def _resource(name: str, kind: str, short: list[str], subresources: tuple[str, ...] = ()) -> list[JSON]:
@@ -88,18 +115,23 @@ def _resource(name: str, kind: str, short: list[str], subresources: tuple[str, .
 
 
 class KubeApiStub(StubServer):
-    """Point kubectl at `url` (plain HTTP; `kubeconfig()` writes a file for it)."""
+    """Point kubectl or the Python client at `url` (`kubeconfig()` writes a file for it).
 
-    def __init__(self) -> None:
-        super().__init__(tls=False)
+    Plain HTTP by default (kubectl's oracle runs need nothing more); `tls=True` serves the stub
+    certificate (`ca_pem` is its PEM text). `tokens`: the bearer tokens it accepts (None: no auth).
+    """
+
+    def __init__(self, *, tls: bool = False, tokens: Iterable[str] | None = None) -> None:
+        super().__init__(tls=tls)
         self._objects: dict[tuple[str, str, str], JSON] = {}  # (kind, namespace, name) → object
         self._versions = itertools.count(1000)
         self.patches: list[Patch] = []
+        self.tokens = set(tokens) if tokens is not None else None
 
     # --- seeding ------------------------------------------------------------------------------
 
     def add(self, obj: JSON) -> JSON:
-        """Store a Deployment or ReplicaSet; uid, resourceVersion and timestamps are filled in if missing."""
+        """Store an object (Deployment, ReplicaSet, Backup, Restore); uid, resourceVersion… filled in."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
@@ -116,35 +148,61 @@ class KubeApiStub(StubServer):
             found = self._objects.get((kind, namespace, name))
             return copy.deepcopy(found) if found is not None else None
 
+    def set_status(self, kind: str, namespace: str, name: str, **fields: Any) -> JSON:
+        """Merge fields into an object's status (a controller's progress); a None value removes one."""
+        with self._changed:
+            obj = self._objects[(kind, namespace, name)]
+            current = obj.setdefault("status", {})
+            for key, value in fields.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = copy.deepcopy(value)
+            obj["metadata"]["resourceVersion"] = str(next(self._versions))
+            return copy.deepcopy(obj)
+
+    def forget_requests(self) -> None:
+        """Forget what was received (the objects stay): a test looks at one step's requests."""
+        with self._lock:
+            self._requests.clear()
+            self.patches.clear()
+
     def reset(self) -> None:
         with self._lock:
             super().reset()
             self._objects.clear()
             self.patches.clear()
 
-    def set_status(self, namespace: str, name: str, **status_fields: Any) -> None:
-        """What the Deployment controller would write: observedGeneration, replicas, conditions…"""
-        with self._lock:
-            found = self._objects[("Deployment", namespace, name)]
-            found.setdefault("status", {}).update(status_fields)
+    @property
+    def ca_pem(self) -> str:
+        """The PEM text a client trusts (tls=True only)."""
+        if self.ca_file is None:
+            raise RuntimeError("the stub serves plain HTTP: no CA")
+        with open(self.ca_file, encoding="ascii") as f:
+            return f.read()
 
-    def set_object_status(self, kind: str, namespace: str, name: str, status_body: JSON) -> None:
-        """What a controller (Velero's) would write as an object's status."""
-        with self._lock:
-            self._objects[(kind, namespace, name)]["status"] = copy.deepcopy(status_body)
+    def default_body(self, status: int) -> Any:
+        """A scripted error is a Status, as the API server's are."""
+        return status_body(status, _STATUS_REASONS.get(status, "Unknown"), f"scripted {status}")
 
-    def kubeconfig(self, namespace: str = "default") -> str:
-        """A kubeconfig naming only this stub (no credentials: the stub asks for none)."""
+    def kubeconfig(
+        self, namespace: str = "default", *, token: str | None = None, context: str = "stub"
+    ) -> str:
+        """A kubeconfig naming only this stub (with a bearer token when given; the CA when TLS)."""
+        cluster: JSON = {"server": self.url}
+        if self.tls:
+            cluster["certificate-authority"] = self.ca_file
+        user: JSON = {"token": token} if token is not None else {}
         return json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "stub", "cluster": {"server": self.url}}],
-                "users": [{"name": "stub", "user": {}}],
+                "clusters": [{"name": "stub", "cluster": cluster}],
+                "users": [{"name": "stub", "user": user}],
                 "contexts": [
-                    {"name": "stub", "context": {"cluster": "stub", "user": "stub", "namespace": namespace}}
+                    {"name": context, "context": {"cluster": "stub", "user": "stub", "namespace": namespace}}
                 ],
-                "current-context": "stub",
+                "current-context": context,
                 "preferences": {},
             }
         )
@@ -152,6 +210,10 @@ class KubeApiStub(StubServer):
     # --- serving ------------------------------------------------------------------------------
 
     def answer(self, request: Recorded) -> Reply:
+        authorization = request.header("authorization") or ""
+        token = authorization[len("Bearer ") :] if authorization.startswith("Bearer ") else None
+        if self.tokens is not None and token not in self.tokens:
+            return status(401, "Unauthorized", "Unauthorized")
         path = request.path.rstrip("/") or "/"
         if request.method == "GET":
             discovery = self._discovery(path)
@@ -163,8 +225,14 @@ class KubeApiStub(StubServer):
                 return self._get("Deployment", "deployments", namespace, name)
             if request.method == "PATCH":
                 return self._patch(request, namespace, name)
+        if (match := _DEPLOYMENTS.match(path)) and request.method == "GET":
+            if request.query.get("watch", [""])[0] in ("true", "1"):
+                # `kubectl rollout status` watches after its list: an empty stream that ends at once
+                # (it has what it needs from the list when it runs with --watch=false).
+                return Reply(200, b"")
+            return self._list("Deployment", "apps/v1", match.group(1), request)
         if (match := _REPLICA_SETS.match(path)) and request.method == "GET":
-            return self._list_replica_sets(match.group(1), request.query.get("labelSelector", [""])[0])
+            return self._list("ReplicaSet", "apps/v1", match.group(1), request)
         if match := _VELERO.match(path):
             return self._velero(request, *match.groups())
         return status(404, "NotFound", "the server could not find the requested resource")
@@ -186,12 +254,11 @@ class KubeApiStub(StubServer):
                 "resources": _resource("pods", "Pod", ["po"]) + _resource("namespaces", "Namespace", ["ns"]),
             }
         if path == "/apis":
-            version = {"groupVersion": "apps/v1", "version": "v1"}
-            return {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [{"name": "apps", "versions": [version], "preferredVersion": version}],
-            }
+            groups = []
+            for group in ("apps", "velero.io"):
+                version = {"groupVersion": f"{group}/v1", "version": "v1"}
+                groups.append({"name": group, "versions": [version], "preferredVersion": version})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if path == "/apis/apps/v1":
             return {
                 "kind": "APIResourceList",
@@ -200,78 +267,87 @@ class KubeApiStub(StubServer):
                 "resources": _resource("deployments", "Deployment", ["deploy"], ("scale", "status"))
                 + _resource("replicasets", "ReplicaSet", ["rs"], ("scale", "status")),
             }
+        if path == "/apis/velero.io/v1":
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": "velero.io/v1",
+                "resources": _resource("backups", "Backup", [])
+                + _resource("restores", "Restore", [])
+                + _resource("schedules", "Schedule", []),
+            }
         return None
 
-    def _velero(self, request: Recorded, namespace: str, plural: str, name: str | None) -> Reply:
-        kind = _VELERO_KINDS[plural]
-        if request.method == "GET" and name is None:
-            requirements = parse_selector(request.query.get("labelSelector", [""])[0])
-            items = [
-                copy.deepcopy(obj)
-                for (k, ns, _), obj in self._objects.items()
-                if k == kind
-                and ns == namespace
-                and matches(requirements, obj["metadata"].get("labels") or {})
-            ]
-            return Reply(200, _velero_list(kind, items))
-        if request.method == "GET" and name is not None:
-            found = self._objects.get((kind, namespace, name))
-            if found is None:
-                return status(404, "NotFound", f'{plural}.velero.io "{name}" not found')
-            return Reply(200, copy.deepcopy(found))
-        if request.method == "POST" and name is None and plural == "restores":
-            body = request.json if isinstance(request.json, dict) else {}
-            new_name = body.get("metadata", {}).get("name", "")
-            if (kind, namespace, new_name) in self._objects:
-                return status(409, "AlreadyExists", f'restores.velero.io "{new_name}" already exists')
-            created = copy.deepcopy(body)
-            created["metadata"].update({"namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1})
-            created["metadata"]["resourceVersion"] = str(next(self._versions))
-            created["status"] = {"phase": "New"}
-            self._objects[(kind, namespace, new_name)] = created
-            return Reply(201, copy.deepcopy(created))
-        return status(405, "MethodNotAllowed", f"{request.method} {plural} is not served by the stub")
-
-    def _get(self, kind: str, plural: str, namespace: str, name: str) -> Reply:
+    def _get(self, kind: str, plural: str, namespace: str, name: str, group: str = "apps") -> Reply:
         found = self._objects.get((kind, namespace, name))
         if found is None:
-            return status(404, "NotFound", f'{plural}.apps "{name}" not found')
+            details = {"name": name, "group": group, "kind": plural}
+            return status(404, "NotFound", f'{plural}.{group} "{name}" not found', details)
         return Reply(200, copy.deepcopy(found))
 
-    def _list_replica_sets(self, namespace: str, selector: str) -> Reply:
+    def _list(self, kind: str, api_version: str, namespace: str, request: Recorded) -> Reply:
         try:
-            requirements = parse_selector(selector)
+            requirements = parse_selector(request.query.get("labelSelector", [""])[0])
+            by_name = _field_selector_name(request.query.get("fieldSelector", [""])[0])
         except ValueError as e:
             return status(400, "BadRequest", f"unable to parse requirement: {e}")
         items = [
             copy.deepcopy(obj)
-            for (kind, ns, _), obj in self._objects.items()
-            if kind == "ReplicaSet"
+            for (stored_kind, ns, name), obj in self._objects.items()
+            if stored_kind == kind
             and ns == namespace
+            and by_name in (None, name)
             and matches(requirements, obj["metadata"].get("labels") or {})
         ]
         body = {
-            "kind": "ReplicaSetList",
-            "apiVersion": "apps/v1",
+            "kind": f"{kind}List",
+            "apiVersion": api_version,
             "metadata": {"resourceVersion": str(next(self._versions))},
             "items": items,
         }
         return Reply(200, body)
 
+    def _velero(self, request: Recorded, namespace: str, plural: str, name: str | None) -> Reply:
+        kind = _VELERO_KINDS[plural]
+        if request.method == "GET" and name is None:
+            return self._list(kind, "velero.io/v1", namespace, request)
+        if request.method == "GET" and name is not None:
+            return self._get(kind, plural, namespace, name, "velero.io")
+        if request.method == "POST" and name is None and plural == "restores":
+            return self._create(kind, plural, namespace, request.json)
+        return status(405, "MethodNotAllowed", f"the stub does not {request.method} {request.path}")
+
+    def _create(self, kind: str, plural: str, namespace: str, body: Any) -> Reply:
+        if not isinstance(body, dict) or body.get("kind") != kind:
+            return status(400, "BadRequest", f"the body is not a {kind}")
+        body = copy.deepcopy(body)  # the recorded request stays as it was sent
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            return status(422, "Invalid", f"{kind}.velero.io is invalid: metadata.name: Required value")
+        if meta.setdefault("namespace", namespace) != namespace:
+            return status(400, "BadRequest", "the namespace of the provided object does not match")
+        if (kind, namespace, name) in self._objects:
+            details = {"name": name, "group": "velero.io", "kind": plural}
+            return status(409, "AlreadyExists", f'{plural}.velero.io "{name}" already exists', details)
+        meta["uid"] = str(uuid.uuid4())
+        meta["resourceVersion"] = str(next(self._versions))
+        meta["generation"] = 1
+        meta["creationTimestamp"] = "2026-11-25T10:05:00Z"
+        self._objects[(kind, namespace, name)] = body
+        return Reply(201, copy.deepcopy(body))
+
     def _patch(self, request: Recorded, namespace: str, name: str) -> Reply:
-        content_type = request.header("content-type") or ""
-        self.patches.append(Patch(namespace, name, content_type, request.json))
+        content_type = (request.header("content-type") or "").split(";")[0].strip()
+        self.patches.append(Patch(namespace, name, content_type, request.json, request.query))
         found = self._objects.get(("Deployment", namespace, name))
         if found is None:
             return status(404, "NotFound", f'deployments.apps "{name}" not found')
-        media = content_type.split(";")[0].strip()
-        if media not in ("application/json-patch+json", "application/strategic-merge-patch+json"):
-            return status(415, "UnsupportedMediaType", f"the stub takes no {content_type!r} patches")
+        apply = _PATCHERS.get(content_type)
+        if apply is None:
+            return status(415, "UnsupportedMediaType", f"the server does not take {content_type!r} patches")
         try:
-            if media == "application/json-patch+json":
-                patched = apply_json_patch(found, request.json)
-            else:
-                patched = merge_patch(found, request.json)
+            patched = apply(found, request.json)
         except (KeyError, IndexError, TypeError, ValueError) as e:
             return status(422, "Invalid", f"the patch does not apply: {e}")
         meta = patched["metadata"]
@@ -280,21 +356,6 @@ class KubeApiStub(StubServer):
             meta["generation"] = int(meta.get("generation", 1)) + 1
         self._objects[("Deployment", namespace, name)] = patched
         return Reply(200, copy.deepcopy(patched))
-
-
-def merge_patch(obj: JSON, patch: Any) -> JSON:
-    """A strategic merge patch of maps only (what `kubectl rollout restart` sends)."""
-    if not isinstance(patch, dict):
-        raise ValueError("a merge patch is an object")
-    out = copy.deepcopy(obj)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
-        elif value is None:
-            out.pop(key, None)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def apply_json_patch(obj: JSON, ops: Any) -> JSON:
@@ -318,6 +379,43 @@ def apply_json_patch(obj: JSON, ops: Any) -> JSON:
             raise ValueError(f"operation {op['op']!r} not supported by the stub")
     return out
 
+
+def _field_selector_name(selector: str) -> str | None:
+    """`metadata.name=NAME` (the only field selector kubectl sends here) → NAME; "" → None."""
+    if not selector:
+        return None
+    key, _, value = selector.partition("=")
+    if key != "metadata.name" or not value:
+        raise ValueError(f"the stub takes only a metadata.name field selector, not {selector!r}")
+    return value
+
+
+def apply_merge_patch(obj: JSON, patch: Any) -> JSON:
+    """RFC 7386 merge, which is a strategic merge too as long as no list is patched (the restart's)."""
+    if not isinstance(patch, dict):
+        raise ValueError("a merge patch is an object")
+    return _merge(copy.deepcopy(obj), patch)
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = target if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            raise ValueError(f"strategic merge directive {key} not supported by the stub")
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+_PATCHERS = {
+    "application/json-patch+json": apply_json_patch,
+    "application/strategic-merge-patch+json": apply_merge_patch,
+    "application/merge-patch+json": apply_merge_patch,
+}
 
 _REQUIREMENT = re.compile(
     r"\s*(!?)([A-Za-z0-9./_-]+)\s*(?:(==|=|!=|\s+in\s+|\s+notin\s+)\s*(\([^)]*\)|[^,]*))?\s*"
@@ -367,7 +465,3 @@ def matches(requirements: list[tuple[str, str, tuple[str, ...]]], labels: dict[s
         if not ok:
             return False
     return True
-
-
-def _velero_list(kind: str, items: list[JSON]) -> JSON:
-    return {"apiVersion": "velero.io/v1", "kind": f"{kind}List", "metadata": {}, "items": items}
