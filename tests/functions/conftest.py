@@ -10,7 +10,9 @@ import pytest
 from shared import bootstrap
 from shared.bootstrap import Services
 from shared.settings import Settings
+from tests.action_kinds import PretendCache
 from tests.factories import FakeClock
+from tests.fakes import FakeChat, FakePager
 
 
 @pytest.fixture
@@ -34,3 +36,21 @@ def app(data_dir: Path, clock: FakeClock) -> Iterator[Services]:
     bootstrap.reset(replacement)
     yield replacement
     bootstrap.reset()
+
+
+@pytest.fixture
+def world() -> PretendCache:
+    """What the pretend failover of `tests.action_kinds` acts on."""
+    return PretendCache()
+
+
+@pytest.fixture
+def pager() -> FakePager:
+    """The pager an action test's app pages through."""
+    return FakePager()
+
+
+@pytest.fixture
+def chat() -> FakeChat:
+    """The chat an action test's app posts to."""
+    return FakeChat()
