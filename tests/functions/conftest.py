@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,17 @@ def pager() -> FakePager:
 def chat() -> FakeChat:
     """The chat an action test's app posts to."""
     return FakeChat()
+
+
+@pytest.fixture
+def acting(
+    data_dir: Path, clock: FakeClock, world: PretendCache, pager: FakePager, chat: FakeChat
+) -> Iterator[Callable[..., Services]]:
+    """Builds (and installs) the app with the pretend failover under a policy the test chooses."""
+    from tests.functions.action_harness import AUTO, services_for, use
+
+    def build(action: str = AUTO, **options: Any) -> Services:
+        return use(services_for(data_dir, clock, world, pager, chat, action, **options))
+
+    yield build
+    bootstrap.reset()
