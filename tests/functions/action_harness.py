@@ -26,7 +26,12 @@ from tests.factories import FakeClock, resource
 from tests.fakes import FakeChat, FakePager
 from tests.functions.harness import JSON, function, json_body, post
 
-TRIGGERS = {"actions": "run_action", "pages": "send_page", "notifications": "send_notification"}
+TRIGGERS = {
+    "actions": "run_action",
+    "pages": "send_page",
+    "notifications": "send_notification",
+    "pagerduty": "apply_pagerduty_event",
+}
 CACHE = resource("redis", "redis-amicis-ikea-prod", "rg-amicis-ikea-prod")
 OTHER_CACHE = resource("redis", "redis-amicis-hm-prod", "rg-amicis-hm-prod")
 AUTO = '{ action = "test.failover", mode = "auto", settle_minutes = 5 }'

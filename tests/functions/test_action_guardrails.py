@@ -85,16 +85,16 @@ def test_a_global_pause_through_the_api_refuses_and_says_who_and_why(
     assert world.starts == 0 and world.calls == []
 
 
-def test_a_tenant_pause_refuses_that_tenant_and_lets_another_run(
-    acting: Acting, world: PretendCache
-) -> None:
+def test_a_tenant_pause_refuses_that_tenant_and_lets_another_run(acting: Acting, world: PretendCache) -> None:
     app = acting()
     answer = automation({"paused": True, "tenant": "IKEA", "by": "alice"})
     assert json_body(answer)["result"] == "automation paused for tenant ikea by alice via api"
     assert json_body(answer)["paused"] is False, "one tenant paused is not automation paused"
     ikea = open_incident(CACHE)
     run_queues(app)
-    assert refused(app, ikea).startswith("kill switch: automation is paused for tenant ikea (by alice via api")
+    assert refused(app, ikea).startswith(
+        "kill switch: automation is paused for tenant ikea (by alice via api"
+    )
     hm = open_incident(OTHER_CACHE, alert_id="2")
     run_queues(app)
     ran(app, hm)
@@ -274,7 +274,8 @@ def test_a_target_template_that_resolves_to_nothing_is_refused_naming_it(
     record = only_action(app, incident_id)
     assert record.target == ""
     assert refused(app, incident_id) == (
-        "no target: resource = '{resource_id}/shards/{Shard}': the signal has no {Shard}, so there is no target"
+        "no target: resource = '{resource_id}/shards/{Shard}': the signal has no {Shard}, "
+        "so there is no target"
     )
     assert world.calls == []
 
