@@ -120,10 +120,11 @@ def alert(
     fired: str | None = None,
     alert_id: str = "1",
     dimensions: list[dict[str, str]] | None = None,
+    rule: str = "redis-down",
 ) -> bytes:
     """A Sev2 `redis-down` metric alert on the cache."""
     payload = metric_alert(
-        "redis-down",
+        rule,
         target,
         alert_id=f"00000000-0000-0000-0000-{int(alert_id):012d}",
         condition=condition,
