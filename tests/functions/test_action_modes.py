@@ -7,11 +7,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from shared import bootstrap
 from shared.bootstrap import Services
-from shared.domain.actions import ActionState
+from shared.domain.actions import ActionState, Actor
 from tests.action_kinds import PretendCache
 from tests.conftest import REFDATA
 from tests.factories import FakeClock
@@ -23,8 +26,10 @@ from tests.functions.action_harness import (
     only_action,
     open_incident,
     run_queues,
+    services_for,
     timeline,
     triggers,
+    use,
 )
 from tests.functions.harness import assert_error, json_body, post
 
@@ -287,3 +292,36 @@ def test_on_failure_a_failed_check_pages(acting: Acting, world: PretendCache, pa
         t.startswith(f"Escalated: test.failover on {CACHE}: the primary did not move")
         for t in timeline(app, incident_id)
     )
+
+
+class RacingClock(FakeClock):
+    """A clock that, read once while armed, lets something else happen first (another approver)."""
+
+    armed: Callable[[], object] | None = None
+
+    def __call__(self) -> datetime:
+        meanwhile, self.armed = self.armed, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().__call__()
+
+
+def test_two_people_approving_at_once_get_one_200_and_one_409_never_a_500(
+    data_dir: Path, world: PretendCache, pager: FakePager, chat: FakeChat
+) -> None:
+    clock = RacingClock()
+    app = use(services_for(data_dir, clock, world, pager, chat, APPROVE))
+    try:
+        incident_id = open_incident()
+        run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
+        action_id = only_action(app, incident_id).id
+        # Bob approves in Slack after alice's request read the record and before it wrote.
+        clock.armed = lambda: app.actions.decide(action_id, True, Actor("bob", "slack"))
+        assert_error(decide(action_id, "approve", {"by": "alice"}), 409, "conflict", "is approved")
+        record = only_action(app, incident_id)
+        assert record.state is ActionState.APPROVED and record.approved_by == Actor("bob", "slack")
+        run_queues(app)
+        assert only_action(app, incident_id).state is ActionState.SUCCEEDED
+        assert world.starts == 1
+    finally:
+        bootstrap.reset()
