@@ -167,6 +167,8 @@ def test_a_decision_after_the_expiry_but_before_its_message_is_refused(
     assert only_action(app, incident_id).state is ActionState.EXPIRED
     run_queues(app)
     assert world.starts == 0
+    lines = timeline(app, incident_id)
+    assert f"Escalated: test.failover on {CACHE}: approval expired" in lines, "as when its message finds it"
 
 
 def _acknowledged(incident_id: str) -> bytes:
