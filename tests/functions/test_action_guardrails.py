@@ -300,3 +300,30 @@ def test_a_target_template_with_one_value_names_the_resource(acting: Acting, wor
     run_queues(app)
     ran(app, incident_id)
     assert world.calls[0] == ("precondition", f"{CACHE}/shards/GetBlob")
+
+
+def test_with_dr_automation_off_dry_run_and_suggest_still_record(acting: Acting, world: PretendCache) -> None:
+    app = acting(
+        '{ action = "test.failover", mode = "dry-run", zone = "a" }, '
+        '{ action = "test.failover", mode = "suggest", zone = "b" }',
+        env={"DR_AUTOMATION": "off"},
+    )
+    incident_id = open_incident()
+    run_queues(app)
+    results = sorted(r.result for r in actions_of(app, incident_id))
+    assert results[0].startswith(f"dry-run: would fail over {CACHE} away from node-0")
+    assert results[1] == "suggested: run `pretend failover --name redis-amicis-ikea-prod`"
+    assert world.starts == 0
+
+
+def test_a_pause_stops_automation_not_a_person_approving(acting: Acting, world: PretendCache) -> None:
+    app = acting('{ action = "test.failover", mode = "approve" }')
+    automation({"paused": True, "by": "alice"})
+    incident_id = open_incident()
+    run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.AWAITING_APPROVAL, "the request is still made"
+    assert decide(record.id, "approve", {"by": "bob"}).status_code == 200
+    run_queues(app)
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED
+    assert world.starts == 1
