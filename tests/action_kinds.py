@@ -27,6 +27,7 @@ class PretendCache:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (step, resource)
     starts: int = 0  # how often the failover was started: the thing that must never exceed one
     during_execute: Any = None  # a callable run inside execute, before it returns (a crash, say)
+    takes: bool = True  # False: the reboot is accepted but the primary stays (the check fails)
 
     def fail(self, step: str, *errors: Exception) -> None:
         """The next calls of `step` raise these, in order."""
@@ -70,7 +71,8 @@ class PretendFailover:
         self.world.starts += 1
         if self.world.during_execute is not None:
             self.world.during_execute()
-        self.world.primary = "node-1"
+        if self.world.takes:
+            self.world.primary = "node-1"
         return Step(Progress.PENDING, "reboot of node-0 accepted", {"old": found.get("old_primary", "")}, 0)
 
     def check(self, target: Target, context: Context, continuation: Mapping[str, Any]) -> Step:

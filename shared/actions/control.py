@@ -12,10 +12,11 @@ from typing import Any
 from shared.actions.pipeline import ActionPipeline
 from shared.clock import Clock, iso
 from shared.domain.actions import ActionRecord, ActionState, Actor, InvalidTransition, Pause
-from shared.errors import BadInput, PoisonMessage, Rejected
+from shared.errors import BadInput, PoisonMessage, PreconditionFailed, Rejected, StoreContention
 from shared.ports import ActionStore, AutomationSwitch
 
 MAX_NAME = 200
+DECIDE_TRIES = 5  # re-reads after losing a race to another decision or the expiry
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,16 @@ def person(by: Any, via: str) -> Actor:
 
 def decide(pipeline: ActionPipeline, action_id: str, approve: bool, actor: Actor) -> ActionRecord:
     """Approve or deny; BadInput 404 for an unknown action, 409 for one not awaiting a decision."""
-    try:
-        return pipeline.decide(action_id, approve, actor)
-    except PoisonMessage:
-        raise BadInput("not_found", f"no action {action_id}", 404) from None
-    except (InvalidTransition, Rejected) as e:
-        raise BadInput("conflict", str(e), 409) from None
+    for _ in range(DECIDE_TRIES):
+        try:
+            return pipeline.decide(action_id, approve, actor)
+        except PoisonMessage:
+            raise BadInput("not_found", f"no action {action_id}", 404) from None
+        except (InvalidTransition, Rejected) as e:
+            raise BadInput("conflict", str(e), 409) from None
+        except PreconditionFailed:
+            continue  # someone else decided (or it expired) meanwhile: read it again and say so
+    raise StoreContention(f"action {action_id} kept changing while it was decided")
 
 
 def find(actions: ActionStore, action_id: str) -> ActionRecord:

@@ -10,8 +10,10 @@ from shared.clock import iso, parse_iso
 from shared.domain.actions import ActionRecord, ActionState, Pause
 from shared.triage.policy import Guardrails
 
-# Records that still hold their target: a second action on it must wait or be refused.
-HOLDING = frozenset({ActionState.APPROVED, ActionState.RUNNING})
+# Records that still hold their target: a second action on it must wait or be refused. One
+# awaiting approval holds it too: its request says what the precondition found, and a person
+# deciding on that must not find the target changed by another action meanwhile.
+HOLDING = frozenset({ActionState.AWAITING_APPROVAL, ActionState.APPROVED, ActionState.RUNNING})
 
 
 @dataclass(frozen=True)

@@ -168,9 +168,11 @@ class ActionPipeline:
         record = current.record
         now = self.clock()
         if record.state is ActionState.AWAITING_APPROVAL and _due(record.expires_at, now):
-            self._move(
+            moved = self._move(
                 current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), "approval request expired"
             )
+            # Escalated as when the expiry message finds it: the message will find it final and say nothing.
+            self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
             raise Rejected(f"action {record.id} expired at {record.expires_at} before it was decided")
         if approve:
             moved = self._move(current, ActionState.APPROVED, actor, f"approved by {actor}")

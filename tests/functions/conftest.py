@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
 from shared.settings import Settings
+from tests.action_kinds import PretendCache
 from tests.factories import FakeClock
+from tests.fakes import FakeChat, FakePager
 
 
 @pytest.fixture
@@ -33,4 +36,36 @@ def app(data_dir: Path, clock: FakeClock) -> Iterator[Services]:
     )
     bootstrap.reset(replacement)
     yield replacement
+    bootstrap.reset()
+
+
+@pytest.fixture
+def world() -> PretendCache:
+    """What the pretend failover of `tests.action_kinds` acts on."""
+    return PretendCache()
+
+
+@pytest.fixture
+def pager() -> FakePager:
+    """The pager an action test's app pages through."""
+    return FakePager()
+
+
+@pytest.fixture
+def chat() -> FakeChat:
+    """The chat an action test's app posts to."""
+    return FakeChat()
+
+
+@pytest.fixture
+def acting(
+    data_dir: Path, clock: FakeClock, world: PretendCache, pager: FakePager, chat: FakeChat
+) -> Iterator[Callable[..., Services]]:
+    """Builds (and installs) the app with the pretend failover under a policy the test chooses."""
+    from tests.functions.action_harness import AUTO, services_for, use
+
+    def build(action: str = AUTO, **options: Any) -> Services:
+        return use(services_for(data_dir, clock, world, pager, chat, action, **options))
+
+    yield build
     bootstrap.reset()

@@ -12,60 +12,25 @@ from pathlib import Path
 import pytest
 
 from shared import bootstrap
-from shared.actions.registry import Registry
 from shared.bootstrap import Services
-from shared.domain.actions import ActionRecord, ActionState
+from shared.domain.actions import ActionState
 from shared.errors import Transient
 from shared.localhost.runtime import service_bus_message
-from shared.settings import Settings
-from tests.action_kinds import PretendCache, PretendFailover, policy_with
-from tests.alerts import body, metric_alert
-from tests.factories import FakeClock, resource
+from tests.action_kinds import PretendCache
+from tests.factories import FakeClock
 from tests.fakes import FakeChat, FakePager
-from tests.functions.harness import function, json_body, post
-
-TRIGGERS = {"actions": "run_action", "pages": "send_page", "notifications": "send_notification"}
-CACHE = resource("redis", "redis-amicis-ikea-prod", "rg-amicis-ikea-prod")
-OTHER_CACHE = resource("redis", "redis-amicis-hm-prod", "rg-amicis-hm-prod")
-AUTO = '{ action = "test.failover", mode = "auto", settle_minutes = 5 }'
-
-
-@pytest.fixture
-def world() -> PretendCache:
-    return PretendCache()
-
-
-@pytest.fixture
-def pager() -> FakePager:
-    return FakePager()
-
-
-@pytest.fixture
-def chat() -> FakeChat:
-    return FakeChat()
-
-
-def services_for(
-    data_dir: Path,
-    clock: FakeClock,
-    world: PretendCache,
-    pager: FakePager,
-    chat: FakeChat,
-    action: str,
-    extra: str = "",
-) -> Services:
-    policy = policy_with(data_dir.parent / "policy.toml", action, extra)
-    env = {
-        "DR_DATA_DIR": str(data_dir),
-        "DR_POLICY_FILE": str(policy),
-        "DR_ACTION_CHECK_SECONDS": "1",
-        "DR_RETRY_BASE_SECONDS": "0.01",
-        "DR_RETRY_MAX_SECONDS": "0.01",
-        "DR_QUEUE_MAX_DELIVERY_COUNT": "3",
-        "SLACK_CHANNEL": "C-INCIDENTS",
-    }
-    registry = Registry([PretendFailover(world)])
-    return Services(Settings.from_env(env), clock=clock, registry=registry, pager=pager, chat=chat)
+from tests.functions.action_harness import (
+    AUTO,
+    CACHE,
+    TRIGGERS,
+    alert,
+    only_action,
+    open_incident,
+    run_queues,
+    services_for,
+    timeline,
+)
+from tests.functions.harness import function, post
 
 
 @pytest.fixture
@@ -76,58 +41,6 @@ def app(
     bootstrap.reset(replacement)
     yield replacement
     bootstrap.reset()
-
-
-def use(app: Services) -> Services:
-    bootstrap.reset(app)
-    return app
-
-
-def run_queues(app: Services, seconds: float = 600) -> None:
-    """Deliver whatever comes due, moving the clock a second at a time, for up to `seconds`."""
-    assert isinstance(app.clock, FakeClock)
-    for _ in range(int(seconds)):
-        for queue, name in TRIGGERS.items():
-            while (received := app.local_queue.receive(queue)) is not None:
-                function(name)(service_bus_message(received))
-                app.local_queue.complete(received)
-        if all(app.local_queue.next_due(q) is None for q in TRIGGERS):
-            return
-        app.clock.advance(seconds=1)
-
-
-def alert(
-    target: str = CACHE, condition: str = "Fired", fired: str | None = None, alert_id: str = "1"
-) -> bytes:
-    payload = metric_alert(
-        "redis-down",
-        target,
-        alert_id=f"00000000-0000-0000-0000-00000000000{alert_id}",
-        condition=condition,
-        severity="Sev2",
-    )
-    if fired:
-        payload["data"]["essentials"]["firedDateTime"] = fired
-    return body(payload)
-
-
-def open_incident(target: str = CACHE, alert_id: str = "1") -> str:
-    answer = post("alerts", alert(target, alert_id=alert_id))
-    assert answer.status_code == 202, answer.get_body()
-    return str(json_body(answer)["incidents"][0])
-
-
-def actions_of(app: Services, incident_id: str) -> list[ActionRecord]:
-    return app.action_store.list_actions(None, incident_id, 100)
-
-
-def only_action(app: Services, incident_id: str) -> ActionRecord:
-    [record] = actions_of(app, incident_id)
-    return record
-
-
-def timeline(app: Services, incident_id: str) -> list[str]:
-    return [e.text for e in app.store.timeline(incident_id)]
 
 
 def test_an_automatic_failover_runs_once_is_verified_and_settles(

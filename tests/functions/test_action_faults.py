@@ -1,0 +1,172 @@
+"""Faults in-process: a worker that dies mid-action is taken over once its lease runs out, and two
+workers on one queue never run two failovers on one cache."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from shared.bootstrap import Services
+from shared.domain.actions import ActionState
+from shared.localhost.runtime import service_bus_message
+from tests.action_kinds import PretendCache
+from tests.factories import FakeClock
+from tests.functions.action_harness import (
+    CACHE,
+    deliver,
+    only_action,
+    open_incident,
+    run_queues,
+    timeline,
+)
+from tests.functions.harness import function
+
+Acting = Callable[..., Services]
+LOCK_SECONDS = 5  # DR_QUEUE_LOCK_SECONDS: the pipeline's lease is twice that
+LEASE = 2 * LOCK_SECONDS
+RULE = "automation (rule test-redis-down)"
+
+
+class WorkerKilled(Exception):
+    """What the worker's death looks like from inside it: not a ResponderError, nothing translates it."""
+
+
+def crash_and_take_over(app: Services, clock: FakeClock, incident_id: str) -> list[Exception]:
+    """Deliver until the worker dies; its message comes again at once (abandoned), and the takeover
+    waits for the lease of the worker that died."""
+    errors: list[Exception] = []
+    deliver(app, "actions", errors)
+    assert [type(e) for e in errors] == [WorkerKilled]
+    record = only_action(app, incident_id)
+    assert (record.state, record.continuation["phase"]) == (ActionState.RUNNING, "starting")
+    assert not any("took over" in t for t in timeline(app, incident_id)), "not while its lease runs"
+    clock.advance(seconds=LEASE - 1)
+    deliver(app, "actions")
+    assert not any("took over" in t for t in timeline(app, incident_id)), "not while its lease runs"
+    clock.advance(seconds=2)
+    run_queues(app)
+    return errors
+
+
+def test_a_worker_dying_after_the_change_took_effect_is_taken_over_and_never_starts_it_again(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+
+    def dies_after_the_change() -> None:
+        world.primary = "node-1"  # the reboot went through…
+        raise WorkerKilled("SIGKILL")  # …and the worker died before recording it
+
+    world.during_execute = dies_after_the_change
+    incident_id = open_incident()
+    crash_and_take_over(app, clock, incident_id)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.SUCCEEDED, record
+    assert world.starts == 1 and record.attempts == 1
+    assert [c[0] for c in world.calls] == ["precondition", "execute", "precondition"]
+    assert (
+        f"test.failover on {CACHE}: took over from a worker that stopped: its change took effect "
+        f"(the primary is node-1 already) ({RULE})"
+    ) in timeline(app, incident_id)
+
+
+def test_a_worker_dying_before_the_change_took_effect_is_taken_over_and_starts_it_once(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    world.fail("execute", WorkerKilled("SIGKILL"))  # claimed, then died before the call went out
+    incident_id = open_incident()
+    crash_and_take_over(app, clock, incident_id)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.SUCCEEDED, record
+    assert world.starts == 1 and world.primary == "node-1"
+    assert record.attempts == 2, "the takeover is a second attempt"
+    assert [c[0] for c in world.calls][:4] == ["precondition", "execute", "precondition", "execute"]
+    assert (
+        f"test.failover on {CACHE}: took over from a worker that stopped before its change took effect: "
+        f"starting again ({RULE})"
+    ) in timeline(app, incident_id)
+
+
+class Workers:
+    """Two threads that each run `run_action` on the shared embedded queue, round by round: in each
+    round both receive concurrently until nothing is due; between rounds the test moves the clock."""
+
+    def __init__(self, app: Services) -> None:
+        self.app = app
+        self.round = threading.Barrier(3)
+        self.done = threading.Barrier(3)
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.stopping = False
+        self.handled: dict[str, int] = {}
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._work, name=f"worker-{n}") for n in (1, 2)]
+
+    def __enter__(self) -> Workers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping = True
+        self.round.wait()
+        for thread in self.threads:
+            thread.join()
+
+    def run_round(self) -> None:
+        """Let both workers drain what is due now."""
+        self.round.wait()
+        self.done.wait()
+
+    def _work(self) -> None:
+        queue = self.app.local_queue
+        while True:
+            self.round.wait()
+            if self.stopping:
+                return
+            while True:
+                with self.lock:  # one receive at a time, so "nothing due, nobody busy" is the truth
+                    received = queue.receive("actions")
+                    if received is None and self.busy == 0:
+                        break
+                    self.busy += received is not None
+                if received is None:
+                    continue  # the other worker holds the session: ask again when it is done
+                try:
+                    function("run_action")(service_bus_message(received))
+                    queue.complete(received)
+                    name = threading.current_thread().name
+                    self.handled[name] = self.handled.get(name, 0) + 1
+                except BaseException as e:
+                    self.errors.append(e)
+                    queue.abandon(received)
+                finally:
+                    with self.lock:
+                        self.busy -= 1
+            self.done.wait()
+
+
+def test_two_workers_two_incidents_on_one_cache_make_one_failover_the_second_refused_by_the_cooldown(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting('{ action = "test.failover", mode = "auto", settle_minutes = 1 }')
+    first = open_incident(rule="redis-down")
+    second = open_incident(rule="redis-down-replica", alert_id="2")
+    assert first != second
+    app.actions  # noqa: B018  # built before the threads share it
+    with Workers(app) as workers:
+        for _ in range(300):
+            workers.run_round()
+            for queue in ("pages", "notifications"):
+                deliver(app, queue)
+            if all(app.local_queue.next_due(q) is None for q in ("actions", "pages", "notifications")):
+                break
+            clock.advance(seconds=1)
+    assert workers.errors == []
+    assert sum(workers.handled.values()) > 2
+    assert world.starts == 1
+    assert only_action(app, first).state is ActionState.SUCCEEDED
+    refused = only_action(app, second)
+    assert refused.state is ActionState.REFUSED
+    assert refused.result.startswith(f"cooldown: test.failover ran on {CACHE} at 2026-11-25T10:00:00.000Z (")
