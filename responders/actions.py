@@ -72,8 +72,8 @@ def automation(req: func.HttpRequest) -> func.HttpResponse:
         paused = body.get("paused")
         if not isinstance(paused, bool):
             raise BadInput("invalid_field", "paused must be true or false", 422)
-        tenant = body.get("tenant") or ""
-        reason = body.get("reason") or ""
+        tenant = body.get("tenant", "")
+        reason = body.get("reason", "")
         if (
             not isinstance(tenant, str)
             or not isinstance(reason, str)
@@ -83,6 +83,9 @@ def automation(req: func.HttpRequest) -> func.HttpResponse:
             raise BadInput(
                 "invalid_field", "tenant and reason must be strings (at most 100 and 500 characters)", 422
             )
+        if tenant and not tenant.strip():
+            # Blank is not "every tenant": leave tenant out to pause all of them.
+            raise BadInput("invalid_field", "tenant is blank: leave it out to pause every tenant", 422)
         line = control.set_paused(
             app.action_store, paused, tenant, control.person(body.get("by"), "api"), reason, app.clock
         )

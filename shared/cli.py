@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import BadInput, PolicyError, ResponderError, SettingsError
+from shared.errors import BadInput, PolicyError, ResponderError, SettingsError, StoreContention
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -263,6 +263,8 @@ def _decide(args: argparse.Namespace, settings: Settings) -> None:
         record = decide(app.actions, args.action_id, args.command == "approve", person(_who(args), "cli"))
     except BadInput as e:
         raise CommandFailed(e.detail) from None
+    except StoreContention as e:
+        raise CommandFailed(f"{e}; try again") from None
     print(f"{record.id}: {record.state} by {record.approved_by or person(_who(args), 'cli')}")
     if record.state == "approved":
         print("  it runs as soon as `dr serve` (or the Function App) takes its message")

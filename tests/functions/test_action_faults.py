@@ -83,7 +83,7 @@ def test_a_worker_dying_before_the_change_took_effect_is_taken_over_and_starts_i
     assert record.attempts == 2, "the takeover is a second attempt"
     assert [c[0] for c in world.calls][:4] == ["precondition", "execute", "precondition", "execute"]
     assert (
-        f"test.failover on {CACHE}: took over from a worker that stopped before its change took effect: "
+        f"test.failover on {CACHE}: took over from a worker that stopped while starting it; still needed: "
         f"starting again ({RULE})"
     ) in timeline(app, incident_id)
 

@@ -173,3 +173,14 @@ def test_fuzzed_automation_requests_never_get_a_5xx(two: tuple[Services, str, st
         assert isinstance(document["by"], str) and document["by"].strip()
     else:
         assert after == before, "a refused request changes nothing"
+
+
+@pytest.mark.parametrize("tenant", ["   ", 0, False, []])
+def test_a_blank_or_non_string_tenant_is_refused_not_taken_for_every_tenant(
+    acting: Acting, tenant: Any
+) -> None:
+    app = acting(APPROVE)
+    assert_error(
+        automation({"paused": True, "tenant": tenant, "by": "alice"}), 422, "invalid_field", "tenant"
+    )
+    assert app.action_store.pauses() == []
