@@ -17,7 +17,7 @@ import pytest
 
 from tests.action_kinds import acting_policy
 from tests.alerts import body, metric_alert
-from tests.e2e.conftest import Responder
+from tests.e2e.conftest import KEY, Responder
 from tests.factories import resource
 from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, MissingBinary, SentinelSet
 from tests.stubs import ArmStub, PagerDutyEventsStub
@@ -84,8 +84,8 @@ def serve(
 ) -> Serve:
     """`dr serve` acting on `redis-down*` alerts with the policy's targets, checks and leases short."""
 
-    def start(targets: str = "", data_dir: Path | None = None) -> Responder:
-        policy = acting_policy(tmp_path / "policy.toml", FAILOVER, targets=targets)
+    def start(targets: str = "", data_dir: Path | None = None, action: str = FAILOVER) -> Responder:
+        policy = acting_policy(tmp_path / "policy.toml", action, targets=targets)
         env = {
             **pagerduty.client_env(),
             **arm.client_env(),
@@ -225,6 +225,53 @@ def test_an_alert_reboots_an_azure_cache_primary_with_a_managed_identity_token(
         timeline(responder, incident_id), "planned (auto)", "running", "done and verified", "succeeded"
     )
     assert_paged_only_news(responder, pagerduty, incident_id)
+
+
+def test_an_approval_over_http_runs_the_failover_once_and_names_who_approved(
+    serve: Serve, arm: ArmStub, pagerduty: PagerDutyEventsStub
+) -> None:
+    azure_cache(arm, CACHE)
+    responder = serve(action='{ action = "redis.failover", mode = "approve", settle_minutes = 0 }')
+    incident_id = post_alert(responder, alert(CACHE))
+
+    def waiting() -> dict[str, Any] | None:
+        found = [a for a in actions(responder) if a["state"] == "awaiting approval"]
+        return found[0] if found else None
+
+    responder.wait_for(lambda: waiting() is not None, "the approval request")
+    request = waiting()
+    assert request is not None
+    assert "Expires" in request["request"] and request["expires_at"]
+    assert arm.requests_to(f"{CACHE}/forceReboot", "POST") == []  # nothing before a person says so
+    status = responder.get("/status").json()["automation"]
+    assert [(a["id"], a["state"]) for a in status["actions"]] == [(request["id"], "awaiting approval")]
+
+    refused = responder.client.post(
+        f"/actions/{request['id']}/approve", params={"code": KEY}, json={"by": ""}
+    )
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_field"
+    approved = responder.client.post(
+        f"/actions/{request['id']}/approve", params={"code": KEY}, json={"by": "alice@example.com"}
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["approved_by"] == {"name": "alice@example.com", "via": "api"}
+    again = responder.client.post(
+        f"/actions/{request['id']}/approve", params={"code": KEY}, json={"by": "bob@example.com"}
+    )
+    assert again.status_code == 409
+
+    responder.wait_for(lambda: finished(responder) is not None, "the failover to finish")
+    done = finished(responder)
+    assert done is not None and done["state"] == "succeeded", done
+    assert len(arm.requests_to(f"{CACHE}/forceReboot", "POST")) == 1
+    assert_in_order(
+        timeline(responder, incident_id),
+        "planned (approve)",
+        "awaiting approval",
+        "approved by alice@example.com via api",
+        "running",
+        "succeeded",
+    )
 
 
 # --- (c) at-least-once delivery -------------------------------------------------------------------
