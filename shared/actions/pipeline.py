@@ -255,8 +255,7 @@ class ActionPipeline:
     ) -> None:
         record = current.record
         plan = self._rule_plan(record.rule, record.action)
-        minutes = plan.approval_minutes if plan else self.policy.guardrails.approval_minutes
-        expires = self.clock() + timedelta(minutes=minutes)
+        expires = self.clock() + timedelta(minutes=self._minutes(record, "approval_minutes"))
         request = f"{kind.describe(target)}. Checked: {found_detail}. Expires {iso(expires)}."
         if plan and plan.approve_on_ack:
             request += " Acknowledging the PagerDuty incident approves it."
@@ -333,7 +332,7 @@ class ActionPipeline:
         except ActionFailed as e:
             self._finish(claimed, ActionState.FAILED, f"refused by the target: {e}")
             return
-        self._operated(claimed, kind, target, step, first=True)
+        self._operated(claimed, step, first=True)
 
     def _running(self, current: VersionedAction) -> None:
         record = current.record
@@ -356,7 +355,7 @@ class ActionPipeline:
                 return
             step = self._step(current, lambda: kind.check(target, self._context(record), record.continuation))
             if step is not None:
-                self._operated(current, kind, target, step, first=False)
+                self._operated(current, step, first=False)
         else:
             self._settle(current)
 
@@ -381,15 +380,9 @@ class ActionPipeline:
         if check is None:
             return
         now = iso(self.clock())
-        automation = Actor(AUTOMATION, record.rule or "?")
         if check.verdict is Verdict.SKIP:
             line = f"took over from a worker that stopped: its change took effect ({check.detail})"
-            settled = record.evolve(continuation=self._settling(record, now))
-            saved = self.actions.save_action(
-                settled, current.version, [TimelineEntry(now, "action", _line(record, line))]
-            )
-            self._tell(saved.record, _line(record, line))
-            self._settle(saved)
+            self._settle(self._noted(current, record.evolve(continuation=self._settling(record, now)), line))
             return
         if check.verdict is Verdict.REFUSE:
             self._finish(
@@ -405,46 +398,41 @@ class ActionPipeline:
             attempts=record.attempts + 1,
             continuation={"phase": "starting", "claimed_at": now, "found": found},
         )
-        saved = self.actions.save_action(
-            retry, current.version, [TimelineEntry(now, "action", _line(record, line))]
-        )
-        self._tell(saved.record, _line(record, line))
-        del automation
-        self._execute(saved, kind, target, found)
+        self._execute(self._noted(current, retry, line), kind, target, found)
 
-    def _operated(
-        self, current: VersionedAction, kind: ActionKind, target: Target, step: Step, first: bool
-    ) -> None:
+    def _operated(self, current: VersionedAction, step: Step, first: bool) -> None:
         record = current.record
         now = iso(self.clock())
         if step.progress is Progress.FAILED:
             self._finish(current, ActionState.FAILED, step.detail)
             return
         if step.progress is Progress.DONE:
-            line = f"done and verified: {step.detail}"
             settled = record.evolve(continuation=self._settling(record, now) | {"result": step.detail})
-            saved = self.actions.save_action(
-                settled, current.version, [TimelineEntry(now, "action", _line(record, line))]
-            )
-            self._tell(saved.record, _line(record, line))
-            self._settle(saved)
+            self._settle(self._noted(current, settled, f"done and verified: {step.detail}"))
             return
         checks = _count(record, "checks")
         found = record.continuation.get("found", {})
         # A check may answer with only what changed: keep what execute left for the checks after it.
         kept = {} if first else dict(record.continuation)
         continuation = {**kept, **step.continuation, "phase": "operating", "found": found, "checks": checks}
-        lines = [TimelineEntry(now, "action", _line(record, f"in progress: {step.detail}"))] if first else []
-        saved = self.actions.save_action(record.evolve(continuation=continuation), current.version, lines)
-        if first:
-            self._tell(saved.record, _line(record, f"in progress: {step.detail}"))
+        operating = record.evolve(continuation=continuation)
+        if first:  # the progress is said once; each later check only saves what it found
+            saved = self._noted(current, operating, f"in progress: {step.detail}")
+        else:
+            saved = self.actions.save_action(operating, current.version, [])
         self._wake(saved.record, "check", checks, after=self._interval(step))
-        del kind, target
+
+    def _noted(self, current: VersionedAction, updated: ActionRecord, text: str) -> VersionedAction:
+        """Save a change that is not a transition, with its line on the timeline, the card and PagerDuty."""
+        line = _line(updated, text)
+        saved = self.actions.save_action(
+            updated, current.version, [TimelineEntry(iso(self.clock()), "action", line)]
+        )
+        self._tell(saved.record, line)
+        return saved
 
     def _settling(self, record: ActionRecord, now: str) -> dict[str, Any]:
-        plan = self._rule_plan(record.rule, record.action)
-        minutes = plan.settle_minutes if plan else self.policy.guardrails.settle_minutes
-        until = iso(self.clock() + timedelta(minutes=minutes))
+        until = iso(self.clock() + timedelta(minutes=self._minutes(record, "settle_minutes")))
         return {
             "phase": "settling",
             "done_at": now,
@@ -471,7 +459,7 @@ class ActionPipeline:
             self._finish(current, ActionState.FAILED, why)
             return
         if _due(until, self.clock()):
-            minutes = self._settle_minutes(record)
+            minutes = self._minutes(record, "settle_minutes")
             self._finish(
                 current, ActionState.SUCCEEDED, f"recovered: no new signal for {minutes} min after the action"
             )
@@ -487,16 +475,16 @@ class ActionPipeline:
             saved.record, "check", checks + 100_000, after=min(remaining + 0.01, self.settings.check_seconds)
         )
 
-    def _settle_minutes(self, record: ActionRecord) -> int:
+    def _minutes(self, record: ActionRecord, name: str) -> int:
+        """approval_, settle_ or cooldown_minutes: the rule's action's own, else the guardrails' default."""
         plan = self._rule_plan(record.rule, record.action)
-        return plan.settle_minutes if plan else self.policy.guardrails.settle_minutes
+        return int(getattr(plan, name) if plan else getattr(self.policy.guardrails, name))
 
     # ---- guardrails, steps and records ----------------------------------------------------
 
     def _guardrail(self, record: ActionRecord) -> str | None:
         limits = self.policy.guardrails
-        plan = self._rule_plan(record.rule, record.action)
-        cooldown = plan.cooldown_minutes if plan else limits.cooldown_minutes
+        cooldown = self._minutes(record, "cooldown_minutes")
         now = self.clock()
         window = max(cooldown, limits.breaker_window_minutes, 60 * 24)
         history = guardrails.History(

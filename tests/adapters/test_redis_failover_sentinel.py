@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from shared.actions.kind import ActionFailed, Context, Progress, Step, Target, Verdict
 from shared.actions.redis import RedisFailover
 from shared.adapters.azure_actions import azure_kinds
-from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, MissingBinary, SentinelSet
+from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, SentinelSet, running_sentinels
 from tests.stubs.arm import StubCredential
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -23,16 +21,8 @@ FAILOVER_SECONDS = 20.0  # a failover here takes 1–4 s; the bound only stops a
 
 @pytest.fixture(scope="module")
 def processes() -> Iterator[SentinelSet]:
-    with tempfile.TemporaryDirectory(prefix="dr-sentinel-kind-") as root:
-        cluster = SentinelSet(Path(root))
-        try:
-            cluster.start()
-        except MissingBinary as e:
-            pytest.fail(str(e), pytrace=False)
-        try:
-            yield cluster
-        finally:
-            cluster.stop()
+    with running_sentinels("dr-sentinel-kind-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.servers.redis_sentinel import (
     MissingBinary,
     SentinelSet,
     binary,
+    running_sentinels,
     wait_for,
 )
 
@@ -32,16 +32,8 @@ FAILOVER_SECONDS = 20.0  # a failover here takes 1–4 s; the bound only stops a
 
 @pytest.fixture(scope="module")
 def processes() -> Iterator[SentinelSet]:
-    with tempfile.TemporaryDirectory(prefix="dr-sentinel-") as root:
-        cluster = SentinelSet(Path(root))
-        try:
-            cluster.start()
-        except MissingBinary as e:
-            pytest.fail(str(e), pytrace=False)
-        try:
-            yield cluster
-        finally:
-            cluster.stop()
+    with running_sentinels("dr-sentinel-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ events stub. Nothing here waits but the polling `wait_for`s; nothing asserts a d
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from tests.action_kinds import acting_policy
 from tests.alerts import body, metric_alert
 from tests.e2e.conftest import KEY, Responder
 from tests.factories import resource
-from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, MissingBinary, SentinelSet
+from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, SentinelSet, running_sentinels
 from tests.stubs import ArmStub, PagerDutyEventsStub
 from tests.stubs.arm_services import azure_cache, serve_azure_cache
 from tests.stubs.managed_identity import ManagedIdentityStub
@@ -53,16 +52,8 @@ def arm() -> Iterator[ArmStub]:
 
 @pytest.fixture(scope="module")
 def processes() -> Iterator[SentinelSet]:
-    with tempfile.TemporaryDirectory(prefix="dr-e2e-sentinel-") as root:
-        cluster = SentinelSet(Path(root))
-        try:
-            cluster.start()
-        except MissingBinary as e:
-            pytest.fail(str(e), pytrace=False)
-        try:
-            yield cluster
-        finally:
-            cluster.stop()
+    with running_sentinels("dr-e2e-sentinel-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,23 @@ class SentinelSet:
             if len(up) != 1:
                 return False
         return True
+
+
+@contextmanager
+def running_sentinels(prefix: str) -> Iterator[SentinelSet]:
+    """A primary, a replica and three Sentinels in a temporary directory, stopped afterwards.
+
+    A missing redis-server or redis-sentinel fails the test naming the packages, never skips it.
+    """
+    import pytest
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
+        cluster = SentinelSet(Path(root))
+        try:
+            cluster.start()
+        except MissingBinary as e:
+            pytest.fail(str(e), pytrace=False)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
