@@ -88,6 +88,10 @@ class Duplicate(ResponderError):
 class DuplicateSignal(Duplicate):
     """The signal was accepted before; the write was not repeated."""
 
+    def __init__(self, *signal_ids: str) -> None:
+        super().__init__(", ".join(signal_ids))
+        self.signal_ids = frozenset(signal_ids)
+
 
 class ConfigurationError(ResponderError):
     """The responder cannot run as configured."""

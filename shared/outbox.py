@@ -87,7 +87,7 @@ class Outbox:
                 return None
             updated = result.staged()
             try:
-                etag = self.store.commit(updated, current.etag, signal, result.timeline)
+                etag = self.store.commit(updated, current.etag, [signal] if signal else [], result.timeline)
             except DuplicateSignal:
                 return None
             except PreconditionFailed:

@@ -45,14 +45,17 @@ class IncidentRepository(Protocol):
         self,
         incident: Incident,
         etag: str | None,
-        signal: Signal | None = None,
+        signals: Sequence[Signal] = (),
         timeline: Sequence[TimelineEntry] = (),
     ) -> str:
-        """Write the incident with its new signal and timeline entries atomically; return the new ETag.
+        """Write the incident with its new signals and timeline entries atomically; return the new ETag.
 
         etag None means create: raises Conflict if the incident id exists or its correlation key
         already has an open incident. Otherwise raises PreconditionFailed if the ETag is stale.
-        A signal whose id is already stored raises DuplicateSignal and nothing is written.
+        If any signal's id is already stored, raises DuplicateSignal naming those ids (its
+        `signal_ids`) and nothing is written. Intake folds a batch of signals into one commit, so
+        on Table Storage the signals share the incident's partition and one transaction holds at
+        most `MAX_SIGNALS_PER_COMMIT` of them.
         """
 
     def add_timeline(self, incident_id: str, entries: Sequence[TimelineEntry]) -> None:
@@ -92,6 +95,11 @@ class IncidentQueries(Protocol):
 
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
+
+
+# A Table Storage transaction holds at most 100 operations: the incident, its signals, its timeline
+# lines. Intake folds no more signals than this into one commit.
+MAX_SIGNALS_PER_COMMIT = 40
 
 
 class IncidentStore(IncidentRepository, ExternalIds, IncidentQueries, Protocol):

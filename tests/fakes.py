@@ -106,17 +106,19 @@ class FakeStore:
         self,
         incident: Incident,
         etag: str | None,
-        signal: Signal | None = None,
+        signals: Sequence[Signal] = (),
         timeline: Sequence[TimelineEntry] = (),
     ) -> str:
-        """Write incident, signal and timeline all or nothing, conditional on the ETag."""
+        """Write incident, signals and timeline all or nothing, conditional on the ETag."""
         if etag is not None and self._races and incident.id in self._incidents:
             rival = self._races.pop(0)
             self.races_lost += 1
             stored = self._incidents[incident.id]
             self._write(rival(stored.incident))
-        if signal is not None and signal.id in self._signals:
-            raise DuplicateSignal(signal.id)
+        ids = [s.id for s in signals]
+        known = {i for i in ids if i in self._signals or ids.count(i) > 1}
+        if known:
+            raise DuplicateSignal(*sorted(known))
         if etag is None:
             if incident.id in self._incidents:
                 raise Conflict(f"incident {incident.id} exists")
@@ -130,7 +132,7 @@ class FakeStore:
                 other = self.open_incident(incident.correlation_key)
                 if other is not None and other.incident.id != incident.id:
                     raise Conflict(f"an open incident for {incident.correlation_key!r} exists")
-        if signal is not None:
+        for signal in signals:
             self._add_signal(signal, incident.id, incident.updated_at)
         new_etag = self._write(incident)
         self._timeline.setdefault(incident.id, []).extend(timeline)

@@ -95,16 +95,16 @@ class SqliteIncidentStore:
         self,
         incident: Incident,
         etag: str | None,
-        signal: Signal | None = None,
+        signals: Sequence[Signal] = (),
         timeline: Sequence[TimelineEntry] = (),
     ) -> str:
-        """Write incident, signal and timeline in one transaction, conditional on the ETag."""
+        """Write incident, signals and timeline in one transaction, conditional on the ETag."""
         new_etag = uuid.uuid4().hex
         body = json.dumps(incident.to_record(), separators=(",", ":"))
         changing = (incident.updated_at, int(bool(incident.outbox)), new_etag, body)
         with self.db.write() as conn:
-            if signal is not None:
-                self._insert_signal(conn, signal, incident.id, incident.updated_at)
+            if signals:
+                self._insert_signals(conn, signals, incident.id, incident.updated_at)
             if etag is None:
                 try:
                     conn.execute(
@@ -178,7 +178,7 @@ class SqliteIncidentStore:
         """Store a signal without an incident; False if already stored."""
         try:
             with self.db.write() as conn:
-                self._insert_signal(conn, signal, None, signal.occurred_at)
+                self._insert_signals(conn, [signal], None, signal.occurred_at)
         except DuplicateSignal:
             return False
         return True
@@ -303,14 +303,25 @@ class SqliteIncidentStore:
         return [Incident.from_record(json.loads(r["body"])) for r in rows]
 
     @staticmethod
-    def _insert_signal(conn: sqlite3.Connection, signal: Signal, incident_id: str | None, at: str) -> None:
+    def _insert_signals(
+        conn: sqlite3.Connection, signals: Sequence[Signal], incident_id: str | None, at: str
+    ) -> None:
+        conn.execute("SAVEPOINT signals")
         try:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO signals (id, incident_id, received_at, body) VALUES (?,?,?,?)",
-                (signal.id, incident_id, at, json.dumps(signal.to_dict(), separators=(",", ":"))),
+                [(s.id, incident_id, at, json.dumps(s.to_dict(), separators=(",", ":"))) for s in signals],
             )
+            conn.execute("RELEASE signals")
         except sqlite3.IntegrityError as e:
-            raise DuplicateSignal(signal.id) from e
+            conn.execute("ROLLBACK TO signals")  # so the look-up below sees only what was stored before
+            conn.execute("RELEASE signals")
+            ids = [s.id for s in signals]
+            marks = ",".join("?" * len(ids))
+            known = conn.execute(f"SELECT id FROM signals WHERE id IN ({marks})", ids).fetchall()
+            # The same id twice in one batch is a duplicate too, though neither is stored yet.
+            repeated = {i for i in ids if ids.count(i) > 1}
+            raise DuplicateSignal(*sorted({r["id"] for r in known} | repeated)) from e
 
 
 class _Recent:

@@ -79,7 +79,9 @@ class Intake:
                 return
             staged = outcome.staged()
             try:
-                etag = self.store.commit(staged, current.etag if current else None, signal, outcome.timeline)
+                etag = self.store.commit(
+                    staged, current.etag if current else None, [signal], outcome.timeline
+                )
             except DuplicateSignal:
                 report.duplicates += 1
                 if current is not None:  # a retry after a crash may find effects or escalation undone

@@ -37,7 +37,7 @@ def _opened(store: SqliteIncidentStore) -> str:
     s = signal(azure_severity="Sev0")
     outcome = correlate(None, s, assess(s, POLICY), "2026-11-25T10:00:00.000Z", POLICY)
     assert outcome is not None
-    store.commit(outcome.incident, None, s)
+    store.commit(outcome.incident, None, [s])
     return outcome.incident.id
 
 

@@ -29,7 +29,7 @@ def _opened(s=None):  # type: ignore[no-untyped-def]
 def test_create_read_and_conditional_update(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    etag = store.commit(outcome.incident, None, s, outcome.timeline)
+    etag = store.commit(outcome.incident, None, [s], outcome.timeline)
     found = store.open_incident(outcome.incident.correlation_key)
     assert found is not None and found.etag == etag and found.incident == outcome.incident
     store.commit(found.incident.evolve(signal_count=2), etag)
@@ -44,10 +44,10 @@ def test_create_read_and_conditional_update(tmp_path: Path) -> None:
 def test_second_open_incident_for_a_key_conflicts(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    store.commit(outcome.incident, None, s)
+    store.commit(outcome.incident, None, [s])
     other = outcome.incident.evolve(id="inc-other")
     with pytest.raises(Conflict):
-        store.commit(other, None, signal(id="another"))
+        store.commit(other, None, [signal(id="another")])
     # nothing of the losing commit was stored
     assert store.signals(None, 10) == [] and store.signals("inc-other", 10) == []
     assert store.get("inc-other") is None
@@ -56,9 +56,9 @@ def test_second_open_incident_for_a_key_conflicts(tmp_path: Path) -> None:
 def test_duplicate_signal_writes_nothing(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    etag = store.commit(outcome.incident, None, s)
+    etag = store.commit(outcome.incident, None, [s])
     with pytest.raises(DuplicateSignal):
-        store.commit(outcome.incident.evolve(signal_count=2), etag, s, [TimelineEntry(NOW, "x", "y")])
+        store.commit(outcome.incident.evolve(signal_count=2), etag, [s], [TimelineEntry(NOW, "x", "y")])
     found = store.get(outcome.incident.id)
     assert found is not None and found.etag == etag and found.incident.signal_count == 1
     assert store.timeline(outcome.incident.id) == []
@@ -67,11 +67,11 @@ def test_duplicate_signal_writes_nothing(tmp_path: Path) -> None:
 def test_resolved_incident_frees_the_key(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    etag = store.commit(outcome.incident, None, s)
+    etag = store.commit(outcome.incident, None, [s])
     store.commit(outcome.incident.evolve(status="resolved"), etag)
     assert store.open_incident(outcome.incident.correlation_key) is None
     s2, again = _opened(signal(azure_severity="Sev1", id="second"))
-    store.commit(again.incident.evolve(id="inc-2"), None, s2)
+    store.commit(again.incident.evolve(id="inc-2"), None, [s2])
     assert {i.id for i in store.list_incidents(None, None, 10)} == {"inc-2", outcome.incident.id}
     reopened = store.open_incident(outcome.incident.correlation_key)
     assert reopened is not None and reopened.incident.id == "inc-2", "the key opened a new incident"
@@ -91,7 +91,7 @@ def test_informational_signals_are_kept_once(tmp_path: Path) -> None:
 def test_pending_effects_are_found_for_the_sweeper(tmp_path: Path) -> None:
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    store.commit(outcome.staged(), None, s)
+    store.commit(outcome.staged(), None, [s])
     assert [v.incident.id for v in store.with_pending_effects("2027-01-01", 10)] == [outcome.incident.id]
     assert store.with_pending_effects("2000-01-01", 10) == []
 
@@ -105,7 +105,7 @@ def _race(
     assert outcome is not None
     barrier.wait()
     try:
-        store.commit(outcome.incident, None, s)
+        store.commit(outcome.incident, None, [s])
         results.put("won")
     except Conflict:
         results.put("lost")
@@ -130,7 +130,7 @@ def test_the_timeline_is_in_time_order_whatever_order_it_was_written_in(tmp_path
     """A worker that took its time writes a line dated before lines already written."""
     store = SqliteIncidentStore(tmp_path / "s.db")
     s, outcome = _opened()
-    store.commit(outcome.incident, None, s, outcome.timeline)
+    store.commit(outcome.incident, None, [s], outcome.timeline)
     incident_id = outcome.incident.id
     store.add_timeline(incident_id, [TimelineEntry("2026-11-25T10:05:00.000Z", "notify", "late")])
     store.add_timeline(incident_id, [TimelineEntry("2026-11-25T10:01:00.000Z", "page", "early")])

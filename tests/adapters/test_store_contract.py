@@ -77,7 +77,7 @@ def test_a_stale_commit_writes_neither_its_signal_nor_its_timeline(store: Incide
     store.commit(incident(signal_count=2), first)
     late = signal(id="late")
     with pytest.raises(PreconditionFailed):
-        store.commit(incident(signal_count=9), first, late, [TimelineEntry(T1, "signal", "late")])
+        store.commit(incident(signal_count=9), first, [late], [TimelineEntry(T1, "signal", "late")])
     assert store.timeline("inc-1") == []
     assert store.signals("inc-1", 10) == []
     assert store.record_informational(late), "the losing commit did not store its signal"
@@ -104,10 +104,10 @@ def test_creating_an_existing_id_conflicts(store: IncidentStore) -> None:
 
 
 def test_a_second_open_incident_for_a_key_conflicts_and_writes_nothing(store: IncidentStore) -> None:
-    store.commit(incident(), None, signal(id="first"))
+    store.commit(incident(), None, [signal(id="first")])
     rival = signal(id="rival")
     with pytest.raises(Conflict):
-        store.commit(incident(id="inc-2"), None, rival, [TimelineEntry(T0, "opened", "rival")])
+        store.commit(incident(id="inc-2"), None, [rival], [TimelineEntry(T0, "opened", "rival")])
     assert store.get("inc-2") is None
     assert store.timeline("inc-2") == [] and store.signals("inc-2", 10) == []
     assert store.record_informational(rival), "the losing create did not store its signal"
@@ -135,9 +135,9 @@ def test_incidents_on_other_keys_do_not_conflict(store: IncidentStore) -> None:
 
 def test_a_repeated_signal_raises_duplicate_signal_and_writes_nothing(store: IncidentStore) -> None:
     s = signal(id="sig-1")
-    etag = store.commit(incident(), None, s, [TimelineEntry(T0, "opened", "Opened")])
+    etag = store.commit(incident(), None, [s], [TimelineEntry(T0, "opened", "Opened")])
     with pytest.raises(DuplicateSignal):
-        store.commit(incident(signal_count=2), etag, s, [TimelineEntry(T1, "signal", "again")])
+        store.commit(incident(signal_count=2), etag, [s], [TimelineEntry(T1, "signal", "again")])
     found = store.get("inc-1")
     assert found is not None and found.etag == etag and found.incident.signal_count == 1
     assert [e.text for e in store.timeline("inc-1")] == ["Opened"]
@@ -146,9 +146,9 @@ def test_a_repeated_signal_raises_duplicate_signal_and_writes_nothing(store: Inc
 
 def test_a_signal_stored_for_one_incident_is_a_duplicate_for_any_other(store: IncidentStore) -> None:
     s = signal(id="sig-1")
-    store.commit(incident(), None, s)
+    store.commit(incident(), None, [s])
     with pytest.raises(DuplicateSignal):
-        store.commit(incident(id="inc-2", **other_key(2)), None, s)
+        store.commit(incident(id="inc-2", **other_key(2)), None, [s])
     assert store.get("inc-2") is None
     assert not store.record_informational(s)
 
@@ -156,18 +156,18 @@ def test_a_signal_stored_for_one_incident_is_a_duplicate_for_any_other(store: In
 def test_a_duplicate_signal_wins_over_a_stale_etag(store: IncidentStore) -> None:
     """A redelivered signal is reported as such even when the incident moved on since."""
     s = signal(id="sig-1")
-    first = store.commit(incident(), None, s)
+    first = store.commit(incident(), None, [s])
     store.commit(incident(signal_count=2), first)
     with pytest.raises(DuplicateSignal):
-        store.commit(incident(signal_count=3), first, s)
+        store.commit(incident(signal_count=3), first, [s])
 
 
 def test_signals_are_listed_newest_first_per_incident_and_informational_apart(
     store: IncidentStore,
 ) -> None:
-    etag = store.commit(incident(updated_at=T0), None, signal(id="a"))
-    etag = store.commit(incident(updated_at=T1), etag, signal(id="b"))
-    store.commit(incident(updated_at=T2), etag, signal(id="c"))
+    etag = store.commit(incident(updated_at=T0), None, [signal(id="a")])
+    etag = store.commit(incident(updated_at=T1), etag, [signal(id="b")])
+    store.commit(incident(updated_at=T2), etag, [signal(id="c")])
     info = signal(id="info", kind="Contoso.Unknown", state="event", informational=True)
     assert store.record_informational(info)
     assert not store.record_informational(info)
@@ -290,3 +290,16 @@ def test_reopening_a_resolved_incident_whose_key_has_another_open_one_conflicts(
         store.commit(incident(status=OPEN), etag)
     found = store.get("inc-1")
     assert found is not None and found.incident.status == RESOLVED and found.etag == etag
+
+
+def test_one_commit_stores_several_signals_and_names_the_duplicates_of_a_later_one(
+    store: IncidentStore,
+) -> None:
+    etag = store.commit(incident(signal_count=2), None, [signal(id="s1"), signal(id="s2")])
+    assert {s.id for s in store.signals("inc-1", 10)} == {"s1", "s2"}
+    with pytest.raises(DuplicateSignal) as raised:
+        store.commit(incident(signal_count=4), etag, [signal(id="s3"), signal(id="s2"), signal(id="s1")])
+    assert raised.value.signal_ids == {"s1", "s2"}
+    found = store.get("inc-1")
+    assert found is not None and found.etag == etag  # nothing of the refused batch was written
+    assert {s.id for s in store.signals("inc-1", 10)} == {"s1", "s2"}
