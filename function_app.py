@@ -2,12 +2,13 @@
 
 import azure.functions as func
 
-from responders import actions, alerts, effects, events, incidents, pagerduty, status, timers
+from responders import actions, alerts, effects, events, folding, incidents, pagerduty, status, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
     alerts.bp,
     events.bp,
+    folding.bp,
     incidents.bp,
     status.bp,
     actions.bp,

@@ -16,11 +16,10 @@ bp = func.Blueprint()
 @bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @answers_errors
 def alerts(req: func.HttpRequest) -> func.HttpResponse:
-    """Store the alert and its incident, queue the effects, answer 202."""
+    """Make the alert durable on the intake queue and answer 202; its incident follows within a batch."""
     payload = decode_json(
         req.get_body(), req.headers.get("content-type"), MAX_BODY_BYTES, req.headers.get("content-encoding")
     )
     app = services()
     signal = parse_alert(payload, app.owner())
-    report = app.intake.accept([signal])
-    return json_response({"accepted": 1, **report.to_dict()}, status=202)
+    return json_response(app.admission.admit([signal]).to_dict(), status=202)

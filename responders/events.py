@@ -33,8 +33,7 @@ def eventgrid(req: func.HttpRequest) -> func.HttpResponse:
     delivery = parse_delivery(payload, app.owner())
     if isinstance(delivery, Handshake):
         return json_response({"validationResponse": delivery.validation_code})
-    report = app.intake.accept(delivery.signals)
-    return json_response({"accepted": len(delivery.signals), **report.to_dict()}, status=202)
+    return json_response(app.admission.admit(delivery.signals).to_dict(), status=202)
 
 
 def cloudevents_handshake(req: func.HttpRequest) -> func.HttpResponse:
@@ -57,7 +56,7 @@ def eventgrid_trigger(event: func.EventGridEvent | func.CloudEvent) -> None:
         # Retrying a malformed event cannot help; Event Grid would retry it for a day.
         log.error("Event Grid event %s refused: %s: %s", event.id, e.error, e.detail)
         return
-    app.intake.accept([signal])
+    app.admission.admit([signal])
 
 
 def envelope(event: func.EventGridEvent | func.CloudEvent, now: datetime) -> dict[str, Any]:

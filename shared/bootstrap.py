@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from shared.clock import Clock, utc_now
 from shared.domain.resources import Owner, Ownership, ResourceId, ownership
+from shared.intake.admission import Admission
 from shared.intake.pipeline import Intake
 from shared.outbox import Outbox
 from shared.paging.routing import RoutingTable
@@ -116,8 +117,13 @@ class Services:
         return Outbox(self.store, self.queue)
 
     @cached_property
+    def admission(self) -> Admission:
+        """Takes signals in: the intake queue, which `intake` folds."""
+        return Admission(self.queue, self.policy)
+
+    @cached_property
     def intake(self) -> Intake:
-        """The intake pipeline."""
+        """Folds admitted signals into incidents (the `intake` queue's trigger)."""
         return Intake(self.store, self.queue, self.policy, self.clock)
 
     @cached_property

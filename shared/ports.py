@@ -202,6 +202,20 @@ class QueueReceiver(Protocol):
         """Move the message to the dead letters with a reason a person can read."""
 
 
+@runtime_checkable
+class BatchReceiver(QueueReceiver, Protocol):
+    """Receives a session's messages in one batch under one lock, for triggers of cardinality "many"."""
+
+    def receive_batch(self, queue: str, max_messages: int) -> list[Received]:
+        """Lock the next session and up to `max_messages` of its messages, in order."""
+
+    def complete_batch(self, batch: Sequence[Received]) -> None:
+        """Remove them all and release the session; LockLost if the lock expired meanwhile."""
+
+    def abandon_batch(self, batch: Sequence[Received]) -> None:
+        """Release them all (they come again) and the session."""
+
+
 class Pager(Protocol):
     """Pages the on-call engineer (PagerDuty Events API v2 in production).
 

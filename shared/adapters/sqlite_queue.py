@@ -11,6 +11,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,61 @@ class SqliteQueue:
                         (token, locked_until, queue, row["session_id"]),
                     )
                 return self._received(row, token, locked_until)
+
+    def receive_batch(self, queue: str, max_messages: int) -> list[Received]:
+        """Lock the next session and up to `max_messages` of its deliverable messages, in order, under
+        one lock (a trigger with cardinality "many"); a message without a session comes alone."""
+        first = self.receive(queue)
+        if first is None or first.session_id is None or max_messages <= 1:
+            return [] if first is None else [first]
+        with self._db.write() as conn:
+            rows = conn.execute(
+                "UPDATE queue_messages SET delivery_count = delivery_count + 1, lock_token = ?, "
+                "locked_until = ? WHERE seq IN (SELECT seq FROM queue_messages WHERE queue = ? AND "
+                "session_id = ? AND state = 'active' AND seq > ? AND delivery_count < ? "
+                "ORDER BY seq LIMIT ?) RETURNING *",
+                (
+                    first.lock_token,
+                    first.locked_until.timestamp(),
+                    queue,
+                    first.session_id,
+                    first.sequence_number,
+                    self._max_delivery_count,
+                    max_messages - 1,
+                ),
+            ).fetchall()
+        # The batch shares the first message's lock and its expiry; RETURNING shows counts already raised.
+        locked_until = first.locked_until.timestamp()
+        rest = [
+            replace(self._received(r, first.lock_token, locked_until), delivery_count=r["delivery_count"])
+            for r in rows
+        ]
+        return [first, *sorted(rest, key=lambda r: r.sequence_number)]
+
+    def complete_batch(self, batch: Sequence[Received]) -> None:
+        """Remove every message of a batch from `receive_batch` and release its session, atomically."""
+        self._settle_batch(
+            batch, "DELETE FROM queue_messages WHERE state = 'active' AND lock_token = ? AND seq IN"
+        )
+
+    def abandon_batch(self, batch: Sequence[Received]) -> None:
+        """Release every message of a batch (they come again, each delivery counted) and its session."""
+        self._settle_batch(
+            batch,
+            "UPDATE queue_messages SET lock_token = NULL, locked_until = 0"
+            " WHERE state = 'active' AND lock_token = ? AND seq IN",
+        )
+
+    def _settle_batch(self, batch: Sequence[Received], statement: str) -> None:
+        if not batch:
+            return
+        token = batch[0].lock_token
+        seqs = [r.sequence_number for r in batch]
+        with self._db.write() as conn:
+            changed = conn.execute(f"{statement} ({','.join('?' * len(seqs))})", (token, *seqs)).rowcount
+            if changed != len(seqs):
+                raise LockLost(self._lock_lost(batch[0]))
+            self._settle(conn, batch[0], changed)
 
     def complete(self, received: Received) -> None:
         """Remove the message for good."""

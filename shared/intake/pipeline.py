@@ -7,12 +7,12 @@ from dataclasses import dataclass, field, replace
 
 from shared.clock import Clock, iso, minutes_before
 from shared.domain.effects import Change
-from shared.domain.incidents import Incident
+from shared.domain.incidents import Incident, TimelineEntry
 from shared.domain.signals import Signal
 from shared.errors import Conflict, DuplicateSignal, PreconditionFailed, StoreContention
 from shared.outbox import MAX_ATTEMPTS, Outbox
-from shared.ports import EffectQueue, IncidentStore, Versioned
-from shared.triage.assessment import assess
+from shared.ports import MAX_SIGNALS_PER_COMMIT, EffectQueue, IncidentStore, Versioned
+from shared.triage.assessment import Assessment, assess
 from shared.triage.correlation import correlate, escalate_for_peers, instance_of, is_firing
 from shared.triage.policy import Policy
 
@@ -50,54 +50,100 @@ class Intake:
         self.outbox = Outbox(store, queue)
 
     def accept(self, signals: Sequence[Signal]) -> IntakeReport:
-        """Accept each signal; on return every one is on disk (sending may be left to the sweeper)."""
+        """Fold the signals into their incidents; on return every one is on disk (sending may be
+        left to the sweeper).
+
+        Signals of one correlation key fold into one conditional write, up to
+        MAX_SIGNALS_PER_COMMIT at a time, in the order given: one write per batch instead of one
+        per signal is what keeps a storm from becoming a storm of ETag conflicts.
+        """
         report = IntakeReport()
+        by_key: dict[str, list[tuple[Signal, Assessment]]] = {}
+        seen: set[str] = set()
         for signal in signals:
-            self._accept_one(signal, report)
+            if signal.id in seen:  # the same signal twice in one batch: stored once
+                report.duplicates += 1
+                continue
+            seen.add(signal.id)
+            assessment = assess(signal, self.policy)
+            if assessment.informational:
+                self._record_informational(signal, report)
+            else:
+                by_key.setdefault(assessment.correlation_key, []).append((signal, assessment))
+        for key, batch in by_key.items():
+            for start in range(0, len(batch), MAX_SIGNALS_PER_COMMIT):
+                self._fold(key, batch[start : start + MAX_SIGNALS_PER_COMMIT], report)
         return report
 
-    def _accept_one(self, signal: Signal, report: IntakeReport) -> None:
-        assessment = assess(signal, self.policy)
-        if assessment.informational:
-            self._record_informational(signal, report)
-            return
-        for _ in range(MAX_ATTEMPTS):
-            now = iso(self.clock())
-            current = self.store.open_incident(assessment.correlation_key)
+    def _fold(self, key: str, batch: list[tuple[Signal, Assessment]], report: IntakeReport) -> None:
+        """Fold a batch of one key's signals into its open incident, a commit per incident touched."""
+        attempts = 0
+        while batch:
+            attempts += 1
+            if attempts > MAX_ATTEMPTS + len(batch):  # each commit that wins consumes signals
+                raise StoreContention(f"incident for {key!r} kept changing under us")
+            current = self.store.open_incident(key)
+            fold = self._plan(current, batch)
+            if fold.outcomes:
+                staged = fold.outcomes[-1].staged_incident
+                try:
+                    etag = self.store.commit(
+                        staged, current.etag if current else None, fold.signals, fold.timeline
+                    )
+                except DuplicateSignal as e:
+                    report.duplicates += sum(1 for s, _ in batch if s.id in e.signal_ids)
+                    batch = [(s, a) for s, a in batch if s.id not in e.signal_ids]
+                    if current is not None:  # a retry after a crash may find effects or escalation undone
+                        self.flush(current)
+                        self._escalate_across_tenants(current.incident)
+                    continue
+                except (Conflict, PreconditionFailed):
+                    continue
+                for outcome in fold.outcomes:
+                    _count(outcome, report)
+                self.flush(Versioned(staged, etag))
+                if current is None:
+                    self._escalate_across_tenants(staged)
+                for signal in fold.signals:  # a Resolved, whether of the incident or of one instance
+                    self._remember_resolved(signal, staged.id)
+            for signal in fold.informational:
+                self._record_informational(signal, report)
+                if signal.state == "resolved" and signal.id in fold.resolved_alone:
+                    self._remember_resolved(signal, "")
+            batch = batch[fold.consumed :]
+
+    def _plan(self, current: Versioned | None, batch: list[tuple[Signal, Assessment]]) -> _Fold:
+        """Correlate signals in turn onto the incident, up to the first one that resolves it (the
+        signals after it belong to the next incident of the key, or to none)."""
+        now = iso(self.clock())
+        fold = _Fold()
+        incident = current.incident if current else None
+        resolved_here: set[str] = set()  # instances resolved by this batch, not yet remembered
+        for signal, assessment in batch:
+            fold.consumed += 1
             # A Fired retried after its own Resolved was handled: stale, not a new outage. With an
             # incident open it would bring back an instance that resolved and keep it open; one
             # the incident knows to be firing cannot have resolved, so repeats skip the look-up.
-            if (current is None or not is_firing(current.incident, signal)) and self._already_resolved(
-                signal
+            if (incident is None or not is_firing(incident, signal)) and (
+                _alert_instance(signal) in resolved_here or self._already_resolved(signal)
             ):
-                self._record_informational(signal, report)
-                return
-            outcome = correlate(current.incident if current else None, signal, assessment, now, self.policy)
-            if outcome is None:  # a resolve with nothing open: keep it, it says something happened
-                self._record_informational(signal, report)
-                self._remember_resolved(signal, "")
-                return
-            staged = outcome.staged()
-            try:
-                etag = self.store.commit(
-                    staged, current.etag if current else None, [signal], outcome.timeline
-                )
-            except DuplicateSignal:
-                report.duplicates += 1
-                if current is not None:  # a retry after a crash may find effects or escalation undone
-                    self.flush(current)
-                    self._escalate_across_tenants(current.incident)
-                return
-            except (Conflict, PreconditionFailed):
+                fold.informational.append(signal)
                 continue
-            self._count(outcome, current, report)
-            self.flush(Versioned(staged, etag))
-            if current is None:
-                self._escalate_across_tenants(outcome.incident)
-            else:  # a Resolved, whether it resolved the incident or one instance of several
-                self._remember_resolved(signal, outcome.incident.id)
-            return
-        raise StoreContention(f"incident for {assessment.correlation_key!r} kept changing under us")
+            outcome = correlate(incident, signal, assessment, now, self.policy)
+            if outcome is None:  # a resolve with nothing open: keep it, it says something happened
+                fold.informational.append(signal)
+                fold.resolved_alone.add(signal.id)
+                continue
+            staged = outcome.staged()
+            fold.outcomes.append(_Outcome(staged, opened=incident is None))
+            fold.signals.append(signal)
+            fold.timeline.extend(outcome.timeline)
+            if signal.state == "resolved" and _alert_instance(signal):
+                resolved_here.add(_alert_instance(signal))
+            incident = staged
+            if not staged.is_open:
+                break
+        return fold
 
     def flush(self, versioned: Versioned) -> None:
         """Send what the incident's outbox holds (see `shared.outbox`)."""
@@ -146,15 +192,35 @@ class Intake:
         else:
             report.duplicates += 1
 
-    @staticmethod
-    def _count(outcome: Change, current: Versioned | None, report: IntakeReport) -> None:
-        report.incidents.append(outcome.incident.id)
-        if current is None:
-            report.opened += 1
-        elif not outcome.incident.is_open:
-            report.resolved += 1
-        else:
-            report.updated += 1
+
+@dataclass
+class _Outcome:
+    """One signal's effect on the incident: the incident after it, and whether it opened it."""
+
+    staged_incident: Incident
+    opened: bool
+
+
+@dataclass
+class _Fold:
+    """What one conditional write of a batch holds, and what of the batch it used up."""
+
+    outcomes: list[_Outcome] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    informational: list[Signal] = field(default_factory=list)
+    resolved_alone: set[str] = field(default_factory=set)  # Resolved signals that found nothing open
+    consumed: int = 0
+
+
+def _count(outcome: _Outcome, report: IntakeReport) -> None:
+    report.incidents.append(outcome.staged_incident.id)
+    if outcome.opened:
+        report.opened += 1
+    elif not outcome.staged_incident.is_open:
+        report.resolved += 1
+    else:
+        report.updated += 1
 
 
 # An Azure Monitor alert instance (alertId, with its dimensions) fires once and resolves once; a new

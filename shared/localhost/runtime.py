@@ -14,7 +14,7 @@ from azure.functions.timer import TimerRequest
 
 from shared.errors import LockLost, PoisonMessage
 from shared.localhost.ncrontab import Schedule
-from shared.ports import QueueReceiver, Received
+from shared.ports import BatchReceiver, QueueReceiver, Received
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ IDLE_POLL_SECONDS = 0.05  # other processes may enqueue: look again this often w
 # queue at once (sessions keep each incident's messages in order), so the local host does too; one
 # pump would make 50 caches failing at once wait on each other's ARM calls.
 PUMPS_PER_QUEUE = 8
+# host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
+BATCH_SIZE = 100
 
 
 class QueuePump(threading.Thread):
@@ -91,6 +93,53 @@ class QueuePump(threading.Thread):
             )
 
 
+class BatchPump(QueuePump):
+    """Delivers a session's messages in batches to a function that takes a list ("many")."""
+
+    def __init__(
+        self, queue: BatchReceiver, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
+    ):
+        super().__init__(queue, queue_name, handler, stop)
+        self.batches = queue
+
+    def run(self) -> None:
+        """Until stopped."""
+        while not self.stop.is_set():
+            try:
+                batch = self.batches.receive_batch(self.queue_name, BATCH_SIZE)
+            except Exception:
+                log.exception("receiving from %s failed", self.queue_name)
+                self.stop.wait(1.0)
+                continue
+            if not batch:
+                self.stop.wait(IDLE_POLL_SECONDS)
+                continue
+            self.deliver_batch(batch)
+
+    def deliver_batch(self, batch: list[Received]) -> None:
+        """Call the function with the batch; complete it all on success, abandon it all on error."""
+        try:
+            self.handler([service_bus_message(r) for r in batch])
+        except Exception as e:
+            log.warning(
+                "%s: batch of %d from session %s failed (delivery %d): %s",
+                self.queue_name,
+                len(batch),
+                batch[0].session_id,
+                batch[0].delivery_count,
+                e,
+            )
+            self._settle_batch(self.batches.abandon_batch, batch)
+            return
+        self._settle_batch(self.batches.complete_batch, batch)
+
+    def _settle_batch(self, settle: Callable[[list[Received]], None], batch: list[Received]) -> None:
+        try:
+            settle(batch)
+        except (LockLost, sqlite3.OperationalError) as e:
+            log.warning("%s: settling a batch failed (%s); it will be delivered again", self.queue_name, e)
+
+
 class TimerThread(threading.Thread):
     """Calls a timer-triggered function on its NCRONTAB schedule."""
 
@@ -120,9 +169,16 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
         trigger = function.get_trigger()
         name = function.get_function_name()
         if trigger.type == "serviceBusTrigger":
+            batched = str(getattr(trigger, "cardinality", "") or "").lower().endswith("many")
+            if batched and not isinstance(queue, BatchReceiver):
+                raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
             for _ in range(PUMPS_PER_QUEUE):
-                QueuePump(queue, trigger.queue_name, function.get_user_function(), stop).start()
-            started.append(f"{name}: queue {trigger.queue_name} ({PUMPS_PER_QUEUE} at once)")
+                if batched:
+                    BatchPump(queue, trigger.queue_name, function.get_user_function(), stop).start()  # type: ignore[arg-type]
+                else:
+                    QueuePump(queue, trigger.queue_name, function.get_user_function(), stop).start()
+            each = f"batches of up to {BATCH_SIZE}, " if batched else ""
+            started.append(f"{name}: queue {trigger.queue_name} ({each}{PUMPS_PER_QUEUE} at once)")
         elif trigger.type == "timerTrigger":
             TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
             started.append(f"{name}: timer {trigger.schedule}")

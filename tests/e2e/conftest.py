@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -77,6 +78,27 @@ class Responder:
     def get(self, path: str, **params: str) -> httpx.Response:
         """GET with the function key."""
         return self.client.get(path, params={"code": KEY, **params})
+
+    def folded(self, answer: httpx.Response, seconds: float = 20) -> list[str | None]:
+        """Wait until intake has folded an intake 202's signals: the incident of each, None for one
+        kept as informational (read from the store file; the 202 says only what was accepted)."""
+        assert answer.status_code == 202, answer.text
+        ids = answer.json()["signals"]
+        found: dict[str, str | None] = {}
+
+        def stored() -> bool:
+            with sqlite3.connect(f"file:{self.data_dir / 'incidents.sqlite3'}?mode=ro", uri=True) as conn:
+                marks = ",".join("?" * len(ids))
+                rows = conn.execute(f"SELECT id, incident_id FROM signals WHERE id IN ({marks})", ids)
+                found.update(rows.fetchall())
+            return len(found) == len(set(ids))
+
+        self.wait_for(stored, f"signals {ids} folded", seconds)
+        return [found[i] for i in ids]
+
+    def incidents_of(self, answer: httpx.Response) -> list[str]:
+        """The incidents an intake 202's signals went to, once folded, in order, each once."""
+        return list(dict.fromkeys(i for i in self.folded(answer) if i is not None))
 
     def wait_for(self, check: Callable[[], bool], what: str, seconds: float = 20) -> None:
         """Poll until the queue workers have done something (no timing is asserted, only the outcome)."""

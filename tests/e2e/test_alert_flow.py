@@ -28,8 +28,8 @@ def test_sample_alert_opens_a_sev1_and_its_effects_run(start_responder: Callable
     responder = start_responder()
     answer = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
     assert answer.status_code == 202, answer.text
-    assert answer.json()["opened"] == 1
-    incident_id = answer.json()["incidents"][0]
+    assert answer.json()["accepted"] == 1
+    (incident_id,) = responder.incidents_of(answer)  # folded moments after the 202
 
     listed = responder.get("/incidents").json()["incidents"]
     assert [i["id"] for i in listed] == [incident_id]
@@ -67,11 +67,11 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
 ) -> None:
     responder = start_responder()
     fired = body(metric_alert(alert_id="dup-1"))
-    first = responder.post("/alerts", fired).json()
-    again = responder.post("/alerts", fired).json()
-    assert (first["opened"], again["duplicates"]) == (1, 1)
-    second = responder.post("/alerts", body(metric_alert(alert_id="dup-2"))).json()
-    assert second["updated"] == 1 and second["incidents"] == first["incidents"]
+    first = responder.incidents_of(responder.post("/alerts", fired))
+    again = responder.incidents_of(responder.post("/alerts", fired))
+    second = responder.incidents_of(responder.post("/alerts", body(metric_alert(alert_id="dup-2"))))
+    assert first == again == second and len(first) == 1
+    assert _incident(responder, first[0])["signal_count"] == 2  # the resend was one signal
     pages = responder.data_dir / "dry-run" / "pagerduty.jsonl"
 
     def operations() -> list[str]:
@@ -85,14 +85,14 @@ def test_duplicate_delivery_counts_once_and_resolved_resolves(
     responder.wait_for(lambda: operations() == ["trigger"], "the page triggered")
     # dup-1 and dup-2 are two instances of one alert rule on one resource: the incident resolves
     # when the last of them does.
-    partly = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved"))).json()
-    assert (partly["resolved"], partly["updated"]) == (0, 1)
-    incident = _incident(responder, first["incidents"][0])
+    partly = responder.post("/alerts", body(metric_alert(alert_id="dup-2", condition="Resolved")))
+    assert responder.incidents_of(partly) == first
+    incident = _incident(responder, first[0])
     assert incident["status"] == "open"
     assert any("1 of 2 instances resolved" in e["text"] for e in incident["timeline"])
-    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-1", condition="Resolved"))).json()
-    assert resolved["resolved"] == 1
-    incident = _incident(responder, first["incidents"][0])
+    resolved = responder.post("/alerts", body(metric_alert(alert_id="dup-1", condition="Resolved")))
+    assert responder.incidents_of(resolved) == first
+    incident = _incident(responder, first[0])
     assert incident["status"] == "resolved" and incident["resolved_at"] and incident["signal_count"] == 4
     assert responder.get("/incidents", status="open").json()["count"] == 0
     assert responder.get("/incidents", status="resolved").json()["count"] == 1
@@ -104,7 +104,7 @@ def test_a_sev0_alert_is_never_lowered_by_a_generic_rule(responder: Responder) -
     alert = metric_alert(rule="cosmos-availability-floor", severity="Sev0", metric="ServiceAvailability")
     answer = responder.post("/alerts", body(alert))
     assert answer.status_code == 202, answer.text
-    (incident_id,) = answer.json()["incidents"]
+    (incident_id,) = responder.incidents_of(answer)
     incident = _incident(responder, incident_id)
     assert incident["severity"] == "sev1"
     assert any("rule elevated-errors says sev2, kept sev1" in r for r in incident["reasons"])
@@ -152,12 +152,8 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
     for n in range(5):
         tenant = "ikea" if n % 2 else "hm"
         target = resource("cosmosdb", f"cosmos-amicis-{tenant}-dev", f"rg-amicis-{tenant}-dev")
-        assert (
-            responder.post(
-                "/alerts", body(metric_alert(rule=f"r{n}", target=target, alert_id=f"a{n}"))
-            ).status_code
-            == 202
-        )
+        answer = responder.post("/alerts", body(metric_alert(rule=f"r{n}", target=target, alert_id=f"a{n}")))
+        responder.incidents_of(answer)  # folded a moment after the 202
     assert responder.get("/incidents").json()["count"] == 5
     assert responder.get("/incidents", limit="2").json()["count"] == 2
     assert responder.get("/incidents", tenant="ikea").json()["count"] == 2
@@ -169,7 +165,7 @@ def test_incident_list_filters_and_limits(start_responder: Callable[..., Respond
 
 def test_the_timeline_over_http_is_in_time_order(responder: Responder) -> None:
     answer = responder.post("/alerts", body(metric_alert(rule="timeline-order", alert_id="order-1")))
-    (incident_id,) = answer.json()["incidents"]
+    (incident_id,) = responder.incidents_of(answer)
     # A line dated before the opening, written after it (as a slow worker, or another process, does).
     store = SqliteIncidentStore(responder.data_dir / "incidents.sqlite3")
     store.add_timeline(incident_id, [TimelineEntry("2000-01-01T00:00:00.000Z", "page", "written late")])
@@ -181,8 +177,8 @@ def test_the_timeline_over_http_is_in_time_order(responder: Responder) -> None:
 def test_signals_stored_as_informational_say_so_over_http(start_responder: Callable[..., Responder]) -> None:
     responder = start_responder()
     answer = responder.post("/alerts", body(metric_alert(alert_id="gone-1", condition="Resolved")))
-    assert answer.json()["informational"] == 1
-    assert responder.post("/alerts", body(metric_alert(alert_id="gone-1"))).json()["informational"] == 1
+    assert responder.folded(answer) == [None]  # nothing open: kept as informational
+    assert responder.folded(responder.post("/alerts", body(metric_alert(alert_id="gone-1")))) == [None]
     signals = responder.get("/signals").json()["signals"]
     assert sorted((s["state"], s["informational"]) for s in signals) == [("fired", True), ("resolved", True)]
 

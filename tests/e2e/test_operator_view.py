@@ -70,7 +70,7 @@ def test_cards_dead_lettered_while_slack_is_unreachable_are_replayed_once_it_is_
     )
     slack.set_down(True, close=True)  # connections cut without an answer: unreachable
     answer = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
-    (incident_id,) = answer.json()["incidents"]
+    (incident_id,) = responder.incidents_of(answer)
     responder.wait_for(lambda: _settled(responder), "every card tried 12 times", seconds=60)
     assert slack.cards() == [] and len(slack.requests_to("chat.postMessage")) >= 24
 

@@ -88,7 +88,7 @@ def test_a_malformed_field_is_written_on_the_incident_and_dead_lettered_as_poiso
     responder: Responder,
 ) -> None:
     opened = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
-    (incident_id,) = opened.json()["incidents"]
+    (incident_id,) = responder.incidents_of(opened)
     envelope = copy.deepcopy(CAPTURED["incident_acknowledged"])
     envelope["event"].update(id="E-assignees-5", event_type="incident.reassigned")
     envelope["event"]["data"].update(incident_key=incident_id, assignees=5)

@@ -55,7 +55,7 @@ def responder(
 def _open_sample(responder: Responder) -> str:
     answer = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
     assert answer.status_code == 202, answer.text
-    return str(answer.json()["incidents"][0])
+    return responder.incidents_of(answer)[0]
 
 
 def _incident(responder: Responder, incident_id: str) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_a_sev1_is_paged_carded_and_resolved_through_the_real_clients(
     assert slack.wait_until(lambda: len(slack.cards(CHANNEL)) == 1)
 
     resolved = responder.post("/alerts", (ROOT / "samples" / "cosmos-available.json").read_bytes())
-    assert resolved.json()["resolved"] == 1
+    assert responder.incidents_of(resolved) == [incident_id]
     assert pagerduty.wait_until(
         lambda: (a := pagerduty.alert(incident_id)) is not None and a.status == "resolved"
     )

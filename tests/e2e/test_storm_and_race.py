@@ -33,6 +33,12 @@ def test_storm_of_10000_alerts_over_100_keys_opens_exactly_100(
         statuses[answer.status] = statuses.get(answer.status, 0) + 1
     connection.close()
     assert statuses == {202: 10_000}
+
+    def folded() -> bool:  # the 202s say what was accepted; the incidents follow a batch later
+        incidents = responder.get("/incidents", limit="1000").json()["incidents"]
+        return sum(i["signal_count"] for i in incidents) == 10_000
+
+    responder.wait_for(folded, "10,000 signals folded", seconds=120)
     incidents = responder.get("/incidents", limit="1000").json()["incidents"]
     assert len(incidents) == 100
     assert {i["signal_count"] for i in incidents} == {100}
@@ -54,6 +60,11 @@ def test_two_processes_on_one_data_dir_open_one_incident_per_key(
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(send, range(400)))
     assert statuses == [202] * 400
+
+    def folded() -> bool:
+        return sum(i["signal_count"] for i in first.get("/incidents").json()["incidents"]) == 400
+
+    first.wait_for(folded, "400 signals folded", seconds=60)
     for server in (first, second):
         incidents = server.get("/incidents").json()["incidents"]
         assert len(incidents) == 5

@@ -40,6 +40,7 @@ def _report(answer: func.HttpResponse, accepted: int) -> dict[str, Any]:
     report = json_body(answer)
     assert set(report) == {
         "accepted",
+        "signals",
         "incidents",
         "opened",
         "updated",

@@ -26,6 +26,7 @@ from tests.functions.harness import (
     INCIDENT_EVENTS,
     all_signals,
     event_payload,
+    fold,
     function,
     json_body,
     post,
@@ -132,6 +133,7 @@ def _only_event(name: str) -> dict[str, Any]:
 def test_trigger_stores_the_signal_the_policy_calls_for(app: Services, name: str) -> None:
     event = _only_event(name)
     function("eventgrid_trigger")(_trigger_event(event))
+    fold()
     stored = snapshot(app)
     if name in INCIDENT_EVENTS:
         assert (stored.incidents, stored.informational, stored.signals) == (1, 0, 1)
@@ -152,6 +154,7 @@ def test_trigger_stores_the_signal_the_policy_calls_for(app: Services, name: str
 def test_trigger_and_webhook_store_the_same_signal(app: Services, name: str) -> None:
     """The same event through the trigger and then the webhook is one signal: the webhook sees a duplicate."""
     function("eventgrid_trigger")(_trigger_event(_only_event(name)))
+    fold()
     before = snapshot(app)
     answer = post("eventgrid", body(event_payload(name)))
     assert answer.status_code == 202
@@ -173,6 +176,7 @@ def test_trigger_without_an_event_time_is_still_stored(app: Services) -> None:
         data_version=event.data_version,
     )
     function("eventgrid_trigger")(event)
+    fold()
     (signal,) = app.store.signals(None, 10)
     # stamped with the wall clock (responders/events.py calls utc_now(), not services().clock)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", signal.occurred_at)
@@ -190,5 +194,6 @@ def test_trigger_logs_and_drops_an_event_that_can_never_be_read(caplog: pytest.L
         data_version="1",
     )
     function("eventgrid_trigger")(event)
+    fold()
     assert snapshot() == EMPTY
     assert any(r.levelname == "ERROR" and "missing_field" in r.getMessage() for r in caplog.records)
