@@ -220,7 +220,7 @@ class Smoke:
         if done is None:
             self._record(report, "page resolved", SKIPPED, 0.0, "the incident did not resolve")
         elif report.steps[STEPS.index("paged")].status != PASSED:
-            self._record(report, "page resolved", SKIPPED, 0.0, "the page never went out")
+            self._record(report, "page resolved", SKIPPED, 0.0, "the page was never confirmed")
         else:
 
             def page_resolved() -> dict[str, Any] | None:
@@ -347,9 +347,12 @@ def _card_line(incident: dict[str, Any]) -> str:
 def _page_trouble(incident: dict[str, Any]) -> str:
     if not incident:
         return "the incident could not be read"
-    state = incident.get("pagerduty_state") or "never paged"
+    state = incident.get("pagerduty_state")
+    seen = (
+        f"pagerduty_state {state!r}" if state else f"never paged ({incident.get('severity')}: does it page?)"
+    )
     held = ", held while an action works" if incident.get("page_held") else ""
-    return f"pagerduty_state {state!r} at {incident.get('severity')}{held}{_failures(incident, 'page')}"
+    return f"{seen}{held}{_failures(incident, 'page')}"
 
 
 def _card_trouble(incident: dict[str, Any]) -> str:
