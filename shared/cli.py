@@ -1,6 +1,6 @@
 """The `dr` command: `dr serve` runs the responder locally, `dr explain FILE` shows a decision,
 `dr status`, `dr dead-letters`, `dr replay` are the operator's view of a data dir, and `dr actions`,
-`dr approve|deny ID`, `dr pause|resume` steer the automation."""
+`dr approve|deny ID`, `dr pause|resume` steer the automation; `dr smoke` checks a deployed one."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ class CommandFailed(ResponderError):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dr` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "smoke":  # a remote responder: no local settings or data dir are involved
+        return _smoke(args)
     try:
         # As the Functions host does: local.settings.json in the working directory, under the environment.
         from shared.localhost.local_settings import apply_local_settings
@@ -143,6 +145,18 @@ def _parser() -> argparse.ArgumentParser:
         switch.add_argument("--reason", default="", help="why, for whoever finds it paused")
         switch.add_argument("--by", help=by_help)
         switch.add_argument("--data-dir", type=Path, help=data_dir_help)
+    smoke = commands.add_parser(
+        "smoke", help="post-deploy check: a test alert is paged, carded and resolved (exit 0 if all passed)"
+    )
+    smoke.add_argument(
+        "--url", required=True, help="the Function App (or dr serve), e.g. https://APP.azurewebsites.net"
+    )
+    smoke.add_argument("--key", help="its function key (default: DR_FUNCTION_KEY); never printed")
+    smoke.add_argument(
+        "--timeout", type=_seconds, default=120.0, help="seconds each wait may take (default 120)"
+    )
+    smoke.add_argument("--tenant", default="", help="the tenant the test alert is tagged with (for routing)")
+    smoke.add_argument("--json", action="store_true", help="the report as JSON, for scripts")
     return parser
 
 
@@ -150,6 +164,13 @@ def _limit(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError("must be from 1 to 1000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 3600 seconds")
     return value
 
 
@@ -276,6 +297,30 @@ def _pause(args: argparse.Namespace, settings: Settings) -> None:
     app = _services(settings, args.data_dir)
     actor = person(_who(args), "cli")
     print(set_paused(app.action_store, args.command == "pause", args.tenant, actor, args.reason, app.clock))
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from shared.smoke.alert import SmokeAlert
+    from shared.smoke.client import REQUEST_SECONDS, ApiClient, api_base
+    from shared.smoke.render import render_smoke
+    from shared.smoke.run import Smoke
+
+    key = args.key or os.environ.get("DR_FUNCTION_KEY", "")
+    if not key:
+        print("dr smoke: no function key: pass --key or set DR_FUNCTION_KEY", file=sys.stderr)
+        return 2
+    try:
+        base = api_base(args.url)
+    except ValueError as e:
+        print(f"dr smoke: {e}", file=sys.stderr)
+        return 2
+    client = ApiClient(base, key, min(REQUEST_SECONDS, args.timeout))  # one request never outlasts a wait
+    report = Smoke(client, args.timeout).run(SmokeAlert.new(args.tenant))
+    print(
+        json.dumps(report.to_dict(), indent=2) if args.json else render_smoke(report),
+        end="\n" if args.json else "",
+    )
+    return 0 if report.passed else 1
 
 
 def _who(args: argparse.Namespace) -> str:
