@@ -50,8 +50,14 @@ INCIDENT_EVENTS = {
 
 
 @cache
+def registered() -> tuple[Any, ...]:
+    """The app's registered functions (`get_functions()` refuses a second call: it re-validates names)."""
+    return tuple(function_app.app.get_functions())
+
+
+@cache
 def _functions() -> dict[str, Callable[..., Any]]:
-    return {str(fn.get_function_name()): fn.get_user_function() for fn in function_app.app.get_functions()}
+    return {str(fn.get_function_name()): fn.get_user_function() for fn in registered()}
 
 
 def function(name: str) -> Callable[..., Any]:

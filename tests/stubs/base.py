@@ -287,9 +287,10 @@ class StubServer:
         else:
             data, content_type = reply.body or b"", "application/octet-stream"
         handler.send_response(reply.status)
-        handler.send_header("Content-Type", content_type)
+        own = {name.lower(): value for name, value in reply.headers.items()}
+        handler.send_header("Content-Type", own.pop("content-type", content_type))  # a reply's own wins
         handler.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
+        for name, value in own.items():
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(data)
