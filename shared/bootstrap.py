@@ -82,7 +82,19 @@ class Services:
 
     @cached_property
     def queue(self) -> EffectQueue:
-        """The effects queues (the embedded SQLite queue under the data dir)."""
+        """The queues: Service Bus when its connection is set, else the embedded SQLite queue."""
+        settings = self.settings
+        if settings.service_bus_namespace or settings.service_bus_connection:
+            from shared.adapters.azure_clients import LazyCredential
+            from shared.adapters.service_bus import service_bus_queue
+
+            client_id = settings.service_bus_client_id or settings.managed_identity_client_id
+            return service_bus_queue(
+                settings.service_bus_namespace,
+                settings.service_bus_connection,
+                lambda: LazyCredential(client_id),
+                clock=self.clock,
+            )
         from shared.adapters.sqlite_queue import SqliteQueue
 
         return SqliteQueue(
@@ -301,8 +313,13 @@ class Services:
 
     @cached_property
     def queue_inspector(self) -> QueueInspector:
-        """Counts, dead letters and replay on the queues (the local queue answers them)."""
-        return self.local_queue
+        """Counts, dead letters and replay on the queues (Service Bus's or the local queue)."""
+        from shared.ports import QueueInspector
+
+        queue = self.queue
+        if not isinstance(queue, QueueInspector):
+            raise TypeError(f"{type(queue).__name__} cannot count or replay its messages")
+        return queue
 
 
 _services: Services | None = None

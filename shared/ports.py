@@ -276,6 +276,7 @@ class QueueCounts:
     dead_lettered: int
 
 
+@runtime_checkable
 class QueueInspector(Protocol):
     """Reads the queues for the operator's view, and sends a dead letter again (Service Bus: peek the
     queue and its DLQ, receive the dead letter by sequence number, send a copy, complete it)."""

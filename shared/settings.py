@@ -47,6 +47,14 @@ class Settings:
     arm_url: str = "https://management.azure.com"  # DR_ARM_URL: where the Azure SDK clients go
     managed_identity_client_id: str | None = None  # AZURE_CLIENT_ID: the user-assigned identity
     action_check_seconds: float = 15.0  # how often a long operation is checked (kept within 10–30 s)
+    # Service Bus (the Functions host's trigger connection, read the host's way): a namespace with the
+    # managed identity, or a connection string; neither means the embedded SQLite queue.
+    service_bus_namespace: str | None = None
+    service_bus_connection: str | None = field(default=None, repr=False)
+    service_bus_client_id: str | None = None
+    # Table Storage: an endpoint with the managed identity, or a connection string (Azurite locally).
+    tables_endpoint: str | None = None
+    tables_connection: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +104,11 @@ class Settings:
             arm_url=(get("DR_ARM_URL") or cls.arm_url).rstrip("/"),
             managed_identity_client_id=get("AZURE_CLIENT_ID"),
             action_check_seconds=number("DR_ACTION_CHECK_SECONDS", 15, low=0.01),
+            service_bus_namespace=get("ServiceBusConnection__fullyQualifiedNamespace"),
+            service_bus_connection=get("ServiceBusConnection"),
+            service_bus_client_id=get("ServiceBusConnection__clientId"),
+            tables_endpoint=get("DR_TABLES_ENDPOINT"),
+            tables_connection=get("DR_TABLES_CONNECTION_STRING"),
         )
 
     def __post_init__(self) -> None:
@@ -109,6 +122,8 @@ class Settings:
 
         if self.automation not in ("on", "off"):
             raise SettingsError("DR_AUTOMATION must be on or off")
+        if self.tables_endpoint and not self.tables_endpoint.startswith("https://"):
+            raise SettingsError("DR_TABLES_ENDPOINT must be an https:// URL (tokens go over TLS only)")
         if not self.arm_url.startswith("https://"):
             raise SettingsError("DR_ARM_URL must be an https:// URL (the SDK sends tokens over TLS only)")
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")

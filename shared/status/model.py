@@ -17,11 +17,12 @@ from shared.domain.actions import ActionRecord, Pause
 from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES, Effect
 from shared.domain.incidents import Incident
 from shared.domain.severity import Severity
+from shared.intake.admission import INTAKE_QUEUE
 from shared.ports import DeadLetter, OutboxBacklog, QueueCounts
 from shared.triage.policy import Policy
 
 # Every queue the responder reads, in the order a person scans them: pages first.
-ALL_QUEUES = (*QUEUES.values(), PAGERDUTY_QUEUE)
+ALL_QUEUES = (INTAKE_QUEUE, *QUEUES.values(), PAGERDUTY_QUEUE)
 
 
 @dataclass(frozen=True)

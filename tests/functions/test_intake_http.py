@@ -89,6 +89,7 @@ def test_every_trigger_family_is_registered() -> None:
         "send_page",
         "send_notification",
         "run_action",
+        "fold_signals",
         "sweep_outbox",
         "pagerduty_webhook",
         "apply_pagerduty_event",

@@ -27,11 +27,12 @@ from shared.adapters.service_bus import ServiceBusQueue
 from shared.bootstrap import Services
 from shared.domain.actions import ActionState
 from shared.errors import PoisonMessage
+from shared.intake.admission import INTAKE_QUEUE
 from shared.ports import QueueMessage
 from tests.action_kinds import PretendCache
 from tests.conftest import ROOT
 from tests.factories import FakeClock
-from tests.functions.action_harness import AUTO, TRIGGERS, only_action, open_incident, timeline
+from tests.functions.action_harness import AUTO, CACHE, TRIGGERS, alert, only_action, timeline
 from tests.functions.harness import dry_run, function, json_body, post, registered
 from tests.stubs.service_bus import Namespace
 
@@ -79,6 +80,8 @@ class Host:
             for m in self.namespace.stored(queue)
             if m.scheduled_enqueue_time_utc is None or m.scheduled_enqueue_time_utc <= self.clock()
         ]
+        if queue == INTAKE_QUEUE:
+            return self._fold(due)
         for sent in due:
             number = sent.sequence_number or 0
             self.deliveries[queue, number] += 1
@@ -103,12 +106,31 @@ class Host:
             del entity.messages[number]
         return len(due)
 
+    def _fold(self, due: list[Any]) -> int:
+        """The intake trigger takes a session's messages as one list (cardinality many)."""
+        entity = self.namespace.entity(INTAKE_QUEUE)
+        sessions: dict[str | None, list[Any]] = {}
+        for sent in due:
+            sessions.setdefault(sent.session_id, []).append(sent)
+        for batch in sessions.values():
+            messages = []
+            for sent in batch:
+                self.deliveries[INTAKE_QUEUE, sent.sequence_number or 0] += 1
+                messages.append(
+                    trigger_message(sent, self.deliveries[INTAKE_QUEUE, sent.sequence_number or 0])
+                )
+            function("fold_signals")(messages)  # a raise fails the test: intake has no poison here
+            for sent in batch:
+                del entity.messages[sent.sequence_number or 0]
+        return len(due)
+
     def run(self, seconds: int = 120) -> None:
         """Rounds on every queue, a second apart, until nothing is left."""
+        queues = (INTAKE_QUEUE, *TRIGGERS)
         for _ in range(seconds):
-            for queue in TRIGGERS:
+            for queue in queues:
                 self.round(queue)
-            if not any(self.namespace.stored(q) for q in TRIGGERS):
+            if not any(self.namespace.stored(q) for q in queues):
                 return
             self.clock.advance(seconds=1)
 
@@ -133,8 +155,22 @@ def on_service_bus(app: Services, namespace: Namespace) -> Services:
 def test_every_queue_trigger_is_a_session_enabled_service_bus_trigger() -> None:
     bindings = {f.get_function_name(): [json.loads(b) for b in f.get_raw_bindings()] for f in registered()}
     triggers = {name: b for name, (b, *_) in bindings.items() if b["type"] == "serviceBusTrigger"}
-    assert set(triggers) == {"send_page", "send_notification", "run_action", "apply_pagerduty_event"}
-    # TODO(intake): the intake trigger (cardinality many, sessions by correlation key) joins this set.
+    assert set(triggers) == {
+        "send_page",
+        "send_notification",
+        "run_action",
+        "apply_pagerduty_event",
+        "fold_signals",
+    }
+    assert triggers["fold_signals"] == {
+        "direction": "IN",
+        "type": "serviceBusTrigger",
+        "name": "messages",
+        "connection": "ServiceBusConnection",
+        "queueName": "intake",
+        "isSessionsEnabled": True,
+        "cardinality": "MANY",  # the library writes the enum's name; the host reads it either way
+    }
     for name, queue in TRIGGERS.items():
         assert triggers[queue] == {
             "direction": "IN",
@@ -155,7 +191,10 @@ def test_the_effects_of_an_alert_go_through_service_bus_and_complete(
 ) -> None:
     sb_app = on_service_bus(app, namespace)
     answer = post("alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
-    (incident_id,) = json_body(answer)["incidents"]
+    assert json_body(answer)["accepted"] == 1 and len(namespace.stored(INTAKE_QUEUE)) == 1
+    assert Host(namespace, clock).round(INTAKE_QUEUE) == 1  # folded: the incident and its effects
+    (incident,) = sb_app.store.list_incidents(None, None, 10)
+    incident_id = incident.id
     assert {q: len(namespace.stored(q)) for q in TRIGGERS} == {
         "actions": 1,
         "pages": 1,
@@ -212,8 +251,11 @@ def test_an_action_fails_on_the_delivery_before_max_delivery_count_so_the_incide
 ) -> None:
     sb_app = on_service_bus(acting(AUTO), namespace)
     world.fail("check", *[RuntimeError("socket closed in the middle of a read")] * 5)
-    incident_id = open_incident()
+    post("alerts", alert(CACHE))
     host = Host(namespace, clock)
+    host.round(INTAKE_QUEUE)
+    (incident,) = sb_app.store.list_incidents(None, None, 10)
+    incident_id = incident.id
     host.run()
     record = only_action(sb_app, incident_id)
     assert record.state is ActionState.FAILED
