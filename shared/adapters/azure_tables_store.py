@@ -89,7 +89,7 @@ def _listed(incident: Incident) -> dict[str, Any]:
         "PartitionKey": LIST,
         "RowKey": list_row(incident),
         "key": incident.correlation_key,
-        "status": incident.status.value,
+        "status": str(incident.status),
         "tenant": incident.tenant,
         "severity": incident.severity.label,
     }
@@ -98,7 +98,7 @@ def _listed(incident: Incident) -> dict[str, Any]:
 def _incident_props(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,
-        "status": incident.status.value,
+        "status": str(incident.status),
         "tenant": incident.tenant,
         "severity": incident.severity.label,
         "condition_key": incident.condition_key,
@@ -588,7 +588,7 @@ class TableIncidentStore:
                 live.append(
                     _Live(
                         i.id,
-                        i.status.value,
+                        str(i.status),
                         i.tenant,
                         i.condition_key,
                         i.opened_at,
@@ -684,7 +684,7 @@ class TableIncidentStore:
 
 def _matches(incident: Incident, wanted: Mapping[str, str | None]) -> bool:
     """The incident as stored still matches the filters its list row was found by."""
-    actual = {"status": incident.status.value, "tenant": incident.tenant, "severity": incident.severity.label}
+    actual = {"status": str(incident.status), "tenant": incident.tenant, "severity": incident.severity.label}
     return all(not value or actual[name] == value for name, value in wanted.items())
 
 
