@@ -7,7 +7,7 @@ DATA   ?= .data
 
 .PHONY: setup run test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed .azurite/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3 >= 3.11) is needed: apt-get install python3 python3-venv"; exit 1; }
@@ -15,6 +15,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+# Azurite, the Table Storage emulator the table store's tests run: 3.35.0 is the last release for Node 20.
+.azurite/.installed: $(VENV)/.installed
+	npm install --prefix .azurite azurite@3.35.0 --no-audit --no-fund --silent
 	@touch $@
 
 run: setup

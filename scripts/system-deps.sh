@@ -11,6 +11,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 # The rollback tests run the real `kubectl rollout undo` as their oracle (Debian: 1.20.x; any kubectl will do).
 command -v kubectl >/dev/null || need+=(kubernetes-client)
+# The table store's tests run Azurite (an npm package, installed into .azurite/ by make setup).
+command -v npm >/dev/null || need+=(nodejs npm)
 
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

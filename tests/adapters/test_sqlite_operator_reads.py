@@ -1,4 +1,5 @@
-"""The operator's reads on real SQLite: queue counts, dead letters, replay; open incidents, pages."""
+"""The operator's reads on real SQLite: queue counts, dead letters, replay; open incidents and pages
+on SQLite and on Table Storage (a real Azurite) alike."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.azure_tables_store import TableIncidentStore
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.incidents import Incident
@@ -25,6 +27,7 @@ from shared.triage.correlation import correlate
 from shared.triage.policy import load_policy
 from tests.adapters.test_sqlite_queue import T0, receive
 from tests.factories import FakeClock, signal
+from tests.servers.azurite import fresh_table
 
 POLICY = load_policy()
 
@@ -39,9 +42,14 @@ def queue(tmp_path: Path, clock: FakeClock) -> SqliteQueue:
     return SqliteQueue(tmp_path / "queue.db", lock_duration=30.0, max_delivery_count=3, clock=clock)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteIncidentStore:
-    return SqliteIncidentStore(tmp_path / "incidents.db")
+OperatorStore = SqliteIncidentStore | TableIncidentStore
+
+
+@pytest.fixture(params=["sqlite", "azurite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> OperatorStore:
+    if request.param == "sqlite":
+        return SqliteIncidentStore(tmp_path / "incidents.db")
+    return TableIncidentStore(fresh_table(request.getfixturevalue("azurite")))
 
 
 def message(
@@ -52,7 +60,7 @@ def message(
     )
 
 
-def test_the_adapters_answer_the_operator_ports(queue: SqliteQueue, store: SqliteIncidentStore) -> None:
+def test_the_adapters_answer_the_operator_ports(queue: SqliteQueue, store: OperatorStore) -> None:
     inspector: QueueInspector = queue
     assert inspector is queue
     assert isinstance(store, StatusQueries) and isinstance(store, IncidentPages)
@@ -155,7 +163,7 @@ def _incident(rule: str, tenant: str, opened_at: str, azure_severity: str = "Sev
 
 
 def test_open_incidents_oldest_first_with_their_count_and_the_outbox_backlog(
-    store: SqliteIncidentStore,
+    store: OperatorStore,
 ) -> None:
     a = _incident("a", "ikea", "2026-11-25T09:00:00.000Z")
     b = _incident("b", "hm", "2026-11-25T09:05:00.000Z")
@@ -173,7 +181,7 @@ def test_open_incidents_oldest_first_with_their_count_and_the_outbox_backlog(
     assert (backlog.incidents, backlog.oldest_updated_at) == (1, b.updated_at)
 
 
-def test_pages_follow_a_keyset_past_ties_and_filter_by_severity(store: SqliteIncidentStore) -> None:
+def test_pages_follow_a_keyset_past_ties_and_filter_by_severity(store: OperatorStore) -> None:
     same_time = "2026-11-25T09:00:00.000Z"
     opened = [
         _incident(

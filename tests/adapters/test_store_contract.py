@@ -1,8 +1,8 @@
-"""The IncidentStore contract, run against the in-memory fake and the SQLite store alike.
+"""The IncidentStore contract, run against the in-memory fake, the SQLite store and Table Storage alike.
 
 Unit tests trust FakeStore to behave like the real store; these tests are what earns that trust.
 Anything a unit test relies on (conditional writes, one open incident per key, orderings) is held
-here to both adapters, so the fake cannot drift from the one that runs.
+here to every adapter (Table Storage on a real Azurite), so the fake cannot drift from those that run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.adapters.azure_tables_store import TableIncidentStore
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.incidents import OPEN, RESOLVED, PageState, PageStatus, TimelineEntry
 from shared.domain.severity import Severity
@@ -19,6 +20,7 @@ from shared.errors import Conflict, DuplicateSignal, PreconditionFailed
 from shared.ports import IncidentStore
 from tests.factories import incident, signal
 from tests.fakes import FakeStore
+from tests.servers.azurite import fresh_table
 
 T0 = "2026-11-25T10:00:00.000Z"
 T1 = "2026-11-25T10:01:00.000Z"
@@ -26,12 +28,14 @@ T2 = "2026-11-25T10:02:00.000Z"
 T3 = "2026-11-25T10:03:00.000Z"
 
 
-@pytest.fixture(params=["fake", "sqlite"])
+@pytest.fixture(params=["fake", "sqlite", "azurite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentStore]:
     if request.param == "fake":
         yield FakeStore()
-    else:
+    elif request.param == "sqlite":
         yield SqliteIncidentStore(tmp_path / "contract.sqlite3")
+    else:
+        yield TableIncidentStore(fresh_table(request.getfixturevalue("azurite")))
 
 
 def other_key(n: int) -> dict[str, str]:

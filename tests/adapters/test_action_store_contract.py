@@ -1,0 +1,152 @@
+"""The ActionStore and AutomationSwitch contract, on SQLite and on Table Storage (a real Azurite) alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.azure_tables_actions import TableActionStore
+from shared.adapters.azure_tables_store import TableIncidentStore
+from shared.adapters.sqlite_actions import SqliteActionStore
+from shared.adapters.sqlite_store import SqliteIncidentStore
+from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor, Pause, action_id
+from shared.domain.incidents import TimelineEntry
+from shared.errors import PreconditionFailed
+from shared.ports import ActionStore, AutomationSwitch, IncidentRepository
+from tests.factories import incident
+from tests.servers.azurite import fresh_table
+
+T0 = "2026-12-01T10:00:00.000Z"
+T1 = "2026-12-01T10:01:00.000Z"
+T2 = "2026-12-01T10:02:00.000Z"
+RULE = Actor(AUTOMATION, "redis-unavailable")
+CACHE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Cache/Redis/Cache-1"
+
+
+@dataclass
+class Stores:
+    incidents: IncidentRepository
+    actions: ActionStore
+    switch: AutomationSwitch
+
+
+@pytest.fixture(params=["sqlite", "azurite"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    if request.param == "sqlite":
+        store = SqliteIncidentStore(tmp_path / "actions.sqlite3")
+        sqlite_actions = SqliteActionStore(store.db)
+        yield Stores(store, sqlite_actions, sqlite_actions)
+    else:
+        client = fresh_table(request.getfixturevalue("azurite"))
+        table_actions = TableActionStore(client)
+        yield Stores(TableIncidentStore(client), table_actions, table_actions)
+
+
+def planned(
+    incident_id: str = "inc-1", target: str = CACHE, at: str = T0, action: str = "redis.failover"
+) -> ActionRecord:
+    return ActionRecord(
+        id=action_id(incident_id, action, target),
+        incident_id=incident_id,
+        action=action,
+        target=target,
+        mode="auto",
+        state=ActionState.PLANNED,
+        planned_by=RULE,
+        planned_at=at,
+        updated_at=at,
+        params={"shard": 0},
+    )
+
+
+def test_a_created_action_is_read_back_at_version_one_with_its_line_in_the_timeline(stores: Stores) -> None:
+    record = planned()
+    line = TimelineEntry(T0, "action", "planned")
+    assert stores.actions.create_action(record, [line]) is not None
+    found = stores.actions.get_action(record.id)
+    assert found is not None and (found.record, found.version) == (record, 1)
+    assert stores.incidents.timeline("inc-1") == [line]
+    assert stores.actions.get_action("act-nope") is None
+
+
+def test_creating_an_existing_action_answers_none_and_writes_no_line(stores: Stores) -> None:
+    record = planned()
+    stores.actions.create_action(record, [TimelineEntry(T0, "action", "first")])
+    assert (
+        stores.actions.create_action(record.evolve(mode="approve"), [TimelineEntry(T0, "action", "x")])
+        is None
+    )
+    found = stores.actions.get_action(record.id)
+    assert found is not None and found.record.mode == "auto"
+    assert [e.text for e in stores.incidents.timeline("inc-1")] == ["first"]
+
+
+def test_a_save_is_conditional_on_the_version_read(stores: Stores) -> None:
+    record = planned()
+    stores.actions.create_action(record, [])
+    running, line = record.moved(ActionState.RUNNING, RULE, T1)
+    saved = stores.actions.save_action(running, 1, [line])
+    assert saved.version == 2
+    done, late = running.moved(ActionState.SUCCEEDED, RULE, T2)
+    with pytest.raises(PreconditionFailed):
+        stores.actions.save_action(done, 1, [late])  # a second writer that read version 1
+    found = stores.actions.get_action(record.id)
+    assert found is not None and found.record.state is ActionState.RUNNING and found.version == 2
+    assert [e.text for e in stores.incidents.timeline("inc-1")] == [line.text], "the loser's line is not kept"
+    with pytest.raises(PreconditionFailed):
+        stores.actions.save_action(planned(incident_id="inc-ghost"), 1, [])
+
+
+def test_actions_are_listed_newest_first_by_state_and_incident(stores: Stores) -> None:
+    a = planned("inc-1", CACHE, T0)
+    b = planned("inc-2", CACHE + "-b", T2)
+    c = planned("inc-1", CACHE + "-c", T1)
+    for record in (a, b, c):
+        stores.actions.create_action(record, [])
+    stores.actions.save_action(c.moved(ActionState.RUNNING, RULE, T2)[0], 1, [])
+    assert [r.id for r in stores.actions.list_actions(None, None, 10)] == [b.id, c.id, a.id]
+    assert [r.id for r in stores.actions.list_actions(None, None, 2)] == [b.id, c.id]
+    assert [r.id for r in stores.actions.list_actions("planned", None, 10)] == [b.id, a.id]
+    assert [r.id for r in stores.actions.list_actions(None, "inc-1", 10)] == [c.id, a.id]
+    assert [r.id for r in stores.actions.list_actions("running", "inc-2", 10)] == []
+
+
+def test_actions_on_a_resource_since_a_time_and_started_since_a_time(stores: Stores) -> None:
+    early = planned("inc-1", CACHE, T0)
+    late = planned("inc-2", CACHE.lower(), T2)
+    other = planned("inc-3", CACHE + "-other", T1)
+    for record in (early, late, other):
+        stores.actions.create_action(record, [])
+    assert [r.id for r in stores.actions.actions_on(CACHE.upper(), T0)] == [early.id, late.id], "any case"
+    assert [r.id for r in stores.actions.actions_on(CACHE, T1)] == [late.id]
+    assert stores.actions.started_since(T0) == []
+    stores.actions.save_action(other.moved(ActionState.RUNNING, RULE, T1)[0], 1, [])
+    assert [r.id for r in stores.actions.started_since(T0)] == [other.id]
+    assert stores.actions.started_since(T2) == []
+
+
+def test_pauses_are_set_replaced_and_resumed(stores: Stores) -> None:
+    assert stores.switch.pauses() == []
+    stores.switch.pause(Pause("", "alice via cli", T0, "drill"))
+    stores.switch.pause(Pause("ikea", "bob via slack", T1))
+    stores.switch.pause(Pause("", "carol via api", T2, "again"))  # the newest reason wins
+    assert stores.switch.pauses() == [
+        Pause("", "carol via api", T2, "again"),
+        Pause("ikea", "bob via slack", T1),
+    ]
+    assert stores.switch.resume("ikea")
+    assert not stores.switch.resume("ikea")
+    assert not stores.switch.resume("hm")
+    assert stores.switch.pauses() == [Pause("", "carol via api", T2, "again")]
+
+
+def test_action_lines_and_commit_lines_make_one_timeline_in_time_order(stores: Stores) -> None:
+    stores.incidents.commit(
+        incident(), None, timeline=[TimelineEntry(T0, "opened", "1"), TimelineEntry(T2, "x", "4")]
+    )
+    stores.actions.create_action(planned(), [TimelineEntry(T1, "action", "2")])
+    stores.incidents.add_timeline("inc-1", [TimelineEntry(T1, "page", "3")])
+    assert [e.text for e in stores.incidents.timeline("inc-1")] == ["1", "2", "3", "4"]
