@@ -9,6 +9,7 @@ import azure.functions as func
 
 from shared.bootstrap import services
 from shared.clock import iso
+from shared.ports import SelfRepairing
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -25,3 +26,7 @@ def sweep_outbox(timer: func.TimerRequest) -> None:
         app.intake.flush(versioned)
     if stuck:
         log.warning("swept %d incidents with unsent effects", len(stuck))
+    if isinstance(app.store, SelfRepairing):  # Table Storage: index rows a crash left half-written
+        settled = app.store.repair()
+        if settled:
+            log.warning("repaired what interrupted writes left on %d incidents", settled)

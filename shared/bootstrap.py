@@ -17,7 +17,7 @@ from shared.intake.admission import Admission
 from shared.intake.pipeline import Intake
 from shared.outbox import Outbox
 from shared.paging.routing import RoutingTable
-from shared.ports import Chat, EffectQueue, IncidentStore, Pager, PagerDirectory, QueueReceiver
+from shared.ports import ActionBook, Chat, EffectQueue, IncidentStore, Pager, PagerDirectory, QueueReceiver
 from shared.retries import Backoff, EffectRunner
 from shared.settings import Settings
 from shared.triage.policy import Policy, load_policy
@@ -25,7 +25,6 @@ from shared.triage.policy import Policy, load_policy
 if TYPE_CHECKING:
     from shared.actions.pipeline import ActionPipeline
     from shared.actions.registry import Registry
-    from shared.adapters.sqlite_actions import SqliteActionStore
     from shared.adapters.sqlite_queue import SqliteQueue
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
@@ -73,7 +72,9 @@ class Services:
 
     @cached_property
     def store(self) -> IncidentStore:
-        """Incidents (SQLite under the data dir)."""
+        """Incidents: Table Storage when it is configured, else SQLite under the data dir."""
+        if self._tables is not None:
+            return self._tables[0]
         from shared.adapters.sqlite_store import SqliteIncidentStore
 
         return SqliteIncidentStore(
@@ -236,8 +237,24 @@ class Services:
         )
 
     @cached_property
-    def action_store(self) -> SqliteActionStore:
+    def _tables(self) -> tuple[IncidentStore, ActionBook] | None:
+        """Both stores on one Table Storage table and client (actions share the incidents' timeline)."""
+        settings = self.settings
+        if not (settings.tables_endpoint or settings.tables_connection):
+            return None
+        from shared.adapters.azure_clients import LazyCredential
+        from shared.adapters.azure_tables import table_stores
+
+        client_id = settings.managed_identity_client_id
+        return table_stores(
+            settings.tables_endpoint, settings.tables_connection, lambda: LazyCredential(client_id)
+        )
+
+    @cached_property
+    def action_store(self) -> ActionBook:
         """Action records and the kill switch, beside the incidents (their timeline is shared)."""
+        if self._tables is not None:
+            return self._tables[1]
         from shared.adapters.sqlite_actions import SqliteActionStore
         from shared.adapters.sqlite_store import SqliteIncidentStore
 

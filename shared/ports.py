@@ -397,3 +397,15 @@ class AutomationSwitch(Protocol):
     def resume(self, tenant: str) -> bool:
         """Resume a scope; False when it was not paused."""
         ...
+
+
+class ActionBook(ActionStore, AutomationSwitch, Protocol):
+    """What one action-store adapter provides: the records and the kill switch."""
+
+
+@runtime_checkable
+class SelfRepairing(Protocol):
+    """A store whose writes span partitions settles what a crash between them left (Table Storage)."""
+
+    def repair(self) -> int:
+        """Settle what interrupted writes left behind; how many incidents it settled."""

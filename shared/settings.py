@@ -55,6 +55,7 @@ class Settings:
     # Table Storage: an endpoint with the managed identity, or a connection string (Azurite locally).
     tables_endpoint: str | None = None
     tables_connection: str | None = field(default=None, repr=False)
+    tables_table: str = "drresponder"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +110,7 @@ class Settings:
             service_bus_client_id=get("ServiceBusConnection__clientId"),
             tables_endpoint=get("DR_TABLES_ENDPOINT"),
             tables_connection=get("DR_TABLES_CONNECTION_STRING"),
+            tables_table=get("DR_TABLES_TABLE") or cls.tables_table,
         )
 
     def __post_init__(self) -> None:
