@@ -7,7 +7,17 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import ALERTS, KEYS, coldstart, first_response, malformed, over_http, sentinel_failover, storm
+from bench import (
+    ALERTS,
+    KEYS,
+    coldstart,
+    first_response,
+    malformed,
+    over_http,
+    sentinel_failover,
+    storm,
+    tables_storm,
+)
 from bench.machine import describe
 from bench.report import BenchFailed, Figure, show, table
 
@@ -15,6 +25,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "coldstart": coldstart.run,
     "storm": storm.run,
     "http": over_http.run,
+    "tables": tables_storm.run,
     "malformed": malformed.run,
     "first-response": first_response.run,
     "sentinel": sentinel_failover.run,
@@ -22,7 +33,14 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
 TITLES = {
     "coldstart": f"coldstart: {coldstart.APP!r} vs {coldstart.BASELINE!r}, {coldstart.RUNS} runs each",
     "storm": f"storm: {ALERTS:,} alerts / {KEYS} keys through decode_json → parse_alert → Intake.accept",
-    "http": "http: the same storm to `dr serve`, one request per alert on one keep-alive connection",
+    "http": (
+        "http: the same storm to `dr serve`, one request per alert on one keep-alive connection, beside"
+        " Prometheus Alertmanager"
+    ),
+    "tables": (
+        f"tables: the storm admitted to the intake queue, then folded by {tables_storm.WRITERS} writers into"
+        " a real Azurite"
+    ),
     "malformed": f"malformed: bad and fuzzed requests ({malformed.EXAMPLES} per kind) to each POST route",
     "first-response": (
         f"first-response: {first_response.CACHES} Azure caches down at once through `dr serve`, ARM and"

@@ -77,6 +77,9 @@ class ExternalIds(Protocol):
     def find_external(self, system: str, external_id: str) -> str | None:
         """Our incident id for the external id."""
 
+    def find_externals(self, system: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """Our incident ids for those of the external ids that are known (one look-up for a batch)."""
+
 
 class IncidentQueries(Protocol):
     """Reads across incidents: lists, the condition index, the outbox sweep, health."""

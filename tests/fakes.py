@@ -163,6 +163,10 @@ class FakeStore:
         """Our incident id for the external id."""
         return self._external.get((system, external_id))
 
+    def find_externals(self, system: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """Our incident ids for the known ones."""
+        return {i: self._external[(system, i)] for i in external_ids if (system, i) in self._external}
+
     # -- IncidentQueries
 
     def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:

@@ -270,6 +270,25 @@ class TableIncidentStore:
         )
         return str(entity["incident_id"]) if entity is not None else None
 
+    def find_externals(self, system: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """One query of the system's partition per group of ids."""
+        ids = list(dict.fromkeys(external_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), _OR_GROUP):
+            group = ids[start : start + _OR_GROUP]
+            params = {
+                "pk": "external|" + escape_key(system),
+                **{f"r{n}": escape_key(i) for n, i in enumerate(group)},
+            }
+            where = " or ".join(f"RowKey eq @r{n}" for n in range(len(group)))
+            # The SDK substitutes a parameter only where it stands between spaces: "( … )".
+            rows = self._query(
+                f"PartitionKey eq @pk and ( {where} )", params, select=["RowKey", "incident_id"]
+            )
+            by_row = {escape_key(i): i for i in group}
+            found.update((by_row[r["RowKey"]], str(r["incident_id"])) for r in rows)
+        return found
+
     # --- IncidentQueries ------------------------------------------------------------------------
 
     def list_incidents(self, status: str | None, tenant: str | None, limit: int) -> list[Incident]:

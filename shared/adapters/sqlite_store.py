@@ -174,6 +174,20 @@ class SqliteIncidentStore:
         )
         return str(row["incident_id"]) if row else None
 
+    def find_externals(self, system: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """Our incident ids for the known ones."""
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(external_ids))
+        for start in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
+            group = ids[start : start + 500]
+            rows = self.db.read().execute(
+                "SELECT external_id, incident_id FROM external_ids WHERE system = ?"
+                f" AND external_id IN ({','.join('?' * len(group))})",
+                (system, *group),
+            )
+            found.update((r["external_id"], r["incident_id"]) for r in rows)
+        return found
+
     def record_informational(self, signal: Signal) -> bool:
         """Store a signal without an incident; False if already stored."""
         try:

@@ -118,14 +118,19 @@ class Intake:
         now = iso(self.clock())
         fold = _Fold()
         incident = current.incident if current else None
+        # One look-up for the batch, not one per Fired (on Table Storage each is a request).
+        fired = [_alert_instance(s) for s, _ in batch if s.state == "fired"]
+        resolved_before = set(self.store.find_externals(RESOLVED_ALERTS, [i for i in fired if i]))
         resolved_here: set[str] = set()  # instances resolved by this batch, not yet remembered
         for signal, assessment in batch:
             fold.consumed += 1
             # A Fired retried after its own Resolved was handled: stale, not a new outage. With an
             # incident open it would bring back an instance that resolved and keep it open; one
             # the incident knows to be firing cannot have resolved, so repeats skip the look-up.
-            if (incident is None or not is_firing(incident, signal)) and (
-                _alert_instance(signal) in resolved_here or self._already_resolved(signal)
+            if (
+                (incident is None or not is_firing(incident, signal))
+                and signal.state == "fired"
+                and _alert_instance(signal) in resolved_before | resolved_here
             ):
                 fold.informational.append(signal)
                 continue
@@ -173,14 +178,6 @@ class Intake:
         instance = _alert_instance(signal)
         if instance and signal.state == "resolved":
             self.store.link_external(RESOLVED_ALERTS, instance, incident_id or "-")
-
-    def _already_resolved(self, signal: Signal) -> bool:
-        instance = _alert_instance(signal)
-        return (
-            bool(instance)
-            and signal.state == "fired"
-            and self.store.find_external(RESOLVED_ALERTS, instance) is not None
-        )
 
     def _record_informational(self, signal: Signal, report: IntakeReport) -> None:
         # Stored without an incident, it says so, whatever made it informational (a routine event,

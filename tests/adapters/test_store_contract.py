@@ -307,3 +307,12 @@ def test_one_commit_stores_several_signals_and_names_the_duplicates_of_a_later_o
     found = store.get("inc-1")
     assert found is not None and found.etag == etag  # nothing of the refused batch was written
     assert {s.id for s in store.signals("inc-1", 10)} == {"s1", "s2"}
+
+
+def test_external_ids_are_found_in_one_look_up_for_a_batch(store: IncidentStore) -> None:
+    store.link_external("azure-monitor-resolved", "a", "inc-1")
+    store.link_external("azure-monitor-resolved", "c", "-")
+    store.link_external("pagerduty", "b", "inc-2")
+    found = store.find_externals("azure-monitor-resolved", ["a", "b", "c", "a", "d"])
+    assert found == {"a": "inc-1", "c": "-"}
+    assert store.find_externals("azure-monitor-resolved", []) == {}
