@@ -87,12 +87,12 @@ def app_triggers() -> dict[str, dict[str, Any]]:
     for module in vars(function_app).values():
         if isinstance(getattr(module, "bp", None), func.Blueprint):
             app.register_functions(module.bp)
-    triggers = {}
+    triggers: dict[str, dict[str, Any]] = {}
     for function in app.get_functions():
         for binding in function.get_bindings():
             spec = binding.get_dict_repr()
             if str(spec["type"]).endswith("Trigger"):
-                triggers[function.get_function_name()] = spec
+                triggers[str(function.get_function_name())] = spec
     return triggers
 
 
