@@ -129,9 +129,9 @@ variable "duplicate_detection_window" {
 # ---- Tables -----------------------------------------------------------------------------
 
 variable "tables" {
-  description = "Tables of the responder's store, created over ARM (the account takes no shared keys)."
+  description = "The table of the responder's store (DR_TABLES_TABLE; one table holds everything, see shared/adapters/azure_tables.md), created over ARM (the account takes no shared keys)."
   type        = set(string)
-  default     = ["incidents", "signals", "timeline", "externalids", "actions", "automationpauses"]
+  default     = ["drresponder"]
 
   validation {
     condition     = alltrue([for t in var.tables : can(regex("^[A-Za-z][A-Za-z0-9]{2,62}$", t))])
