@@ -176,7 +176,8 @@ _FIELD_NAMES = frozenset(f.name for f in fields(Incident))
 _PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name not in ("outbox", "firing_instances"))
 
 
-def incident_id(correlation_key: str, opened_at: str) -> str:
-    """Short, stable and readable: date of opening plus a hash of key and opening time."""
-    digest = hashlib.sha256(f"{correlation_key}\n{opened_at}".encode()).hexdigest()[:10]
+def incident_id(correlation_key: str, opened_at: str, opened_by: str) -> str:
+    """Short, stable and readable: date of opening plus a hash of key, opening time and the signal
+    that opened it (a batch can resolve an incident and reopen its key within one millisecond)."""
+    digest = hashlib.sha256(f"{correlation_key}\n{opened_at}\n{opened_by}".encode()).hexdigest()[:10]
     return f"inc-{opened_at[:10].replace('-', '')}-{digest}"

@@ -80,7 +80,7 @@ def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy:
 
 def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     severity, reasons = assessment.severity, assessment.reasons
-    new_id = incident_id(assessment.correlation_key, now)
+    new_id = incident_id(assessment.correlation_key, now, signal.id)
     incident = Incident(
         id=new_id,
         correlation_key=assessment.correlation_key,

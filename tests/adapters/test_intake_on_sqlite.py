@@ -16,6 +16,7 @@ from shared.intake.pipeline import Intake
 from shared.ports import QueueMessage
 from shared.triage.policy import load_policy
 from tests.factories import FakeClock, resource, signal
+from tests.fakes import FakeStore
 
 POLICY = load_policy()
 
@@ -232,3 +233,26 @@ def test_a_stale_fired_of_a_resolved_instance_does_not_keep_the_incident_open(
     report = intake.accept([alert("b", "resolved", "b2")])
     assert report.resolved == 1
     assert store.list_incidents("open", None, 10) == []
+
+
+def test_a_batch_of_one_key_is_folded_into_its_incident_40_signals_a_write(tmp_path: Path) -> None:
+    store, queue = FakeStore(), SqliteQueue(tmp_path / "queue.sqlite3")
+    intake = Intake(store, queue, POLICY, FakeClock())
+    report = intake.accept([signal(azure_severity="Sev1", id=f"alert-{n}") for n in range(100)])
+    assert (report.opened, report.updated, report.duplicates) == (1, 99, 0)
+    (incident,) = store.list_incidents(None, None, 10)
+    assert incident.signal_count == 100 and len(store.signals(incident.id, 1000)) == 100
+    # three writes of 40, 40 and 20 signals (and the ones that clear a sent outbox)
+    assert sorted({c.signal_count for c in store.commits}) == [40, 80, 100]
+
+
+def test_a_resolve_inside_a_batch_ends_its_incident_and_the_next_fired_opens_another(tmp_path: Path) -> None:
+    store, queue = FakeStore(), SqliteQueue(tmp_path / "queue.sqlite3")
+    intake = Intake(store, queue, POLICY, FakeClock())
+    fired = signal(azure_severity="Sev1", id="f1")
+    resolved = signal(azure_severity="Sev1", id="r1", state="resolved")
+    again = signal(azure_severity="Sev1", id="f2", occurred_at="2026-11-25T10:05:00.000Z")
+    report = intake.accept([fired, resolved, again])
+    assert (report.opened, report.resolved, report.updated) == (2, 1, 0)
+    assert len(store.list_incidents("resolved", None, 10)) == 1
+    assert len(store.list_incidents("open", None, 10)) == 1
