@@ -13,6 +13,17 @@ from pathlib import Path
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_MS = 10_000
 
+# Writers of one process take turns on a lock of their own before SQLite's: SQLite's busy handler
+# sleeps 1, 2, 5, 10… ms between tries, so a webhook thread queued behind eight queue pumps waited
+# milliseconds for a lock held microseconds. Other processes still meet the busy timeout.
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
+
 
 class Database:
     """A SQLite file shared by threads and processes; each thread gets its own connection."""
@@ -25,9 +36,12 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._write_lock = _write_lock(self.path)
         self._schema = schema
-        # executescript commits as it goes; CREATE … IF NOT EXISTS makes a concurrent start harmless.
-        self.connection().executescript(schema)
+        # executescript commits as it goes; CREATE … IF NOT EXISTS makes a concurrent start harmless
+        # (between processes; in one, the lock keeps it from meeting another thread's writes).
+        with self._write_lock:
+            self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -36,7 +50,8 @@ class Database:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE in `write`).
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            with self._write_lock:  # setting WAL mode answers "locked" at once, not after a wait
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Checkpoint less often than every 1000 pages: a storm rewrites the same hot pages,
@@ -49,13 +64,14 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front, so two processes never deadlock."""
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def read(self) -> sqlite3.Connection:
         """A connection for reads (each statement sees a consistent snapshot)."""

@@ -498,3 +498,77 @@ def test_a_sender_can_put_a_message_straight_among_the_dead_letters(tmp_path: Pa
     (dead,) = queue.dead_letters("pages")
     assert (dead.message_id, dead.reason, dead.description) == ("m-dead", "Rejected", "a 400")
     assert queue.receive("pages") is None and queue.active_count("pages") == 0
+
+
+# ---------------------------------------------------------------------------- batches of a session
+
+
+def test_a_batch_is_one_sessions_messages_in_order_under_one_lock(queue: SqliteQueue) -> None:
+    queue.send([msg("a1", "A"), msg("b1", "B"), msg("a2", "A"), msg("a3", "A")])
+    batch = queue.receive_batch("act", 10)
+    assert [r.message_id for r in batch] == ["a1", "a2", "a3"]
+    assert {r.lock_token for r in batch} == {batch[0].lock_token}
+    assert [r.delivery_count for r in batch] == [1, 1, 1]
+    other = queue.receive_batch("act", 10)  # session A is locked: the next receiver gets B
+    assert [r.message_id for r in other] == ["b1"]
+    assert queue.receive_batch("act", 10) == []
+    queue.complete_batch(batch)
+    queue.complete_batch(other)
+    assert queue.receive_batch("act", 10) == [] and queue.active_count("act") == 0
+
+
+def test_an_abandoned_batch_comes_again_with_its_deliveries_counted(queue: SqliteQueue) -> None:
+    queue.send([msg("a1", "A"), msg("a2", "A")])
+    queue.abandon_batch(queue.receive_batch("act", 10))
+    again = queue.receive_batch("act", 10)
+    assert [(r.message_id, r.delivery_count) for r in again] == [("a1", 2), ("a2", 2)]
+
+
+def test_a_batch_is_limited_and_the_rest_of_its_session_waits_for_the_lock(queue: SqliteQueue) -> None:
+    queue.send([msg(f"a{n}", "A") for n in range(5)])
+    first = queue.receive_batch("act", 2)
+    assert [r.message_id for r in first] == ["a0", "a1"]
+    assert queue.receive_batch("act", 2) == []  # the session is still locked
+    queue.complete_batch(first)
+    assert [r.message_id for r in queue.receive_batch("act", 2)] == ["a2", "a3"]
+
+
+def test_completing_a_batch_whose_lock_expired_is_refused(queue: SqliteQueue, clock: FakeClock) -> None:
+    queue.send([msg("a1", "A"), msg("a2", "A")])
+    stale = queue.receive_batch("act", 10)
+    clock.advance(seconds=31)
+    taken = queue.receive_batch("act", 10)
+    with pytest.raises(LockLost):
+        queue.complete_batch(stale)
+    queue.complete_batch(taken)
+    assert queue.active_count("act") == 0
+
+
+def test_a_gathering_batch_takes_only_sessions_whose_oldest_message_has_waited(
+    queue: SqliteQueue, clock: FakeClock
+) -> None:
+    queue.send([msg("a1", "A")])
+    clock.advance(seconds=0.2)
+    queue.send([msg("b1", "B"), msg("a2", "A")])
+    batch = queue.receive_batch("act", 10, gather_seconds=0.1)  # A has waited 0.2 s, B not at all
+    assert [r.message_id for r in batch] == ["a1", "a2"]
+    assert queue.receive_batch("act", 10, gather_seconds=0.1) == []
+    clock.advance(seconds=0.1)
+    assert [r.message_id for r in queue.receive_batch("act", 10, gather_seconds=0.1)] == ["b1"]
+
+
+def test_a_send_wakes_a_receiver_waiting_in_this_process(queue: SqliteQueue) -> None:
+    woke = threading.Event()
+
+    def wait() -> None:
+        queue.wait_for_arrival("act", 30)
+        woke.set()
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    # Send until it wakes (a send before it waits wakes nobody): well before its 30 s time-out.
+    for n in itertools.count():
+        queue.send([msg(f"m{n}")])
+        if woke.wait(0.05) or n > 200:
+            break
+    assert woke.is_set()
