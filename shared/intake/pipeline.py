@@ -118,19 +118,20 @@ class Intake:
         now = iso(self.clock())
         fold = _Fold()
         incident = current.incident if current else None
-        # One look-up for the batch, not one per Fired (on Table Storage each is a request).
-        fired = [_alert_instance(s) for s, _ in batch if s.state == "fired"]
-        resolved_before = set(self.store.find_externals(RESOLVED_ALERTS, [i for i in fired if i]))
-        resolved_here: set[str] = set()  # instances resolved by this batch, not yet remembered
+        # The instances known to have resolved, in one look-up for the batch (on Table Storage one
+        # per Fired was a request each), and those the batch resolves as it goes.
+        fired = {_alert_instance(s) for s, _ in batch if s.state == "fired"} - {""}
+        resolved = set(self.store.find_externals(RESOLVED_ALERTS, sorted(fired)))
         for signal, assessment in batch:
             fold.consumed += 1
+            instance = _alert_instance(signal)
             # A Fired retried after its own Resolved was handled: stale, not a new outage. With an
             # incident open it would bring back an instance that resolved and keep it open; one
-            # the incident knows to be firing cannot have resolved, so repeats skip the look-up.
+            # the incident knows to be firing cannot have resolved.
             if (
-                (incident is None or not is_firing(incident, signal))
-                and signal.state == "fired"
-                and _alert_instance(signal) in resolved_before | resolved_here
+                signal.state == "fired"
+                and instance in resolved
+                and (incident is None or not is_firing(incident, signal))
             ):
                 fold.informational.append(signal)
                 continue
@@ -143,8 +144,8 @@ class Intake:
             fold.outcomes.append(_Outcome(staged, opened=incident is None))
             fold.signals.append(signal)
             fold.timeline.extend(outcome.timeline)
-            if signal.state == "resolved" and _alert_instance(signal):
-                resolved_here.add(_alert_instance(signal))
+            if signal.state == "resolved" and instance:
+                resolved.add(instance)
             incident = staged
             if not staged.is_open:
                 break
