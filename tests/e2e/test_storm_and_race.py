@@ -84,3 +84,30 @@ def test_two_processes_on_one_data_dir_open_one_incident_per_key(
     first.wait_for(
         lambda: last_page_per_incident() == dict.fromkeys(ids, "critical"), "every incident paged at sev1"
     )
+
+
+def test_alerts_answered_202_survive_a_kill_9_before_they_are_folded(
+    start_responder: Callable[..., Responder], tmp_path: Path
+) -> None:
+    """Accepted means durable: SIGKILL right after the 202s, and a restarted server folds every one."""
+    data = tmp_path / "killed"
+    env = {"DR_QUEUE_LOCK_SECONDS": "2"}  # a batch the killed server held comes back soon
+    first = start_responder(data, env)
+    targets = _targets(3)
+    answers = [
+        first.post(
+            "/alerts", body(metric_alert(rule="redis-errors", target=targets[n % 3], alert_id=f"k-{n}"))
+        )
+        for n in range(150)
+    ]
+    first.process.kill()  # no shutdown: whatever was in flight stays where it was
+    first.process.wait()
+    assert [a.status_code for a in answers] == [202] * 150
+    second = start_responder(data, env)
+
+    def folded() -> bool:
+        return sum(i["signal_count"] for i in second.get("/incidents").json()["incidents"]) == 150
+
+    second.wait_for(folded, "150 signals folded after the restart", seconds=60)
+    incidents = second.get("/incidents").json()["incidents"]
+    assert sorted(i["signal_count"] for i in incidents) == [50, 50, 50]
