@@ -52,7 +52,7 @@ def run(profile: bool = False) -> list[Figure]:
         table = f"storm{uuid.uuid4().hex[:12]}"
         counter = TableCounter()
         table_stores(None, connection, lambda: None, table=table)  # creates the table, uncounted
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
 
         def writer() -> None:
             store, _ = table_stores(None, connection, lambda: None, table=table, counter=counter)
@@ -60,7 +60,7 @@ def run(profile: bool = False) -> list[Figure]:
             while batch := queue.receive_batch(INTAKE_QUEUE, BATCH):
                 try:
                     intake.accept([signal_of(r.body) for r in batch])
-                except BaseException as e:
+                except Exception as e:  # reported below; the batch comes again
                     errors.append(e)
                     queue.abandon_batch(batch)
                     continue
