@@ -209,9 +209,8 @@ class QueueReceiver(Protocol):
 class BatchReceiver(QueueReceiver, Protocol):
     """Receives a session's messages in one batch under one lock, for triggers of cardinality "many"."""
 
-    def receive_batch(self, queue: str, max_messages: int, gather_seconds: float = 0.0) -> list[Received]:
-        """Lock the next session whose oldest message has waited `gather_seconds`, and up to
-        `max_messages` of its messages, in order."""
+    def receive_batch(self, queue: str, max_messages: int) -> list[Received]:
+        """Lock the next session and up to `max_messages` of its messages, in order."""
 
     def complete_batch(self, batch: Sequence[Received]) -> None:
         """Remove them all and release the session; LockLost if the lock expired meanwhile."""

@@ -13,16 +13,15 @@ from pathlib import Path
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_MS = 10_000
 
-# Writers of one process take turns on a lock of their own before SQLite's: SQLite's busy handler
-# sleeps 1, 2, 5, 10… ms between tries, so a webhook thread queued behind eight queue pumps waited
-# milliseconds for a lock held microseconds. Other processes still meet the busy timeout.
-_WRITE_LOCKS: dict[Path, threading.RLock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
+# Threads of one process opening a file take turns: switching to WAL answers "locked" at once
+# instead of waiting out the busy timeout, and the schema script must not meet another's writes.
+_SETUP_LOCKS: dict[Path, threading.RLock] = {}
+_SETUP_LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(path: Path) -> threading.RLock:
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
+def _setup_lock(path: Path) -> threading.RLock:
+    with _SETUP_LOCKS_GUARD:
+        return _SETUP_LOCKS.setdefault(path.resolve(), threading.RLock())
 
 
 class Database:
@@ -36,11 +35,11 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._write_lock = _write_lock(self.path)
+        self._setup_lock = _setup_lock(self.path)
         self._schema = schema
         # executescript commits as it goes; CREATE … IF NOT EXISTS makes a concurrent start harmless
         # (between processes; in one, the lock keeps it from meeting another thread's writes).
-        with self._write_lock:
+        with self._setup_lock:
             self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:
@@ -50,7 +49,7 @@ class Database:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE in `write`).
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            with self._write_lock:  # setting WAL mode answers "locked" at once, not after a wait
+            with self._setup_lock:  # setting WAL mode answers "locked" at once, not after a wait
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -64,14 +63,13 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front, so two processes never deadlock."""
         conn = self.connection()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def read(self) -> sqlite3.Connection:
         """A connection for reads (each statement sees a consistent snapshot)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -85,19 +84,15 @@ SELECT EXISTS (SELECT 1 FROM queue_messages
     OR EXISTS (SELECT 1 FROM queue_messages
                WHERE queue = :queue AND state = 'scheduled' AND scheduled_at <= :now)
 """
-# :ready is the latest enqueue time a candidate may have: now for `receive`, a moment earlier for
-# a batch that waits for its session to gather messages.
 _NEXT_CANDIDATE = """
 SELECT * FROM queue_messages
 WHERE seq IN (
     (SELECT seq FROM queue_messages
      WHERE queue = :queue AND state = 'active' AND session_id IS NULL AND locked_until <= :now
-       AND enqueued_at <= :ready
      ORDER BY seq LIMIT 1),
-    (SELECT s.head_seq FROM queue_sessions s JOIN queue_messages m ON m.seq = s.head_seq
-     WHERE s.queue = :queue AND s.head_seq IS NOT NULL AND s.locked_until <= :now
-       AND m.enqueued_at <= :ready
-     ORDER BY s.head_seq LIMIT 1)
+    (SELECT head_seq FROM queue_sessions
+     WHERE queue = :queue AND head_seq IS NOT NULL AND locked_until <= :now
+     ORDER BY head_seq LIMIT 1)
 )
 ORDER BY seq LIMIT 1
 """
@@ -148,10 +143,6 @@ class SqliteQueue:
         self._max_delivery_count = max_delivery_count
         self._duplicate_window = duplicate_window
         self._clock = clock
-        # Receivers in this process sleep on their queue's condition until a send here wakes them;
-        # another process's sends are found by their next poll.
-        self._arrivals: dict[str, threading.Condition] = {}
-        self._arrivals_guard = threading.Lock()
 
     def send(self, messages: Sequence[QueueMessage]) -> None:
         """Enqueue the batch in one transaction; a message_id seen within the window is dropped."""
@@ -179,26 +170,9 @@ class SqliteQueue:
                 ).lastrowid
                 if session_id is not None and state == "active":
                     conn.execute(_ADD_TO_SESSION, (queue, session_id, seq))
-        for queue in {m.queue for m in messages}:
-            arrivals = self._arrival(queue)
-            with arrivals:
-                arrivals.notify()
-
-    def wait_for_arrival(self, queue: str, timeout: float) -> None:
-        """Sleep until a message is sent to the queue from this process, or the timeout passes."""
-        arrivals = self._arrival(queue)
-        with arrivals:
-            arrivals.wait(timeout)
-
-    def _arrival(self, queue: str) -> threading.Condition:
-        with self._arrivals_guard:
-            return self._arrivals.setdefault(queue, threading.Condition())
 
     def receive(self, queue: str) -> Received | None:
         """Lock and return the deliverable message with the lowest sequence number, if any."""
-        return self._receive(queue, 0.0)
-
-    def _receive(self, queue: str, gather_seconds: float) -> Received | None:
         now = self._clock().timestamp()
         # Idle pumps poll often; a read answers "nothing here" without taking the write lock
         # that intake needs.
@@ -207,9 +181,7 @@ class SqliteQueue:
         with self._db.write() as conn:
             self._activate_due(conn, queue, now)
             while True:
-                row = conn.execute(
-                    _NEXT_CANDIDATE, {"queue": queue, "now": now, "ready": now - gather_seconds}
-                ).fetchone()
+                row = conn.execute(_NEXT_CANDIDATE, {"queue": queue, "now": now}).fetchone()
                 if row is None:
                     return None
                 if row["delivery_count"] >= self._max_delivery_count:
@@ -237,14 +209,10 @@ class SqliteQueue:
                     )
                 return self._received(row, token, locked_until)
 
-    def receive_batch(self, queue: str, max_messages: int, gather_seconds: float = 0.0) -> list[Received]:
+    def receive_batch(self, queue: str, max_messages: int) -> list[Received]:
         """Lock the next session and up to `max_messages` of its deliverable messages, in order, under
-        one lock (a trigger with cardinality "many"); a message without a session comes alone.
-
-        With `gather_seconds`, only a session whose oldest message has waited that long is taken, so
-        a steady trickle arrives as batches (Service Bus's `maxBatchWaitTime`), not one by one.
-        """
-        first = self._receive(queue, gather_seconds)
+        one lock (a trigger with cardinality "many"); a message without a session comes alone."""
+        first = self.receive(queue)
         if first is None or first.session_id is None or max_messages <= 1:
             return [] if first is None else [first]
         with self._db.write() as conn:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
@@ -18,26 +18,13 @@ from shared.ports import BatchReceiver, QueueReceiver, Received
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_SECONDS = 0.25  # other processes may enqueue, and scheduled messages come due: look again
+IDLE_POLL_SECONDS = 0.05  # other processes may enqueue: look again this often when idle
 # host.json's serviceBus.maxConcurrentSessions: in Azure one instance runs this many deliveries of a
 # queue at once (sessions keep each incident's messages in order), so the local host does too; one
 # pump would make 50 caches failing at once wait on each other's ARM calls.
 PUMPS_PER_QUEUE = 8
-# host.json's serviceBus.maxMessageBatchSize and maxBatchWaitTime, for triggers with cardinality
-# "many" (intake folding): a storm's signals reach their incident a batch at a time, at most this
-# much later than they came, instead of each costing a fold of its own.
+# host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
-BATCH_WAIT_SECONDS = 0.25
-# Folding is cheap once batched; more folders than this only contend for the queue's write lock.
-BATCH_PUMPS = 2
-
-
-@runtime_checkable
-class Arrivals(Protocol):
-    """A queue that wakes its idle receivers in this process when a message is sent."""
-
-    def wait_for_arrival(self, queue: str, timeout: float) -> None:
-        """Sleep until a send to the queue, or the timeout."""
 
 
 class QueuePump(threading.Thread):
@@ -62,16 +49,9 @@ class QueuePump(threading.Thread):
                 self.stop.wait(1.0)
                 continue
             if received is None:
-                self.idle()
+                self.stop.wait(IDLE_POLL_SECONDS)
                 continue
             self.deliver(received)
-
-    def idle(self) -> None:
-        """Wait for a message: woken by a send in this process, else after the poll interval."""
-        if isinstance(self.queue, Arrivals) and not self.stop.is_set():
-            self.queue.wait_for_arrival(self.queue_name, IDLE_POLL_SECONDS)
-        else:
-            self.stop.wait(IDLE_POLL_SECONDS)
 
     def deliver(self, received: Received) -> None:
         """Call the function with a Service Bus message, then settle it as the host would."""
@@ -126,13 +106,13 @@ class BatchPump(QueuePump):
         """Until stopped."""
         while not self.stop.is_set():
             try:
-                batch = self.batches.receive_batch(self.queue_name, BATCH_SIZE, BATCH_WAIT_SECONDS)
+                batch = self.batches.receive_batch(self.queue_name, BATCH_SIZE)
             except Exception:
                 log.exception("receiving from %s failed", self.queue_name)
                 self.stop.wait(1.0)
                 continue
-            if not batch:  # or none gathered long enough: look again when the next one may have
-                self.stop.wait(BATCH_WAIT_SECONDS)
+            if not batch:
+                self.stop.wait(IDLE_POLL_SECONDS)
                 continue
             self.deliver_batch(batch)
 
@@ -194,14 +174,14 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
             if str(getattr(trigger, "cardinality", "") or "").lower().endswith("many"):
                 if not isinstance(queue, BatchReceiver):
                     raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
-                pumps = [BatchPump(queue, queue_name, handler, stop) for _ in range(BATCH_PUMPS)]
-                each = f"batches of up to {BATCH_SIZE}, {BATCH_PUMPS}"
+                pumps = [BatchPump(queue, queue_name, handler, stop) for _ in range(PUMPS_PER_QUEUE)]
+                each = f"batches of up to {BATCH_SIZE}, "
             else:
                 pumps = [QueuePump(queue, queue_name, handler, stop) for _ in range(PUMPS_PER_QUEUE)]
-                each = str(PUMPS_PER_QUEUE)
+                each = ""
             for pump in pumps:
                 pump.start()
-            started.append(f"{name}: queue {queue_name} ({each} at once)")
+            started.append(f"{name}: queue {queue_name} ({each}{PUMPS_PER_QUEUE} at once)")
         elif trigger.type == "timerTrigger":
             TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
             started.append(f"{name}: timer {trigger.schedule}")

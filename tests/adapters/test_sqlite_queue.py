@@ -542,33 +542,3 @@ def test_completing_a_batch_whose_lock_expired_is_refused(queue: SqliteQueue, cl
         queue.complete_batch(stale)
     queue.complete_batch(taken)
     assert queue.active_count("act") == 0
-
-
-def test_a_gathering_batch_takes_only_sessions_whose_oldest_message_has_waited(
-    queue: SqliteQueue, clock: FakeClock
-) -> None:
-    queue.send([msg("a1", "A")])
-    clock.advance(seconds=0.2)
-    queue.send([msg("b1", "B"), msg("a2", "A")])
-    batch = queue.receive_batch("act", 10, gather_seconds=0.1)  # A has waited 0.2 s, B not at all
-    assert [r.message_id for r in batch] == ["a1", "a2"]
-    assert queue.receive_batch("act", 10, gather_seconds=0.1) == []
-    clock.advance(seconds=0.1)
-    assert [r.message_id for r in queue.receive_batch("act", 10, gather_seconds=0.1)] == ["b1"]
-
-
-def test_a_send_wakes_a_receiver_waiting_in_this_process(queue: SqliteQueue) -> None:
-    woke = threading.Event()
-
-    def wait() -> None:
-        queue.wait_for_arrival("act", 30)
-        woke.set()
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
-    # Send until it wakes (a send before it waits wakes nobody): well before its 30 s time-out.
-    for n in itertools.count():
-        queue.send([msg(f"m{n}")])
-        if woke.wait(0.05) or n > 200:
-            break
-    assert woke.is_set()
