@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from bench import ALERTS, KEYS
+from bench.keepalive import post_all
 from bench.report import BenchFailed
 
 HOST = "127.0.0.1"
@@ -63,7 +64,7 @@ def rate(port: int) -> float:
         )
         try:
             _wait_ready(server, port)
-            return _send(port, bodies())
+            return post_all(port, "/api/v2/alerts", bodies(), 200, "Alertmanager")
         finally:
             server.terminate()
             server.wait(10)
@@ -85,18 +86,3 @@ def _wait_ready(server: subprocess.Popen[bytes], port: int) -> None:
             pass
         time.sleep(0.05)
     raise BenchFailed("http: Alertmanager not ready")
-
-
-def _send(port: int, payloads: list[bytes]) -> float:
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-    start = time.perf_counter()
-    for body in payloads:
-        conn.request("POST", "/api/v2/alerts", body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise BenchFailed(f"http: Alertmanager answered {response.status}")
-    seconds = time.perf_counter() - start
-    conn.close()
-    return len(payloads) / seconds

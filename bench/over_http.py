@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from bench import ALERTS, KEYS, REPO, alertmanager
+from bench import ALERTS, KEYS, REPO, alertmanager, asgi_floor
 from bench.payloads import storm
 from bench.report import BenchFailed, Figure, hotspots, percentile
 
@@ -33,6 +33,7 @@ def run(profile: bool = False) -> list[Figure]:
     """Serve, send the storm, check the answers and the incidents, stop; BenchFailed if anything is wrong."""
     bodies = storm()
     yardstick = alertmanager.rate(_free_port())
+    floor = asgi_floor.rate(_free_port(), bodies)
     key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="dr-bench-http-") as tmp:
         data, log_path, prof_path = Path(tmp) / "data", Path(tmp) / "serve.log", Path(tmp) / "serve.prof"
@@ -66,6 +67,11 @@ def run(profile: bool = False) -> list[Figure]:
     return [
         Figure("http", "alerts/s (dr serve)", f"{rate:,.0f}"),
         Figure("http", "alerts/s (Alertmanager, same client)", f"{yardstick:,.0f}"),
+        Figure(
+            "http",
+            "requests/s (uvicorn, a do-nothing 202 app)",
+            f"{floor:,.0f} = {floor / yardstick:.2f}× Alertmanager",
+        ),
         Figure(
             "http", "dr serve / Alertmanager", f"{ratio:.2f}×", f"≥ {GOAL_RATIO:.1f}×", ratio >= GOAL_RATIO
         ),
