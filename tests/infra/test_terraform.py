@@ -206,6 +206,14 @@ def test_the_action_group_posts_the_common_schema_to_the_alerts_route() -> None:
     assert json.loads(HOST_JSON.read_text())["extensions"]["http"]["routePrefix"] == "api"
 
 
+def test_dr_serve_delivers_as_host_json_tells_azure_to() -> None:
+    from shared.localhost.runtime import BATCH_SIZE, PUMPS_PER_QUEUE
+
+    service_bus = json.loads(HOST_JSON.read_text())["extensions"]["serviceBus"]
+    assert service_bus["maxConcurrentSessions"] == PUMPS_PER_QUEUE
+    assert service_bus["maxMessageBatchSize"] == BATCH_SIZE
+
+
 def test_every_example_variable_is_declared() -> None:
     declared = set(configuration()["variable"])
     example = INFRA / "examples" / "ikea-dev.tfvars"
