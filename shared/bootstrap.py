@@ -312,7 +312,7 @@ class Services:
     @cached_property
     def desk(self) -> Desk:
         """Slack's /dr commands and buttons (the Operations come from `operations`, once it is wired)."""
-        from shared.chatops.authorisation import Authorisation
+        from shared.chatops.authorisation import Authorisation, OnCallLookup
         from shared.chatops.desk import Desk
         from shared.chatops.responses import WebhookResponses
         from shared.status.read import read_status
@@ -323,7 +323,8 @@ class Services:
             from shared.adapters.slack_people import SlackPeople
 
             people = SlackPeople(settings.slack_bot_token, settings.slack_api_url)
-        on_call = self.directory if hasattr(self.directory, "on_call") else None
+        directory = self.directory
+        on_call = directory if isinstance(directory, OnCallLookup) else None  # PagerDutyRest has it
 
         def status() -> Status:
             return read_status(
@@ -337,10 +338,7 @@ class Services:
             components=lambda: tuple(self.policy.components),
             queue=self.queue,
             authorisation=Authorisation(
-                settings.slack_allowed_users,
-                settings.slack_allowed_groups,
-                people,
-                on_call,  # type: ignore[arg-type]
+                settings.slack_allowed_users, settings.slack_allowed_groups, people, on_call
             ),
             operations=getattr(self, "operations", None),  # slack-ops' Services.operations
             responses=WebhookResponses(),

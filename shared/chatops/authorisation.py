@@ -8,13 +8,17 @@ Lookups are cached: a storm's worth of button presses must not become a storm of
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
+from shared.errors import Rejected
 from shared.ports import OnCall
+
+log = logging.getLogger(__name__)
 
 EMAIL_TTL_SECONDS = 600.0  # a person's address rarely changes
 GROUP_TTL_SECONDS = 60.0  # membership changes when someone joins the rota
@@ -33,6 +37,7 @@ class People(Protocol):
         ...
 
 
+@runtime_checkable
 class OnCallLookup(Protocol):
     """PagerDuty's on-call people for the service (`PagerDutyRest.on_call`, cached there for a minute)."""
 
@@ -71,6 +76,13 @@ class Authorisation:
 
     def check(self, user_id: str) -> Verdict:
         """Allowed, and by what; raises Transient when Slack or PagerDuty cannot say right now."""
+        try:
+            return self._check(user_id)
+        except Rejected as e:  # a missing scope, a revoked token: refuse, and say what to fix
+            log.error("authorising %s: %s", user_id, e)
+            return Verdict(False, f"could not be checked ({e})")
+
+    def _check(self, user_id: str) -> Verdict:
         if user_id in self.users:
             return Verdict(True, "on SLACK_ALLOWED_USERS")
         people = self._people

@@ -235,8 +235,8 @@ class Desk:
             )
             record = ops.confirm(request, actor, request_id)
             by = record.planned_by
-            already = "" if by.name == actor.name else "Already "
-            return f"{already}Confirmed by {by} {_when_iso(record.planned_at)}: {_action(record)}", True
+            said = "Confirmed" if by.name == actor.name else "Already confirmed"
+            return f"{said} by {by} {_when_iso(record.planned_at)}: {_action(record)}", True
         if press.action_id in ("dr_approve", "dr_deny"):
             record = (ops.approve if press.action_id == "dr_approve" else ops.deny)(press.value, actor)
             verb = "Approved" if press.action_id == "dr_approve" else "Denied"

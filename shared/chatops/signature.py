@@ -2,8 +2,8 @@
 
 https://docs.slack.dev/authentication/verifying-requests-from-slack/ — slack_sdk's
 SignatureVerifier does the arithmetic (constant-time compare); this module checks the headers'
-shape first, since the verifier raises on a timestamp that is not a number or a signature that is
-not ASCII, and answers with a reason that names no secret.
+shape first, since the verifier raises on a timestamp that is not a number, a signature that is
+not ASCII or a body that is not UTF-8, and answers with a reason that names no secret.
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ def verify_request(body: bytes, headers: Mapping[str, str], secret: str | None, 
         raise Unauthorized("X-Slack-Request-Timestamp must be a Unix time in seconds")
     if not (len(signature) <= MAX_HEADER and signature.isascii() and signature.startswith("v0=")):
         raise Unauthorized("X-Slack-Signature must be v0=<hex>")
+    try:
+        body.decode("utf-8")  # the verifier decodes the body; Slack signs only UTF-8 forms
+    except UnicodeDecodeError:
+        raise Unauthorized("the body is not UTF-8, so not a request Slack signed") from None
     verifier = SignatureVerifier(secret, Seconds())
     if abs(verifier.clock.now() - int(timestamp)) > 300:
         raise Unauthorized(

@@ -5,10 +5,10 @@ slack_sdk's WebClient POSTs JSON (`Content-Type: application/json;charset=utf-8`
 HTTP 200 with {"ok": true, ...} or {"ok": false, "error": "<code>"}; a rate limit is HTTP 429 with
 Retry-After and {"ok": false, "error": "ratelimited"}.
 
-users.info and usergroups.users.list are GETs (slack_sdk sends their arguments as query
-parameters): user_not_found / no_such_subteam for unknown ids. A response_url (`response_url()`) is
-a capability URL under /actions/…: it takes a JSON POST and answers 200 "ok", at most five times
-(then 404 "used_url"), as Slack documents.
+users.info and usergroups.users.list: slack_sdk POSTs their arguments form-encoded (a GET with
+query parameters is taken too); user_not_found / no_such_subteam for unknown ids. A response_url
+(`response_url()`) is a capability URL under /actions/…: it takes a JSON POST and answers 200
+"ok", at most five times (then 404 "used_url"), as Slack documents.
 
 Channels as Slack treats them: chat.postMessage takes an ID ("C0123ABC") or a name ("#incidents",
 "incidents") and answers with the channel's ID; chat.update takes only the ID (a name gets
