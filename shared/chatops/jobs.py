@@ -20,6 +20,7 @@ from shared.chatops.inbound import ButtonPress, SlashCommand
 from shared.ports import QueueMessage
 
 CHATOPS_QUEUE = "chatops"
+MAX_SESSION = 128
 
 
 def digest(*parts: str) -> str:
@@ -58,11 +59,13 @@ def reply_message(
 
 
 def _message(message_id: str, body: dict[str, Any], session: str, at: datetime | None = None) -> QueueMessage:
+    # Service Bus takes session ids of up to 128 characters; Slack's channel ids are a dozen.
+    session = session if 0 < len(session) <= MAX_SESSION else digest(session or "slack")
     return QueueMessage(
         queue=CHATOPS_QUEUE,
         body=json.dumps(body, separators=(",", ":")).encode(),
         message_id=message_id,
-        session_id=session or "slack",
+        session_id=session,
         scheduled_at=at,
         application_properties={"kind": str(body["kind"])},
     )

@@ -321,3 +321,24 @@ def test_no_response_url_signature_or_secret_reaches_the_log(
     assert (
         "/actions/" not in logged and "secret-" not in logged and SECRET not in logged and "v0=" not in logged
     )
+
+
+def test_the_manifest_points_slack_at_the_registered_routes_with_the_scopes_they_need() -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+    from tests.functions.harness import registered
+
+    manifest = yaml.safe_load((ROOT / "infra" / "slack-app-manifest.yaml").read_text())
+    routes = {
+        str(f.get_trigger().route): str(f.get_trigger().auth_level).lower()
+        for f in registered()
+        if f.get_trigger().type == "httpTrigger"
+    }
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/dr"
+    for url in (command["url"], manifest["settings"]["interactivity"]["request_url"]):
+        route = url.split("/api/", 1)[1]
+        assert route in routes and "anonymous" in routes[route]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "users:read", "users:read.email", "usergroups:read"} <= scopes
