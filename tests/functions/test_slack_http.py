@@ -342,3 +342,23 @@ def test_the_manifest_points_slack_at_the_registered_routes_with_the_scopes_they
         assert route in routes and "anonymous" in routes[route]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "users:read", "users:read.email", "usergroups:read"} <= scopes
+
+
+def test_on_service_bus_a_retried_command_carries_the_same_message_id_for_duplicate_detection(
+    chatops: SlackWorld,
+) -> None:
+    """The embedded queue drops the resend itself (above); Service Bus drops it by the same message id
+    (the chatops queue has requires_duplicate_detection, as tests/infra checks), so the two are alike."""
+    from shared.adapters.service_bus import ServiceBusQueue
+    from tests.functions.test_service_bus_triggers import NoAdministration
+    from tests.stubs.service_bus import Namespace
+
+    namespace = Namespace()
+    chatops.app.__dict__["queue"] = ServiceBusQueue(namespace, NoAdministration(), clock=chatops.clock)
+    chatops.app.__dict__.pop("desk", None)
+    chatops.command("resume ikea", trigger="t-sb")
+    chatops.command("resume ikea", trigger="t-sb", retry=True)
+    sent = namespace.stored(CHATOPS_QUEUE)
+    assert (
+        len(sent) == 2 and len({m.message_id for m in sent}) == 1 and len({m.session_id for m in sent}) == 1
+    )
