@@ -85,10 +85,14 @@ def sections(title: str, lines: Sequence[str], limit: int = MAX_SECTION) -> list
     return out
 
 
-def bounded_section(title: str, lines: Sequence[str], limit: int = MAX_SECTION) -> tuple[dict[str, Any], int]:
-    """One section of the title and as many lines as fit, ending "… and N more"; and how many fit."""
+def bounded_section(
+    title: str, lines: Sequence[str], limit: int = MAX_SECTION, at_most: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """One section of the title and as many lines as fit (at most `at_most`), ending "… and N more";
+    and how many were shown."""
     text, shown = f"*{title}*", 0
-    for n, line in enumerate(lines):
+    cap = len(lines) if at_most is None else min(at_most, len(lines))
+    for n, line in enumerate(lines[:cap]):
         rest = len(lines) - n - 1
         room = limit - len(text) - 1 - (len(f"… and {rest} more") + 1 if rest else 0)
         if len(line) > room:

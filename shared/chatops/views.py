@@ -23,6 +23,7 @@ from shared.status.render import age, budget
 
 MAX_LIST = 20  # incidents in /dr incidents: a screen, not the archive (GET /api/incidents has it all)
 MAX_TIMELINE = 30  # the newest lines of /dr show
+PER_GROUP = 5  # incidents shown per component and tenant: the worst first, the rest counted
 
 
 def help_reply(nearest: Usage | None = None, problem: str = "") -> Reply:
@@ -53,7 +54,8 @@ def status_reply(status: Status, components: Sequence[str]) -> Reply:
         sev = " · ".join(f"{label} {n}" for label, n in group.by_severity.items())
         where = f"{escape(group.component or '-')} · {escape(group.tenant or '-')}"
         title = f"{where} — {len(group.incidents)} open ({sev})"
-        block, shown = bounded_section(title, [_incident_line(i) for i in group.incidents])
+        lines = [_incident_line(i) for i in group.incidents]
+        block, shown = bounded_section(title, lines, at_most=PER_GROUP)
         # Five blocks are kept for what follows: the note, quiet components, actions, dead letters, queues.
         left_out += len(group.incidents) - (shown if screen.add(block, keep=5) else 0)
     if left_out:
@@ -69,7 +71,7 @@ def status_reply(status: Status, components: Sequence[str]) -> Reply:
             + (f" · `/dr approve {r.id}`" if r.state.value == "awaiting approval" else "")
             for r in active
         ]
-        screen.add(bounded_section("Actions running or waiting", lines)[0])
+        screen.add(bounded_section("Actions running or waiting", lines, at_most=10)[0])
     if status.dead_lettered:
         lines = [
             f"{d.dead_lettered_at[:16]} {escape(d.queue)}: {escape(clip(d.reason, 60))}"
