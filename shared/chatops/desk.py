@@ -185,54 +185,32 @@ class Desk:
         return views.notice(line, "white_check_mark", IN_CHANNEL)
 
     def _run_press(self, press: ButtonPress) -> None:
-        actor = _actor(press.user_id, press.user_name)
         origin = f"slack-press-{digest(press.trigger_id, press.action_ts)}"
+        self._send(origin, press.response_url, self._pressed(press), press.channel_id or press.user_id)
+
+    def _pressed(self, press: ButtonPress) -> Reply:
+        """What the press does, audited; the reply that says so."""
+        actor = _actor(press.user_id, press.user_name)
         what = f"pressed {press.action_id} ({press.value[:80]})"
-        incident = press.value if press.action_id in ("dr_ack", "dr_resolve") else None
         when = _when(self.clock())
-        session = press.channel_id or press.user_id
-        if press.action_id == "dr_cancel":
+        if press.action_id == "dr_cancel":  # does nothing, so anyone may
             self._audit(actor, what, "cancelled")
             line = f"Cancelled by <@{press.user_id}> {when}: nothing was done."
-            self._send(
-                origin,
-                press.response_url,
-                pressed_reply(press.message_blocks, press.action_id, press.block_id, line, True),
-                session,
-            )
-            return
+            return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, True)
+        incident = self._exists(press.value if press.action_id in ("dr_ack", "dr_resolve") else None)
         verdict = self.authorisation.check(press.user_id)
         if not verdict.allowed:
-            self._audit(actor, what, f"refused: {verdict.because}", self._exists(incident))
-            self._send(
-                origin,
-                press.response_url,
-                views.refusal(_BUTTONS[press.action_id], self.authorisation.who_may()),
-                session,
-            )
-            return
-        ops = self.operations
-        if ops is None:
-            self._send(
-                origin,
-                press.response_url,
-                views.notice("This responder has no operations wired in: nothing was done.", "warning"),
-                session,
-            )
-            return
+            self._audit(actor, what, f"refused: {verdict.because}", incident)
+            return views.refusal(_BUTTONS[press.action_id], self.authorisation.who_may())
+        if self.operations is None:
+            return views.notice("This responder has no operations wired in: nothing was done.", "warning")
         try:
-            line, whole = self._apply(ops, press, actor, when)
+            line, whole = self._apply(self.operations, press, actor, when)
         except OperationRefused as e:
-            self._audit(actor, what, f"refused: {e}", self._exists(incident))
-            self._send(origin, press.response_url, views.notice(str(e), "no_entry"), session)
-            return
-        self._audit(actor, what, "done", self._exists(incident))
-        self._send(
-            origin,
-            press.response_url,
-            pressed_reply(press.message_blocks, press.action_id, press.block_id, line, whole),
-            session,
-        )
+            self._audit(actor, what, f"refused: {e}", incident)
+            return views.notice(str(e), "no_entry")
+        self._audit(actor, what, "done", incident)
+        return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, whole)
 
     def _apply(self, ops: Operations, press: ButtonPress, actor: Actor, when: str) -> tuple[str, bool]:
         """Call the operation the button names; (the line the message gets, whether the whole row goes)."""
@@ -241,9 +219,9 @@ class Desk:
             request = ActionRequest.from_value(press.value)
             # One confirmation message is one action: the same message's Confirm pressed twice (or a
             # press Slack delivers twice) asks for the same request id, and Operations does it once.
-            request_id = "slack-" + digest(
-                press.channel_id, press.message_ts or press.trigger_id, press.value
-            )
+            # Slack names the message of every block_actions press; without it the channel and request
+            # alone key it, so that a double press can never be two actions.
+            request_id = "slack-" + digest(press.channel_id, press.message_ts, press.value)
             record = ops.confirm(request, actor, request_id)
             by = record.planned_by
             said = "Confirmed" if by.name == actor.name else "Already confirmed"
