@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from responders import actions, alerts, effects, events, folding, incidents, pagerduty, status, timers
+from responders import actions, alerts, effects, events, folding, incidents, pagerduty, slack, status, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
@@ -14,6 +14,7 @@ for blueprint in (
     actions.bp,
     effects.bp,
     pagerduty.bp,
+    slack.bp,
     timers.bp,
 ):
     app.register_functions(blueprint)

@@ -10,6 +10,7 @@ locals {
     notifications = "incident"
     actions       = "target resource: two actions on one resource never run at once"
     pagerduty     = "incident: PagerDuty webhook deliveries applied in order"
+    chatops       = "Slack channel: /dr commands and button presses finished after the 3 s answer"
   }
 }
 

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from shared.actions.pipeline import ActionPipeline
     from shared.actions.registry import Registry
     from shared.adapters.sqlite_queue import SqliteQueue
+    from shared.chatops.desk import Desk
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
     from shared.ports import IncidentPages, QueueInspector, StatusQueries
-    from shared.status.model import Automation
+    from shared.status.model import Automation, Status
 
 
 class Services:
@@ -307,6 +308,43 @@ class Services:
             return ownership(resource, tags, policy.naming, dict(policy.component_by_type))
 
         return owner
+
+    @cached_property
+    def desk(self) -> Desk:
+        """Slack's /dr commands and buttons (the Operations come from `operations`, once it is wired)."""
+        from shared.chatops.authorisation import Authorisation, OnCallLookup
+        from shared.chatops.desk import Desk
+        from shared.chatops.responses import WebhookResponses
+        from shared.status.read import read_status
+
+        settings = self.settings
+        people = None
+        if settings.slack_bot_token:
+            from shared.adapters.slack_people import SlackPeople
+
+            people = SlackPeople(settings.slack_bot_token, settings.slack_api_url)
+        directory = self.directory
+        on_call = directory if isinstance(directory, OnCallLookup) else None  # PagerDutyRest has it
+
+        def status() -> Status:
+            return read_status(
+                self.status_queries, self.queue_inspector, self.policy, self.clock(), self.automation_view()
+            )
+
+        return Desk(
+            incidents=self.store,
+            pages=self.incident_pages,
+            status=status,
+            components=lambda: tuple(self.policy.components),
+            queue=self.queue,
+            authorisation=Authorisation(
+                settings.slack_allowed_users, settings.slack_allowed_groups, people, on_call
+            ),
+            operations=getattr(self, "operations", None),  # slack-ops' Services.operations
+            responses=WebhookResponses(),
+            clock=self.clock,
+            backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+        )
 
     @cached_property
     def status_queries(self) -> StatusQueries:

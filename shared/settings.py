@@ -40,6 +40,9 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     slack_channel: str | None = None
     slack_channels: str | None = None  # "ikea=C0123,hm/sev1=C0456,…"
+    slack_signing_secret: str | None = field(default=None, repr=False)  # /dr and buttons are refused without
+    slack_allowed_users: tuple[str, ...] = ()  # user ids that may run destructive commands
+    slack_allowed_groups: tuple[str, ...] = ()  # user-group ids whose members may
     runbook_base_url: str = ""
     retry_base_seconds: float = 2.0  # first retry of a failed page or card; doubles up to the cap
     retry_max_seconds: float = 300.0
@@ -98,6 +101,9 @@ class Settings:
             slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
             slack_channel=get("SLACK_CHANNEL"),
             slack_channels=get("SLACK_CHANNELS"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_allowed_users=_ids(get("SLACK_ALLOWED_USERS")),
+            slack_allowed_groups=_ids(get("SLACK_ALLOWED_GROUPS")),
             runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
             retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2, low=0.01),
             retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300, low=0.01),
@@ -146,3 +152,8 @@ class Settings:
     def posts_for_real(self) -> bool:
         """A bot token is set: cards go to Slack (else they are dry-run)."""
         return bool(self.slack_bot_token)
+
+
+def _ids(text: str | None) -> tuple[str, ...]:
+    """ "U1, U2" → ("U1", "U2"): Slack ids in a comma-separated setting."""
+    return tuple(dict.fromkeys(part.strip() for part in (text or "").split(",") if part.strip()))

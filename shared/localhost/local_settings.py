@@ -43,6 +43,9 @@ DEFAULTS: Mapping[str, str] = {
     "SLACK_API_URL": "https://slack.com/api/",
     "SLACK_CHANNEL": "",
     "SLACK_CHANNELS": "",
+    "SLACK_SIGNING_SECRET": "",
+    "SLACK_ALLOWED_USERS": "",
+    "SLACK_ALLOWED_GROUPS": "",
 }
 # The Functions host's own settings: expected in the file, not read by the responder.
 HOST_SETTINGS = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "ServiceBusConnection"})

@@ -29,7 +29,9 @@ def free_port() -> int:
 class Responder:
     """One `dr serve` process and an HTTP client for it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, cwd: Path | None = None, app: str = ""
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/api"
@@ -43,6 +45,7 @@ class Responder:
             str(data_dir),
             "--function-key",
             KEY,
+            *(["--app", app] if app else []),  # a module that defines `app` (function_app unless given)
         ]
         # Not the checkout: a developer's local.settings.json there must not reach the test's responder.
         self.cwd = cwd or data_dir.parent
@@ -127,9 +130,12 @@ def start_responder(tmp_path: Path) -> Iterator[Callable[..., Responder]]:
     started: list[Responder] = []
 
     def start(
-        data_dir: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        app: str = "",
     ) -> Responder:
-        responder = Responder(data_dir or tmp_path / f"data-{len(started)}", env, cwd)
+        responder = Responder(data_dir or tmp_path / f"data-{len(started)}", env, cwd, app)
         started.append(responder)
         return responder
 

@@ -93,6 +93,9 @@ def test_every_trigger_family_is_registered() -> None:
         "sweep_outbox",
         "pagerduty_webhook",
         "apply_pagerduty_event",
+        "slack_commands",
+        "slack_interactions",
+        "work_chatops",
     }
 
 

@@ -161,7 +161,11 @@ def test_every_queue_trigger_is_a_session_enabled_service_bus_trigger() -> None:
         "run_action",
         "apply_pagerduty_event",
         "fold_signals",
+        "work_chatops",
     }
+    assert (
+        triggers["work_chatops"]["queueName"] == "chatops" and triggers["work_chatops"]["isSessionsEnabled"]
+    )
     assert triggers["fold_signals"] == {
         "direction": "IN",
         "type": "serviceBusTrigger",

@@ -1,9 +1,14 @@
-"""Slack Web API: chat.postMessage and chat.update, with the messages they made.
+"""Slack Web API: chat.postMessage, chat.update, users.info, usergroups.users.list; and response_urls.
 
 slack_sdk's WebClient POSTs JSON (`Content-Type: application/json;charset=utf-8`) with
 `Authorization: Bearer <token>`; a form body with a `token` field is accepted too. Slack answers
 HTTP 200 with {"ok": true, ...} or {"ok": false, "error": "<code>"}; a rate limit is HTTP 429 with
 Retry-After and {"ok": false, "error": "ratelimited"}.
+
+users.info and usergroups.users.list: slack_sdk POSTs their arguments form-encoded (a GET with
+query parameters is taken too); user_not_found / no_such_subteam for unknown ids. A response_url
+(`response_url()`) is a capability URL under /actions/…: it takes a JSON POST and answers 200
+"ok", at most five times (then 404 "used_url"), as Slack documents.
 
 Channels as Slack treats them: chat.postMessage takes an ID ("C0123ABC") or a name ("#incidents",
 "incidents") and answers with the channel's ID; chat.update takes only the ID (a name gets
@@ -71,10 +76,42 @@ class SlackStub(StubServer):
         self._messages: list[SlackMessage] = []
         self._epoch = int(time.time())
         self._counter = itertools.count(1)
+        self._users: dict[str, dict[str, Any]] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._responses: dict[str, list[Any]] = {}
 
     @property
     def url(self) -> str:
         return self.base_url + "/api/"
+
+    # --- seeding ------------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, email: str | None, name: str = "") -> None:
+        """A workspace member users.info knows (email None: a profile without one, like a bot)."""
+        profile: dict[str, Any] = {"real_name": name or user_id, "display_name": name or user_id}
+        if email is not None:
+            profile["email"] = email
+        with self._lock:
+            self._users[user_id] = {"id": user_id, "name": name or user_id.lower(), "profile": profile}
+
+    def add_group(self, group_id: str, members: Iterable[str]) -> None:
+        """A user group (subteam) and its members."""
+        with self._lock:
+            self._groups[group_id] = list(members)
+
+    def response_url(self, name: str = "") -> str:
+        """A fresh response_url (as Slack puts in a command or interaction)."""
+        key = name or f"{next(self._counter):06d}"
+        with self._lock:
+            self._responses.setdefault(key, [])
+        return f"{self.base_url}/actions/T111/{key}/secret-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+    def responses(self, name: str | None = None) -> list[Any]:
+        """The JSON bodies posted to response_urls (to one, by name), oldest first."""
+        with self._lock:
+            if name is not None:
+                return copy.deepcopy(self._responses.get(name, []))
+            return [copy.deepcopy(b) for bodies in self._responses.values() for b in bodies]
 
     # --- the model, for assertions ------------------------------------------------------------
 
@@ -108,6 +145,7 @@ class SlackStub(StubServer):
         with self._lock:
             super().reset()
             self._messages.clear()
+            self._responses.clear()
 
     def default_body(self, status: int) -> Any:
         if status == 429:
@@ -123,18 +161,46 @@ class SlackStub(StubServer):
     # --- the protocol -------------------------------------------------------------------------
 
     def answer(self, request: Recorded) -> Reply:
+        if request.path.startswith("/actions/"):
+            return self._respond(request)
         method = request.path.removeprefix("/api/")
-        if request.method != "POST" or method not in ("chat.postMessage", "chat.update"):
+        reads = ("users.info", "usergroups.users.list")
+        if (request.method, method) not in {("POST", "chat.postMessage"), ("POST", "chat.update")} | {
+            (verb, m) for m in reads for verb in ("GET", "POST")
+        }:
             return Reply(404, {"ok": False, "error": "unknown_method"})
-        args = _arguments(request)
+        args = {k: v[-1] for k, v in request.query.items()} | _arguments(request)
         token = _bearer(request) or args.get("token")
         if not token:
             return _error("not_authed")
         if token != self.token:
             return _error("invalid_auth")
+        if method == "users.info":
+            user = self._users.get(str(args.get("user") or ""))
+            return Reply(200, {"ok": True, "user": copy.deepcopy(user)}) if user else _error("user_not_found")
+        if method == "usergroups.users.list":
+            group = self._groups.get(str(args.get("usergroup") or ""))
+            return (
+                Reply(200, {"ok": True, "users": list(group)})
+                if group is not None
+                else _error("no_such_subteam")
+            )
         if method == "chat.postMessage":
             return self._post(args)
         return self._update(args)
+
+    def _respond(self, request: Recorded) -> Reply:
+        """A response_url: JSON in, "ok" out; five uses, then used_url."""
+        parts = request.path.split("/")
+        key = parts[3] if len(parts) > 4 else ""
+        if request.method != "POST" or key not in self._responses:
+            return Reply(404, "invalid_token")
+        if len(self._responses[key]) >= 5:
+            return Reply(404, "used_url")
+        if not isinstance(request.json, dict):
+            return Reply(400, "invalid_payload")
+        self._responses[key].append(request.json)
+        return Reply(200, "ok")
 
     def _post(self, args: dict[str, Any]) -> Reply:
         channel = self._resolve(str(args.get("channel") or ""), names=True)

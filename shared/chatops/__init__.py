@@ -1,0 +1,1 @@
+"""Slack's /dr commands and buttons: verification, the grammar, authorisation, replies, the queue."""

@@ -1,0 +1,322 @@
+"""The /dr desk: answers what can be answered within Slack's 3 seconds, queues the rest, and works it off.
+
+Read-only commands (status, incidents, show, help) are answered in the HTTP response. Commands that
+change something, and every button press, are queued (`chatops`) and acknowledged at once; the
+queue's worker checks who may, calls the Operations, and posts the outcome to the response_url,
+retrying that post through the queue with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shared.chatops import views
+from shared.chatops.authorisation import Authorisation
+from shared.chatops.blocks import IN_CHANNEL, Reply
+from shared.chatops.confirmation import confirmation_reply, pressed_reply
+from shared.chatops.grammar import CONFIRMED, Command, NotACommand, parse
+from shared.chatops.inbound import ButtonPress, SlashCommand
+from shared.chatops.jobs import (
+    command_from,
+    command_message,
+    digest,
+    press_from,
+    press_message,
+    reply_message,
+)
+from shared.chatops.operations import ActionRequest, OperationRefused, Operations
+from shared.chatops.responses import Responses
+from shared.clock import Clock, iso
+from shared.domain.actions import ActionRecord, Actor
+from shared.domain.incidents import Incident, TimelineEntry
+from shared.errors import PoisonMessage, Rejected, Transient
+from shared.ports import EffectQueue, IncidentPages, IncidentRepository
+from shared.retries import Backoff
+from shared.status.model import Status
+
+log = logging.getLogger(__name__)
+
+# Read-only commands whose answer may take longer than Slack's 3 seconds (a filtered list over many
+# incidents on Table Storage): answered from the queue too. The status has its own benchmark.
+LISTS = ("incidents",)
+MAX_REPLY_ATTEMPTS = 5  # a response_url lives 30 minutes; five tries with backoff span most of it
+VIA = "slack"
+
+
+@dataclass
+class Desk:
+    """Everything /dr and the buttons need."""
+
+    incidents: IncidentRepository
+    pages: IncidentPages
+    status: Callable[[], Status]
+    components: Callable[[], Sequence[str]]
+    queue: EffectQueue
+    authorisation: Authorisation
+    operations: Operations | None
+    responses: Responses
+    clock: Clock
+    backoff: Backoff
+
+    # --- the HTTP side: within 3 seconds --------------------------------------------------
+
+    def command(self, command: SlashCommand) -> Reply:
+        """The immediate answer to a /dr command (a changing one is queued and acknowledged)."""
+        actor = _actor(command.user_id, command.user_name)
+        parsed = parse(command.text)
+        if isinstance(parsed, NotACommand):
+            self._audit(actor, f"/dr {command.text}", f"not a command: {parsed.problem}")
+            return views.help_reply(parsed.nearest, parsed.problem)
+        if not parsed.usage.changes and parsed.verb not in LISTS:
+            return self._read(parsed, actor)
+        if parsed.verb in LISTS:
+            self.queue.send([command_message(command)])
+            self._audit(actor, _spelt(parsed, command.text), "queued")
+            return views.notice(f"Looking: `/dr {_clean(command.text)}`…", "mag")
+        if self.operations is None:
+            self._audit(actor, _spelt(parsed, command.text), "refused: no operations wired")
+            return views.notice("This responder has no operations wired in: nothing was done.", "warning")
+        self.queue.send([command_message(command)])
+        self._audit(actor, _spelt(parsed, command.text), "queued")
+        return views.notice(f"Working on `/dr {_clean(command.text)}`…", "hourglass_flowing_sand")
+
+    def press(self, press: ButtonPress) -> None:
+        """Queue a button press (the HTTP answer is an empty 200)."""
+        self.queue.send([press_message(press)])
+        self._audit(_actor(press.user_id, press.user_name), f"pressed {press.action_id}", "queued")
+
+    def _read(self, command: Command, actor: Actor) -> Reply:
+        what = f"/dr {command.verb} {command.subject or command.tenant} {command.severity}".strip()
+        if command.verb == "help":
+            from shared.chatops.grammar import BY_VERB
+
+            usage = BY_VERB.get(command.subject)
+            problem = "" if usage or not command.subject else f"`{command.subject[:40]}` is not a /dr command"
+            self._audit(actor, what, "shown")
+            return views.help_reply(usage, problem)
+        if command.verb == "status":
+            reply = views.status_reply(self.status(), self.components())
+            self._audit(actor, what, "shown")
+            return reply
+        if command.verb == "incidents":
+            found = self.pages.incidents_page(
+                None, command.tenant or None, command.severity or None, None, views.MAX_LIST
+            )
+            self._audit(actor, what, f"{len(found)} listed")
+            return views.incidents_reply(found, command.tenant, command.severity)
+        versioned = self.incidents.get(command.subject)
+        if versioned is None:
+            self._audit(actor, what, "no such incident")
+            return views.notice(f"There is no incident {command.subject}. `/dr incidents` lists them.", "mag")
+        self._audit(actor, what, "shown", versioned.incident)
+        return views.incident_reply(versioned.incident, self.incidents.timeline(command.subject))
+
+    # --- the queue side --------------------------------------------------------------------
+
+    def handle(self, body: bytes) -> None:
+        """Work one `chatops` message; PoisonMessage for one that can never be worked."""
+        try:
+            data = json.loads(body)
+            kind = data["kind"]
+            if kind == "command":
+                self._run_command(command_from(data["command"]))
+            elif kind == "press":
+                self._run_press(press_from(data["press"]))
+            elif kind == "reply":
+                self._deliver(
+                    data["origin"], data["response_url"], Reply.from_dict(data["reply"]), int(data["attempt"])
+                )
+            else:
+                raise PoisonMessage(f"unknown chatops message kind {str(kind)[:40]!r}")
+        except (ValueError, KeyError, TypeError) as e:
+            raise PoisonMessage(f"not a chatops message: {type(e).__name__}") from None
+
+    def _run_command(self, command: SlashCommand) -> None:
+        actor = _actor(command.user_id, command.user_name)
+        parsed = parse(command.text)
+        origin = f"slack-command-{digest(command.trigger_id)}"
+        if isinstance(parsed, Command) and parsed.verb in LISTS:
+            self._send(origin, command.response_url, self._read(parsed, actor), command.channel_id)
+            return
+        if not isinstance(parsed, Command) or self.operations is None:
+            raise PoisonMessage("a queued command that is no longer a changing command")
+        what = _spelt(parsed, command.text)
+        verdict = self.authorisation.check(command.user_id)
+        if not verdict.allowed:
+            self._audit(actor, what, f"refused: {verdict.because}", self._incident(parsed))
+            reply = views.refusal(f"run `/dr {parsed.verb}`", self.authorisation.who_may())
+        else:
+            reply = self._operate(self.operations, parsed, actor, what)
+        self._send(origin, command.response_url, reply, command.channel_id)
+
+    def _operate(self, ops: Operations, command: Command, actor: Actor, what: str) -> Reply:
+        incident = self._incident(command)
+        try:
+            if command.verb in CONFIRMED:
+                preview = ops.preview(_request(command))
+                self._audit(
+                    actor, what, "refused: " + preview.refused if preview.refused else "confirmation shown"
+                )
+                return confirmation_reply(preview)
+            if command.verb in ("ack", "resolve"):
+                done = ops.acknowledge if command.verb == "ack" else ops.resolve
+                result = done(command.subject, actor)
+                done_verb = "acknowledged" if command.verb == "ack" else "resolved"
+                line = f"{actor.name} {done_verb} {result.id}: {result.title} (here and in PagerDuty)"
+            elif command.verb in ("approve", "deny"):
+                decide = ops.approve if command.verb == "approve" else ops.deny
+                record = decide(command.subject, actor)
+                line = (
+                    f"{actor.name} {'approved' if command.verb == 'approve' else 'denied'} {_action(record)}"
+                )
+            elif command.verb == "pause":
+                line = ops.pause(command.tenant, actor, command.reason or "paused from Slack")
+            else:
+                line = ops.resume(command.tenant, actor)
+        except OperationRefused as e:
+            self._audit(actor, what, f"refused: {e}", incident)
+            return views.notice(str(e), "no_entry")
+        self._audit(actor, what, "done", incident)
+        return views.notice(line, "white_check_mark", IN_CHANNEL)
+
+    def _run_press(self, press: ButtonPress) -> None:
+        origin = f"slack-press-{digest(press.trigger_id, press.action_ts)}"
+        self._send(origin, press.response_url, self._pressed(press), press.channel_id or press.user_id)
+
+    def _pressed(self, press: ButtonPress) -> Reply:
+        """What the press does, audited; the reply that says so."""
+        actor = _actor(press.user_id, press.user_name)
+        what = f"pressed {press.action_id} ({press.value[:80]})"
+        when = _when(self.clock())
+        if press.action_id == "dr_cancel":  # does nothing, so anyone may
+            self._audit(actor, what, "cancelled")
+            line = f"Cancelled by <@{press.user_id}> {when}: nothing was done."
+            return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, True)
+        incident = self._exists(press.value if press.action_id in ("dr_ack", "dr_resolve") else None)
+        verdict = self.authorisation.check(press.user_id)
+        if not verdict.allowed:
+            self._audit(actor, what, f"refused: {verdict.because}", incident)
+            return views.refusal(_BUTTONS[press.action_id], self.authorisation.who_may())
+        if self.operations is None:
+            return views.notice("This responder has no operations wired in: nothing was done.", "warning")
+        try:
+            line, whole = self._apply(self.operations, press, actor, when)
+        except OperationRefused as e:
+            self._audit(actor, what, f"refused: {e}", incident)
+            return views.notice(str(e), "no_entry")
+        self._audit(actor, what, "done", incident)
+        return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, whole)
+
+    def _apply(self, ops: Operations, press: ButtonPress, actor: Actor, when: str) -> tuple[str, bool]:
+        """Call the operation the button names; (the line the message gets, whether the whole row goes)."""
+        who = f"<@{press.user_id}>"
+        if press.action_id == "dr_confirm":
+            request = ActionRequest.from_value(press.value)
+            # One confirmation message is one action: the same message's Confirm pressed twice (or a
+            # press Slack delivers twice) asks for the same request id, and Operations does it once.
+            # Slack names the message of every block_actions press; without it the channel and request
+            # alone key it, so that a double press can never be two actions.
+            request_id = "slack-" + digest(press.channel_id, press.message_ts, press.value)
+            record = ops.confirm(request, actor, request_id)
+            by = record.planned_by
+            said = "Confirmed" if by.name == actor.name else "Already confirmed"
+            return f"{said} by {by} {_when_iso(record.planned_at)}: {_action(record)}", True
+        if press.action_id in ("dr_approve", "dr_deny"):
+            record = (ops.approve if press.action_id == "dr_approve" else ops.deny)(press.value, actor)
+            verb = "Approved" if press.action_id == "dr_approve" else "Denied"
+            return f"{verb} by {who} {when}: {_action(record)}", True
+        if press.action_id == "dr_ack":
+            incident = ops.acknowledge(press.value, actor)
+            return f"Acknowledged by {who} {when} (here and in PagerDuty): {incident.id}", False
+        incident = ops.resolve(press.value, actor)
+        return f"Resolved by {who} {when} (here and in PagerDuty): {incident.id}", True
+
+    # --- replies, with retries -------------------------------------------------------------
+
+    def _send(self, origin: str, response_url: str, reply: Reply, session: str) -> None:
+        self._deliver(origin, response_url, reply, 1, session)
+
+    def _deliver(
+        self, origin: str, response_url: str, reply: Reply, attempt: int, session: str = "slack"
+    ) -> None:
+        """Post the reply; on a transient failure queue the next try with backoff, then give up visibly."""
+        try:
+            self.responses.post(response_url, reply)
+        except Rejected as e:
+            log.warning("slack reply %s (try %d) refused for good: %s", origin, attempt, e)
+            return
+        except Transient as e:
+            following = reply_message(origin, response_url, reply, session, attempt + 1)
+            if attempt >= MAX_REPLY_ATTEMPTS:
+                log.error("slack reply %s gave up after %d tries: %s", origin, attempt, e)
+                self.queue.dead_letter_message(following, "ReplyNotDelivered", f"{attempt} tries: {e}")
+                return
+            delay = self.backoff.delay(attempt, e.retry_after, e.held)
+            log.warning("slack reply %s (try %d) failed: %s; again in %.1f s", origin, attempt, e, delay)
+            at = self.clock() + timedelta(seconds=delay)
+            self.queue.send([reply_message(origin, response_url, reply, session, attempt + 1, at)])
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def _incident(self, command: Command) -> Incident | None:
+        return self._exists(command.subject) if command.verb in ("ack", "resolve", "show") else None
+
+    def _exists(self, incident_id: str | None) -> Incident | None:
+        if not incident_id:
+            return None
+        found = self.incidents.get(incident_id)
+        return found.incident if found else None
+
+    def _audit(self, actor: Actor, what: str, result: str, incident: Incident | None = None) -> None:
+        """Log who did what and how it went; on the incident's timeline too when it names one."""
+        log.info("slack: %s: %s → %s", actor, what[:200], result[:300])
+        if incident is not None:
+            line = f"{actor}: {what[:200]} → {result[:300]}"
+            self.incidents.add_timeline(incident.id, [TimelineEntry(iso(self.clock()), "slack", line)])
+
+
+_BUTTONS = {
+    "dr_confirm": "confirm this action",
+    "dr_approve": "approve actions",
+    "dr_deny": "deny actions",
+    "dr_ack": "acknowledge incidents",
+    "dr_resolve": "resolve incidents",
+}
+
+
+def _actor(user_id: str, user_name: str) -> Actor:
+    return Actor(f"{user_name} ({user_id})" if user_name else user_id, VIA)
+
+
+def _request(command: Command) -> ActionRequest:
+    return ActionRequest(command.verb, command.subject, command.system, command.revision, command.backup)
+
+
+def _action(record: ActionRecord) -> str:
+    return f"`{record.id}` {record.action} on {record.target} is {record.state.value}"
+
+
+def _spelt(command: Command, text: str) -> str:
+    return f"/dr {_clean(text)}" if text else f"/dr {command.verb}"
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())[:200].replace("`", "'")
+
+
+def _when(moment: Any) -> str:
+    """A Slack date that each reader sees in their own time zone (the fallback in UTC)."""
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{iso(moment)[:16]}Z>"
+
+
+def _when_iso(text: str) -> str:
+    from shared.clock import parse_iso
+
+    moment = parse_iso(text)
+    return _when(moment) if moment else text

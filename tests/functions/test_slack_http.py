@@ -1,0 +1,369 @@
+"""/dr and the buttons through the registered functions, with real HttpRequests and Slack's signatures.
+
+Slack (the Web API and the response_urls) and PagerDuty (on-call) are local stubs spoken to by the
+real slack_sdk and pagerduty clients; the Operations are a hand-written fake that records calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from shared.chatops.jobs import CHATOPS_QUEUE
+from shared.domain.incidents import TimelineEntry
+from tests.factories import incident
+from tests.fake_operations import REFUSED_TARGET
+from tests.functions.harness import assert_error, json_body
+from tests.functions.slack_harness import ALLOWED, IN_GROUP, ON_CALL, STRANGER, SlackWorld, post_form, text_of
+from tests.functions.slack_harness import chatops as chatops  # the fixture, re-exported
+from tests.slack_requests import SECRET, command_body, interaction_body, signed_headers
+
+
+def store_incident(chatops: SlackWorld, incident_id: str = "inc-20261125-aaaa") -> str:
+    made = incident(incident_id)
+    chatops.app.store.commit(made, None, timeline=[TimelineEntry(made.opened_at, "opened", "opened by test")])
+    return incident_id
+
+
+def queued(chatops: SlackWorld) -> int:
+    return chatops.app.local_queue.active_count(CHATOPS_QUEUE)
+
+
+# --- the door -----------------------------------------------------------------------------------
+
+
+def test_the_refdata_signed_command_is_verified_and_answered(chatops: SlackWorld, refdata: Path) -> None:
+    vector = json.loads((refdata / "slack" / "signature_test_vector.json").read_text())
+    body = (refdata / "slack" / vector["body_file"]).read_bytes()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": vector["X-Slack-Request-Timestamp"],
+        "X-Slack-Signature": vector["X-Slack-Signature"],
+    }
+    chatops.clock.now = chatops.clock.now.fromtimestamp(
+        int(vector["X-Slack-Request-Timestamp"]), chatops.clock.now.tzinfo
+    )
+    answer = post_form("slack/commands", body, headers, "slack_commands")
+    assert answer.status_code == 200, answer.get_body()
+    assert "/dr status" in text_of(json_body(answer))  # its text is empty: the help
+
+
+@pytest.mark.parametrize("route", ["commands", "interactions"])
+def test_a_wrong_signature_or_a_stale_timestamp_is_a_401_and_nothing_is_queued(
+    chatops: SlackWorld, route: str
+) -> None:
+    url = chatops.slack.response_url("x")
+    body = command_body("ack inc-1", url) if route == "commands" else interaction_body("dr_ack", "inc-1", url)
+    now = int(chatops.clock().timestamp())
+    name = f"slack_{route}"
+    wrong = signed_headers(body, now, secret="not-the-secret")
+    assert_error(post_form(f"slack/{route}", body, wrong, name), 401, "unauthorized", "does not match")
+    stale = signed_headers(body, now - 301)
+    assert_error(post_form(f"slack/{route}", body, stale, name), 401, "unauthorized", "5 minutes")
+    unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert_error(post_form(f"slack/{route}", body, unsigned, name), 401, "unauthorized", "missing")
+    assert queued(chatops) == 0 and chatops.operations.calls == [] and chatops.slack.responses() == []
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "content_type", "status", "error"),
+    [
+        ("commands", b'{"text":"status"}', "application/json", 415, "unsupported_media_type"),
+        ("commands", b"token=x", None, 400, "missing_field"),
+        ("interactions", b"token=x", None, 400, "missing_field"),
+        ("interactions", b"payload=%7Bnope", None, 400, "invalid_json"),
+        ("interactions", b"payload=%5B%5D", None, 400, "invalid_field"),
+        ("commands", b"text=" + b"a" * 70_000, None, 413, "body_too_large"),
+    ],
+)
+def test_bad_input_with_a_valid_signature_is_a_named_4xx(
+    chatops: SlackWorld, route: str, body: bytes, content_type: str | None, status: int, error: str
+) -> None:
+    headers = signed_headers(body, int(chatops.clock().timestamp()))
+    if content_type:
+        headers["Content-Type"] = content_type
+    assert_error(post_form(f"slack/{route}", body, headers, f"slack_{route}"), status, error)
+    assert queued(chatops) == 0
+
+
+def test_an_unknown_action_id_is_a_400_naming_ours(chatops: SlackWorld) -> None:
+    answer = chatops.press("a", "click_me_123")
+    assert_error(answer, 400, "unknown_action", "dr_confirm")
+    assert queued(chatops) == 0
+
+
+# --- read-only commands: anyone, at once --------------------------------------------------------
+
+
+def test_status_is_answered_at_once_in_the_channel(chatops: SlackWorld) -> None:
+    store_incident(chatops)
+    reply = json_body(chatops.command("status", user=STRANGER))
+    assert reply["response_type"] == "in_channel"
+    assert "inc-20261125-aaaa" in text_of(reply) and "cosmosdb · ikea" in text_of(reply)
+    assert len(reply["blocks"]) <= 50
+    assert queued(chatops) == 0
+
+
+def test_incidents_and_show_read_the_store_and_show_writes_the_timeline(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    assert "Looking" in text_of(
+        json_body(chatops.command("incidents ikea sev2", user=STRANGER, trigger="t-ikea"))
+    )
+    chatops.command("incidents hm", user=STRANGER, trigger="t-hm")
+    assert chatops.work() == 2  # a list is answered from the queue: it may take longer than 3 s
+    [listed] = chatops.replies("t-ikea")
+    assert incident_id in text_of(listed) and listed["response_type"] == "ephemeral"
+    assert incident_id not in text_of(chatops.replies("t-hm")[0])
+    shown = json_body(chatops.command(f"show {incident_id}", user=STRANGER))
+    assert "opened by test" in text_of(shown)
+    audit = [e for e in chatops.app.store.timeline(incident_id) if e.kind == "slack"]
+    assert len(audit) == 1 and STRANGER in audit[0].text and f"/dr show {incident_id}" in audit[0].text
+    missing = json_body(chatops.command("show inc-nope", user=STRANGER))
+    assert "no incident inc-nope" in text_of(missing)
+
+
+def test_an_unknown_command_answers_the_nearest_commands_help(chatops: SlackWorld) -> None:
+    reply = json_body(chatops.command("rolback shop/web"))
+    assert "did you mean `rollback`?" in text_of(reply) and "/dr rollback &lt;namespace&gt;" in text_of(reply)
+    assert queued(chatops) == 0 and chatops.operations.calls == []
+
+
+# --- changing commands: acknowledged at once, done from the queue --------------------------------
+
+
+def test_a_stranger_is_refused_politely_and_told_who_may(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    ack = json_body(chatops.command(f"ack {incident_id}", user=STRANGER, trigger="t-stranger"))
+    assert "Working on" in text_of(ack)
+    assert chatops.work() == 1
+    [refusal] = chatops.replies("t-stranger")
+    said = text_of(refusal)
+    assert "Sorry, you may not run `/dr ack`" in said
+    assert (
+        f"<@{ALLOWED}>" in said and "<!subteam^S0RESPONDERS>" in said and "on call now in PagerDuty" in said
+    )
+    assert chatops.operations.calls == []
+    audit = [e.text for e in chatops.app.store.timeline(incident_id) if e.kind == "slack"]
+    assert any("refused" in line and STRANGER in line for line in audit)
+
+
+@pytest.mark.parametrize("user", [ALLOWED, IN_GROUP, ON_CALL])
+def test_the_allowlist_a_group_member_and_the_person_on_call_may_acknowledge(
+    chatops: SlackWorld, user: str
+) -> None:
+    incident_id = store_incident(chatops)
+    chatops.command(f"ack {incident_id}", user=user, trigger="t-ack")
+    chatops.work()
+    [done] = chatops.replies("t-ack")
+    assert done["response_type"] == "in_channel" and "acknowledged" in text_of(done)
+    assert [c[0] for c in chatops.operations.calls] == ["acknowledge"]
+    assert user in chatops.operations.calls[0][2]
+    if user == ON_CALL:  # matched by the e-mail users.info gave, case aside
+        assert chatops.slack.requests_to("users.info") and chatops.pagerduty.requests_to("/oncalls")
+    if user == ALLOWED:  # the allowlist needs no call at all
+        assert not chatops.slack.requests_to("users.info") and not chatops.pagerduty.requests_to("/oncalls")
+
+
+def test_lookups_are_cached_across_commands(chatops: SlackWorld) -> None:
+    for n in range(3):
+        chatops.command("pause ikea storm", user=ON_CALL, trigger=f"t-{n}")
+    chatops.work()
+    assert len(chatops.slack.requests_to("users.info")) == 1
+    assert len(chatops.slack.requests_to("usergroups.users.list")) == 1
+    assert [c[0] for c in chatops.operations.calls] == ["pause"] * 3
+
+
+def test_a_retried_command_is_done_once(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    first = chatops.command(f"resolve {incident_id}", trigger="t-resolve")
+    again = chatops.command(f"resolve {incident_id}", trigger="t-resolve", retry=True)
+    assert first.status_code == again.status_code == 200
+    assert chatops.work() == 1
+    assert [c[0] for c in chatops.operations.calls] == ["resolve"]
+
+
+def test_a_refused_operation_says_why(chatops: SlackWorld) -> None:
+    chatops.command("approve act-missing", trigger="t-approve")
+    chatops.work()
+    [reply] = chatops.replies("t-approve")
+    assert "There is no action act-missing." in text_of(reply) and reply["response_type"] == "ephemeral"
+
+
+def test_failover_shows_a_confirmation_and_no_confirm_when_refused(chatops: SlackWorld) -> None:
+    chatops.command("failover redis cache-a", trigger="t-fo")
+    chatops.command(f"failover redis {REFUSED_TARGET}", trigger="t-locked")
+    chatops.work()
+    [confirmation] = chatops.replies("t-fo")
+    buttons = [
+        e["action_id"] for b in confirmation["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == ["dr_confirm", "dr_cancel"] and "target: cache-a" in text_of(confirmation)
+    [locked] = chatops.replies("t-locked")
+    buttons = [e["action_id"] for b in locked["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == ["dr_cancel"] and "already running" in text_of(locked)
+    assert [c[0] for c in chatops.operations.calls] == ["preview", "preview"]
+
+
+# --- buttons ------------------------------------------------------------------------------------
+
+
+def test_confirm_pressed_twice_is_one_action_and_the_second_press_says_what_happened(
+    chatops: SlackWorld,
+) -> None:
+    from shared.chatops.operations import ActionRequest
+
+    value = ActionRequest("failover", "cache-a", "redis").to_value()
+    assert chatops.press("dr_confirm", value, trigger="t-1", name="first").status_code == 200
+    assert (
+        chatops.press(
+            "dr_confirm", value, user=IN_GROUP, trigger="t-2", action_ts="2.2", name="second"
+        ).status_code
+        == 200
+    )
+    assert chatops.work() == 2
+    confirms = [c for c in chatops.operations.calls if c[0] == "confirm"]
+    assert len(confirms) == 2 and confirms[0][3] == confirms[1][3]  # one request id
+    assert len(chatops.operations.actions) == 1
+    [first] = chatops.replies("first")
+    [second] = chatops.replies("second")
+    assert (
+        first["replace_original"] is True and "Confirmed by" in text_of(first) and "act-1" in text_of(first)
+    )
+    assert "Already confirmed by" in text_of(second) and ALLOWED in text_of(second)
+
+
+def test_ack_pressed_twice_is_applied_once_and_the_card_keeps_resolve(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    card = {
+        "ts": "111.222",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*SEV2* Cosmos"}},
+            {
+                "type": "actions",
+                "block_id": "b",
+                "elements": [
+                    {"type": "button", "action_id": "dr_ack", "value": incident_id},
+                    {"type": "button", "action_id": "dr_resolve", "value": incident_id},
+                ],
+            },
+        ],
+    }
+    chatops.press("dr_ack", incident_id, trigger="t-1", name="first", message=card)
+    chatops.press(
+        "dr_ack", incident_id, user=ON_CALL, trigger="t-2", action_ts="3.3", name="second", message=card
+    )
+    chatops.work()
+    [first] = chatops.replies("first")
+    [second] = chatops.replies("second")
+    assert first["replace_original"] is True and "Acknowledged by <@W0ALLOWED>" in text_of(first)
+    kept = [e["action_id"] for b in first["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert kept == ["dr_resolve"]
+    assert "already acknowledged" in text_of(second) and "replace_original" not in second
+    assert [c[0] for c in chatops.operations.calls] == ["acknowledge", "acknowledge"]
+    assert (
+        sum(1 for e in chatops.app.store.timeline(incident_id) if e.kind == "slack") == 2
+    )  # both presses audited
+
+
+def test_a_press_slack_delivers_twice_is_queued_once(chatops: SlackWorld) -> None:
+    chatops.operations.add_waiting_action("act-9")
+    chatops.press("dr_approve", "act-9", trigger="t-1")
+    chatops.press("dr_approve", "act-9", trigger="t-1")
+    assert chatops.work() == 1
+    assert [c[0] for c in chatops.operations.calls] == ["approve"]
+
+
+def test_a_stranger_pressing_deny_is_refused_and_cancel_needs_nobody(chatops: SlackWorld) -> None:
+    chatops.operations.add_waiting_action("act-9")
+    chatops.press("dr_deny", "act-9", user=STRANGER, trigger="t-1", name="deny")
+    chatops.press("dr_cancel", '{"verb":"restart"}', user=STRANGER, trigger="t-2", name="cancel")
+    chatops.work()
+    assert "Sorry, you may not deny actions" in text_of(chatops.replies("deny")[0])
+    cancelled = chatops.replies("cancel")[0]
+    assert cancelled["replace_original"] is True and "Cancelled by <@W0STRANGER>" in text_of(cancelled)
+    assert chatops.operations.calls == []
+
+
+# --- replies that fail, and what is never written down ------------------------------------------
+
+
+def test_a_reply_slack_refuses_for_now_is_posted_again_from_the_queue(chatops: SlackWorld) -> None:
+    chatops.slack.fail_next("/actions/*", 1, status=503)
+    chatops.command("pause * maintenance", trigger="t-pause")
+    chatops.work()
+    assert chatops.replies("t-pause") == []
+    chatops.clock.advance(minutes=1)
+    assert chatops.work() == 1
+    [reply] = chatops.replies("t-pause")
+    assert "paused" in text_of(reply)
+    assert [c[0] for c in chatops.operations.calls] == ["pause"]  # the pause itself was not repeated
+
+
+def test_a_reply_that_never_gets_through_is_dead_lettered_with_a_reason(chatops: SlackWorld) -> None:
+    chatops.slack.fail_next("/actions/*", 10, status=500)
+    chatops.command("resume", trigger="t-resume")
+    for _ in range(6):
+        chatops.work()
+        chatops.clock.advance(minutes=10)
+    dead = chatops.app.queue.dead_letters(CHATOPS_QUEUE, 10)
+    assert len(dead) == 1 and dead[0].reason == "ReplyNotDelivered"
+
+
+def test_no_response_url_signature_or_secret_reaches_the_log(
+    chatops: SlackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    incident_id = store_incident(chatops)
+    chatops.slack.fail_next("/actions/*", 1, status=503)
+    chatops.command(f"ack {incident_id}", user=ON_CALL, trigger="t-log")
+    chatops.press("dr_resolve", incident_id, trigger="t-2", name="press")
+    chatops.work()
+    logged = caplog.text
+    assert "slack:" in logged  # the audit lines are there
+    assert (
+        "/actions/" not in logged and "secret-" not in logged and SECRET not in logged and "v0=" not in logged
+    )
+
+
+def test_the_manifest_points_slack_at_the_registered_routes_with_the_scopes_they_need() -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+    from tests.functions.harness import registered
+
+    manifest = yaml.safe_load((ROOT / "infra" / "slack-app-manifest.yaml").read_text())
+    routes = {
+        str(f.get_trigger().route): str(f.get_trigger().auth_level).lower()
+        for f in registered()
+        if f.get_trigger().type == "httpTrigger"
+    }
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/dr"
+    for url in (command["url"], manifest["settings"]["interactivity"]["request_url"]):
+        route = url.split("/api/", 1)[1]
+        assert route in routes and "anonymous" in routes[route]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "users:read", "users:read.email", "usergroups:read"} <= scopes
+
+
+def test_on_service_bus_a_retried_command_carries_the_same_message_id_for_duplicate_detection(
+    chatops: SlackWorld,
+) -> None:
+    """The embedded queue drops the resend itself (above); Service Bus drops it by the same message id
+    (the chatops queue has requires_duplicate_detection, as tests/infra checks), so the two are alike."""
+    from shared.adapters.service_bus import ServiceBusQueue
+    from tests.functions.test_service_bus_triggers import NoAdministration
+    from tests.stubs.service_bus import Namespace
+
+    namespace = Namespace()
+    chatops.app.__dict__["queue"] = ServiceBusQueue(namespace, NoAdministration(), clock=chatops.clock)
+    chatops.app.__dict__.pop("desk", None)
+    chatops.command("resume ikea", trigger="t-sb")
+    chatops.command("resume ikea", trigger="t-sb", retry=True)
+    sent = namespace.stored(CHATOPS_QUEUE)
+    assert (
+        len(sent) == 2 and len({m.message_id for m in sent}) == 1 and len({m.session_id for m in sent}) == 1
+    )

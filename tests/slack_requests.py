@@ -1,0 +1,56 @@
+"""Slack's requests as Slack sends them: form-encoded, signed `v0:{timestamp}:{body}` with the secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.conftest import REFDATA
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the refdata vector's; any string would do
+FORM = "application/x-www-form-urlencoded"
+
+
+def signed_headers(body: bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
+    """The headers Slack adds: the timestamp and the v0 signature of this body."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"Content-Type": FORM, "X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature}
+
+
+def command_body(
+    text: str, response_url: str, user_id: str = "W111", trigger_id: str = "111.111.xxx"
+) -> bytes:
+    """The refdata slash command's fields, as /dr with this text."""
+    fields = dict(_pairs((REFDATA / "slack" / "slash_command_body_boltpy_test.txt").read_text()))
+    fields.update(command="/dr", text=text, response_url=response_url, user_id=user_id, trigger_id=trigger_id)
+    return urlencode(fields).encode()
+
+
+def interaction_body(
+    action_id: str,
+    value: str,
+    response_url: str,
+    user_id: str = "W111",
+    trigger_id: str = "111.222.valid",
+    action_ts: str = "1596530385.194939",
+    message: dict[str, Any] | None = None,
+) -> bytes:
+    """The refdata block_actions payload, pressing one of our buttons."""
+    payload = json.loads((REFDATA / "slack" / "block_actions_payload_boltpy_test.json").read_text())
+    payload["user"]["id"] = user_id
+    payload["response_url"] = response_url
+    payload["trigger_id"] = trigger_id
+    payload["actions"][0].update(action_id=action_id, value=value, action_ts=action_ts)
+    if message is not None:
+        payload["message"] = message
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text, keep_blank_values=True)
