@@ -12,7 +12,7 @@ import azure.functions as func
 
 from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
-from shared.chatops.jobs import CHATOPS_QUEUE
+from shared.domain.effects import CHATOPS_QUEUE
 from shared.settings import MAX_BODY_BYTES
 
 bp = func.Blueprint()

@@ -31,12 +31,12 @@ from typing import Any, Protocol
 from shared.adapters import service_bus_messages as messages
 from shared.adapters.service_bus_messages import DEAD_LETTERS_QUEUE
 from shared.clock import Clock, utc_now
-from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES
+from shared.domain.effects import CHATOPS_QUEUE, PAGERDUTY_QUEUE, QUEUES
 from shared.errors import ConfigurationError, LockLost, Rejected, Transient
 from shared.intake.admission import INTAKE_QUEUE
 from shared.ports import DeadLetter, QueueCounts, QueueMessage
 
-ALL_QUEUES = (INTAKE_QUEUE, *QUEUES.values(), PAGERDUTY_QUEUE)
+ALL_QUEUES = (INTAKE_QUEUE, *QUEUES.values(), PAGERDUTY_QUEUE, CHATOPS_QUEUE)
 PEEK_PAGE = 250  # messages per peek request
 MAX_PEEKED = 5000  # messages one read looks at per queue: a DLQ deeper than this is a bigger problem
 RECEIVE_WAIT_SECONDS = 5.0  # for the dead letter a peek just saw

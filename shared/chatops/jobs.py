@@ -17,9 +17,9 @@ from typing import Any
 
 from shared.chatops.blocks import Reply
 from shared.chatops.inbound import ButtonPress, SlashCommand
+from shared.domain.effects import CHATOPS_QUEUE
 from shared.ports import QueueMessage
 
-CHATOPS_QUEUE = "chatops"
 MAX_SESSION = 128
 
 

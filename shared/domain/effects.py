@@ -29,6 +29,8 @@ class EffectKind(enum.StrEnum):
 QUEUES = {EffectKind.PAGE: "pages", EffectKind.NOTIFY: "notifications", EffectKind.ACT: "actions"}
 # PagerDuty webhook deliveries wait on their own queue, answered at once and applied in order.
 PAGERDUTY_QUEUE = "pagerduty"
+# Slack commands and button presses that the 3-second answer could not wait for.
+CHATOPS_QUEUE = "chatops"
 
 
 @dataclass(frozen=True)

@@ -495,7 +495,7 @@ def test_a_namespace_is_reached_with_the_identity_from_the_factory() -> None:
     )
     assert admin.fully_qualified_namespace == "sb-dr.servicebus.windows.net"
     assert len(made) == 1, "one credential, shared by the client and the admin client"
-    assert built.queues == ("intake", "pages", "notifications", "actions", "pagerduty")
+    assert built.queues == ("intake", "pages", "notifications", "actions", "pagerduty", "chatops")
 
 
 def test_a_connection_string_is_the_other_way() -> None:

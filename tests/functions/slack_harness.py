@@ -13,7 +13,7 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
-from shared.chatops.jobs import CHATOPS_QUEUE
+from shared.domain.effects import CHATOPS_QUEUE
 from shared.localhost.runtime import service_bus_message
 from shared.settings import Settings
 from tests.factories import FakeClock

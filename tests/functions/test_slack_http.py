@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.chatops.jobs import CHATOPS_QUEUE
+from shared.domain.effects import CHATOPS_QUEUE
 from shared.domain.incidents import TimelineEntry
 from tests.factories import incident
 from tests.fake_operations import REFUSED_TARGET
