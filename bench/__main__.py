@@ -1,4 +1,4 @@
-"""`python -m bench [coldstart|storm|http|malformed|first-response|sentinel] [--profile]`: run them."""
+"""`python -m bench [coldstart|storm|http|malformed|first-response|sentinel|status] [--profile]`: run them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bench import (
     malformed,
     over_http,
     sentinel_failover,
+    status,
     storm,
     tables_storm,
 )
@@ -29,6 +30,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "malformed": malformed.run,
     "first-response": first_response.run,
     "sentinel": sentinel_failover.run,
+    "status": status.run,
 }
 TITLES = {
     "coldstart": f"coldstart: {coldstart.APP!r} vs {coldstart.BASELINE!r}, {coldstart.RUNS} runs each",
@@ -47,6 +49,10 @@ TITLES = {
         " managed-identity stubs: each alert's 202 → its action's first ARM request"
     ),
     "sentinel": "sentinel: an alert to `dr serve` → real Sentinels fail over → the new master takes a write",
+    "status": (
+        f"status: /dr status's read over {status.status_world.INCIDENTS:,} incidents"
+        f" ({status.status_world.OPEN_INCIDENTS:,} open) on SQLite, on a real Azurite, and GET /api/status"
+    ),
 }
 
 

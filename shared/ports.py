@@ -14,7 +14,7 @@ records exactly what the real adapter would send.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -309,9 +309,94 @@ class OutboxBacklog:
     oldest_updated_at: str | None
 
 
+# A headline's title is cut as PagerDuty cuts a summary: the status clips it further anyway.
+TITLE_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class IncidentHeadline:
+    """What the status shows of one open incident: no signals, outbox or history to read or parse."""
+
+    id: str
+    title: str
+    severity: str  # "sev1" … "sev4"
+    status: str
+    tenant: str
+    component: str
+    environment: str
+    opened_at: str
+    signal_count: int
+    all_tenants: bool = False
+    acknowledged_at: str | None = None
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentHeadline:
+        """The headline of a whole incident."""
+        return cls(
+            id=incident.id,
+            title=incident.title[:TITLE_CHARS],
+            severity=incident.severity.label,
+            status=str(incident.status),
+            tenant=incident.tenant,
+            component=incident.component,
+            environment=incident.environment,
+            opened_at=incident.opened_at,
+            signal_count=incident.signal_count,
+            all_tenants=incident.all_tenants,
+            acknowledged_at=incident.acknowledged_at,
+        )
+
+    @property
+    def rank(self) -> tuple[str, str, str]:
+        """Most severe first, then oldest, then by id ("sev1" < "sev2" as text too)."""
+        return (self.severity, self.opened_at, self.id)
+
+
+@dataclass(frozen=True)
+class OpenCount:
+    """How many incidents of one component, tenant and severity are not resolved."""
+
+    component: str
+    tenant: str
+    severity: str
+    count: int
+
+
+@dataclass(frozen=True)
+class OpenOverview:
+    """Every open incident counted; of each component and tenant only the first few, worst and oldest."""
+
+    counts: tuple[OpenCount, ...]  # by component, tenant, severity
+    shown: tuple[IncidentHeadline, ...]  # by rank
+
+    @property
+    def total(self) -> int:
+        """All open incidents, shown or not."""
+        return sum(c.count for c in self.counts)
+
+    @classmethod
+    def of(cls, headlines: Iterable[IncidentHeadline], per_group: int, limit: int) -> OpenOverview:
+        """Count them all, keep the `per_group` first of each component and tenant, at most `limit`."""
+        counts: dict[tuple[str, str, str], int] = {}
+        groups: dict[tuple[str, str], list[IncidentHeadline]] = {}
+        for h in headlines:
+            key = (h.component, h.tenant, h.severity)
+            counts[key] = counts.get(key, 0) + 1
+            groups.setdefault((h.component, h.tenant), []).append(h)
+        shown = [h for group in groups.values() for h in sorted(group, key=lambda h: h.rank)[:per_group]]
+        return cls(
+            tuple(OpenCount(*key, n) for key, n in sorted(counts.items())),
+            tuple(sorted(shown, key=lambda h: h.rank)[:limit]),
+        )
+
+
 @runtime_checkable
 class StatusQueries(Protocol):
     """What the status model reads from the store."""
+
+    def open_overview(self, per_group: int, limit: int) -> OpenOverview:
+        """Incidents not resolved, counted per component, tenant and severity; shown: the `per_group`
+        most severe, then oldest, of each component and tenant, at most `limit` in all, by rank."""
 
     def open_incidents(self, limit: int) -> list[Incident]:
         """Incidents not resolved (open or acknowledged), oldest first."""
@@ -383,6 +468,15 @@ class ActionStore(Protocol):
 
     def started_since(self, since: str) -> list[ActionRecord]:
         """Actions started (running or after) since a time, for the hourly caps."""
+        ...
+
+
+@runtime_checkable
+class ActiveActions(Protocol):
+    """Actions in any of several states in one read (the status asks for three)."""
+
+    def actions_in(self, states: Sequence[str], limit: int) -> list[ActionRecord]:
+        """Newest first, as list_actions."""
         ...
 
 

@@ -94,6 +94,15 @@ class SqliteActionStore:
         rows = self.db.read().execute(sql + " ORDER BY planned_at DESC, id LIMIT ?", (*args, limit))
         return [_record(row["body"]) for row in rows]
 
+    def actions_in(self, states: Sequence[str], limit: int) -> list[ActionRecord]:
+        """Newest first, in any of these states."""
+        marks = ",".join("?" * len(states))
+        rows = self.db.read().execute(
+            f"SELECT body FROM actions WHERE state IN ({marks}) ORDER BY planned_at DESC, id LIMIT ?",
+            (*states, limit),
+        )
+        return [_record(row["body"]) for row in rows]
+
     def actions_on(self, resource: str, since: str) -> list[ActionRecord]:
         """On one resource, planned since a time, oldest first."""
         rows = self.db.read().execute(

@@ -19,7 +19,7 @@ from shared.adapters.sqlite_db import Database
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.domain.signals import Signal
 from shared.errors import Conflict, DuplicateSignal, PreconditionFailed
-from shared.ports import IncidentCursor, OutboxBacklog, Versioned
+from shared.ports import IncidentCursor, IncidentHeadline, OpenCount, OpenOverview, OutboxBacklog, Versioned
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -40,6 +40,9 @@ CREATE INDEX IF NOT EXISTS incidents_newest ON incidents (opened_at DESC);
 CREATE INDEX IF NOT EXISTS incidents_open_by_condition
     ON incidents (condition_key, opened_at) WHERE status != 'resolved';
 CREATE INDEX IF NOT EXISTS incidents_with_outbox ON incidents (updated_at) WHERE has_outbox = 1;
+CREATE INDEX IF NOT EXISTS incidents_open_by_group ON incidents (
+    json_extract(body, '$.component'), tenant, json_extract(body, '$.severity'), opened_at, id
+) WHERE status != 'resolved';
 CREATE TABLE IF NOT EXISTS signals (
     id TEXT PRIMARY KEY,
     incident_id TEXT,
@@ -63,6 +66,11 @@ CREATE TABLE IF NOT EXISTS external_ids (
     PRIMARY KEY (system, external_id)
 );
 """
+
+
+# The expressions of the incidents_open_by_group index, spelled alike so that the planner uses it.
+_COMPONENT = "json_extract(body, '$.component')"
+_SEVERITY = "json_extract(body, '$.severity')"
 
 
 class SqliteIncidentStore:
@@ -269,6 +277,27 @@ class SqliteIncidentStore:
             .fetchall()
         )
         return [Incident.from_record(json.loads(r["body"])) for r in rows]
+
+    def open_overview(self, per_group: int, limit: int) -> OpenOverview:
+        """Counts from the open incidents' index alone; only the shown ones' bodies are read."""
+        read = self.db.read()
+        counts = read.execute(
+            f"SELECT {_COMPONENT}, tenant, {_SEVERITY}, COUNT(*) FROM incidents WHERE status != 'resolved'"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+        ranked = (
+            f"SELECT id, {_SEVERITY} AS severity, opened_at, ROW_NUMBER() OVER (PARTITION BY {_COMPONENT},"
+            f" tenant ORDER BY {_SEVERITY}, opened_at, id) AS n FROM incidents WHERE status != 'resolved'"
+        )
+        rows = read.execute(
+            f"SELECT i.body FROM ({ranked}) AS r JOIN incidents AS i ON i.id = r.id WHERE r.n <= ?"
+            " ORDER BY r.severity, r.opened_at, r.id LIMIT ?",
+            (per_group, limit),
+        ).fetchall()
+        return OpenOverview(
+            tuple(OpenCount(str(c), str(t), str(s), int(n)) for c, t, s, n in counts),
+            tuple(IncidentHeadline.of(Incident.from_record(json.loads(r["body"]))) for r in rows),
+        )
 
     def open_incident_count(self) -> int:
         """How many are not resolved."""

@@ -86,20 +86,25 @@ def sections(title: str, lines: Sequence[str], limit: int = MAX_SECTION) -> list
 
 
 def bounded_section(
-    title: str, lines: Sequence[str], limit: int = MAX_SECTION, at_most: int | None = None
+    title: str,
+    lines: Sequence[str],
+    limit: int = MAX_SECTION,
+    at_most: int | None = None,
+    total: int | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """One section of the title and as many lines as fit (at most `at_most`), ending "… and N more";
-    and how many were shown."""
+    """One section of the title and as many lines as fit (at most `at_most`), ending "… and N more"
+    counted of `total` when the lines are only the first few of more; and how many were shown."""
     text, shown = f"*{title}*", 0
+    whole = len(lines) if total is None else max(total, len(lines))
     cap = len(lines) if at_most is None else min(at_most, len(lines))
     for n, line in enumerate(lines[:cap]):
-        rest = len(lines) - n - 1
+        rest = whole - n - 1
         room = limit - len(text) - 1 - (len(f"… and {rest} more") + 1 if rest else 0)
         if len(line) > room:
             break
         text, shown = f"{text}\n{line}", shown + 1
-    if shown < len(lines):
-        text += f"\n… and {len(lines) - shown} more"
+    if shown < whole:
+        text += f"\n… and {whole - shown} more"
     return section(text), shown
 
 

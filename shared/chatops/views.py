@@ -23,7 +23,6 @@ from shared.status.render import age, budget
 
 MAX_LIST = 20  # incidents in /dr incidents: a screen, not the archive (GET /api/incidents has it all)
 MAX_TIMELINE = 30  # the newest lines of /dr show
-PER_GROUP = 5  # incidents shown per component and tenant: the worst first, the rest counted
 
 
 def help_reply(nearest: Usage | None = None, problem: str = "") -> Reply:
@@ -53,11 +52,11 @@ def status_reply(status: Status, components: Sequence[str]) -> Reply:
     for group in status.groups:
         sev = " · ".join(f"{label} {n}" for label, n in group.by_severity.items())
         where = f"{escape(group.component or '-')} · {escape(group.tenant or '-')}"
-        title = f"{where} — {len(group.incidents)} open ({sev})"
-        lines = [_incident_line(i) for i in group.incidents]
-        block, shown = bounded_section(title, lines, at_most=PER_GROUP)
+        title = f"{where} — {group.count} open ({sev})"
+        lines = [_incident_line(i) for i in group.incidents]  # the model carries the worst few
+        block, shown = bounded_section(title, lines, total=group.count)
         # Five blocks are kept for what follows: the note, quiet components, actions, dead letters, queues.
-        left_out += len(group.incidents) - (shown if screen.add(block, keep=5) else 0)
+        left_out += group.count - (shown if screen.add(block, keep=5) else 0)
     if left_out:
         screen.add(context(f"{left_out} more open incidents not shown: `/dr incidents` lists them"))
     quiet = [c for c in components if c not in {g.component for g in status.groups}]

@@ -7,7 +7,7 @@ this model, so they never disagree about what counts as open, late or stuck.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,10 +15,8 @@ from typing import Any
 from shared.clock import iso, seconds_between
 from shared.domain.actions import ActionRecord, Pause
 from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES, Effect
-from shared.domain.incidents import Incident
-from shared.domain.severity import Severity
 from shared.intake.admission import INTAKE_QUEUE
-from shared.ports import DeadLetter, OutboxBacklog, QueueCounts
+from shared.ports import DeadLetter, IncidentHeadline, OpenOverview, OutboxBacklog, QueueCounts
 from shared.triage.policy import Policy
 
 # Every queue the responder reads, in the order a person scans them: pages first.
@@ -92,24 +90,27 @@ class OpenIncident:
 
 @dataclass(frozen=True)
 class IncidentGroup:
-    """The open incidents of one component and tenant, most severe then oldest first."""
+    """The open incidents of one component and tenant: all counted, the first few (most severe, then
+    oldest) shown."""
 
     component: str
     tenant: str
-    incidents: tuple[OpenIncident, ...]
+    incidents: tuple[OpenIncident, ...]  # shown
+    by_severity: Mapping[str, int]  # all of the group's, most severe first
 
     @property
-    def by_severity(self) -> dict[str, int]:
-        """Counts per severity label, most severe first."""
-        return _count_severities(self.incidents)
+    def count(self) -> int:
+        """All of the group's open incidents, shown or not."""
+        return sum(self.by_severity.values())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "component": self.component,
             "tenant": self.tenant,
-            "count": len(self.incidents),
-            "by_severity": self.by_severity,
+            "count": self.count,
+            "shown": len(self.incidents),
+            "by_severity": dict(self.by_severity),
             "incidents": [i.to_dict() for i in self.incidents],
         }
 
@@ -203,7 +204,7 @@ class Status:
     generated_at: str
     policy: str
     open_incidents: int  # all of them, even past the shown ones
-    groups: tuple[IncidentGroup, ...]
+    groups: tuple[IncidentGroup, ...]  # every component and tenant with an open incident, worst first
     queues: tuple[QueueCounts, ...]
     dead_letters: tuple[DeadLetterView, ...]  # the newest few
     outboxes: Outboxes
@@ -211,7 +212,7 @@ class Status:
 
     @property
     def shown_incidents(self) -> int:
-        """How many open incidents the groups hold (the query has a limit)."""
+        """How many open incidents the groups show (a few per group, a limit in all)."""
         return sum(len(g.incidents) for g in self.groups)
 
     @property
@@ -227,7 +228,9 @@ class Status:
             "incidents": {
                 "open": self.open_incidents,
                 "shown": self.shown_incidents,
-                "by_severity": _count_severities([i for g in self.groups for i in g.incidents]),
+                "by_severity": _severity_order(
+                    (label, n) for g in self.groups for label, n in g.by_severity.items()
+                ),
                 "groups": [g.to_dict() for g in self.groups],
             },
             "queues": {
@@ -252,8 +255,7 @@ def build_status(
     *,
     now: datetime,
     policy: Policy,
-    open_incidents: Sequence[Incident],
-    open_total: int,
+    open_incidents: OpenOverview,
     queues: Sequence[QueueCounts],
     dead_letters: Sequence[DeadLetter],
     outbox: OutboxBacklog,
@@ -261,23 +263,25 @@ def build_status(
 ) -> Status:
     """The status at `now` from what was read; pure, so a test needs only a clock."""
     moment = iso(now)
-    grouped: dict[tuple[str, str], list[OpenIncident]] = {}
-    for incident in open_incidents:
-        if not incident.is_open:
-            continue
-        view = open_incident(incident, policy, moment)
-        grouped.setdefault((incident.component, incident.tenant), []).append(view)
+    counted: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for c in open_incidents.counts:
+        counted.setdefault((c.component, c.tenant), []).append((c.severity, c.count))
+    shown: dict[tuple[str, str], list[OpenIncident]] = {}
+    for headline in open_incidents.shown:  # already by rank
+        shown.setdefault((headline.component, headline.tenant), []).append(
+            open_incident(headline, policy, moment)
+        )
     groups = [
-        IncidentGroup(component, tenant, tuple(sorted(views, key=lambda v: (v.severity, v.opened_at, v.id))))
-        for (component, tenant), views in grouped.items()
+        IncidentGroup(component, tenant, tuple(shown.get((component, tenant), ())), _severity_order(counts))
+        for (component, tenant), counts in counted.items()
     ]
     # The worst first: a person reads from the top and may stop there.
-    groups.sort(key=lambda g: (g.incidents[0].severity, g.component, g.tenant))
+    groups.sort(key=lambda g: (next(iter(g.by_severity), ""), g.component, g.tenant))
     oldest = outbox.oldest_updated_at
     return Status(
         generated_at=moment,
         policy=policy.source,
-        open_incidents=max(open_total, sum(len(g.incidents) for g in groups)),
+        open_incidents=open_incidents.total,
         groups=tuple(groups),
         queues=tuple(queues),
         dead_letters=tuple(describe_dead_letter(d) for d in dead_letters),
@@ -286,10 +290,10 @@ def build_status(
     )
 
 
-def open_incident(incident: Incident, policy: Policy, now: str) -> OpenIncident:
+def open_incident(incident: IncidentHeadline, policy: Policy, now: str) -> OpenIncident:
     """One open incident with its response and RTO budgets as of `now`."""
     age = _seconds(incident.opened_at, now)
-    target = policy.response_minutes.get(incident.severity.label)
+    target = policy.response_minutes.get(incident.severity)
     response = None
     if target:
         if incident.acknowledged_at:
@@ -300,7 +304,7 @@ def open_incident(incident: Incident, policy: Policy, now: str) -> OpenIncident:
     return OpenIncident(
         id=incident.id,
         title=incident.title,
-        severity=incident.severity.label,
+        severity=incident.severity,
         status=incident.status,
         tenant=incident.tenant,
         component=incident.component,
@@ -351,13 +355,12 @@ def _what_it_was(queue: str, body: bytes) -> tuple[str | None, str]:
     return effect.incident_id or None, summary
 
 
-def _count_severities(incidents: Sequence[OpenIncident]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for severity in Severity:
-        n = sum(1 for i in incidents if i.severity == severity.label)
-        if n:
-            counts[severity.label] = n
-    return counts
+def _severity_order(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Counts summed per severity label, most severe first."""
+    summed: dict[str, int] = {}
+    for label, n in counts:
+        summed[label] = summed.get(label, 0) + n
+    return {label: summed[label] for label in sorted(summed) if summed[label]}  # "sev1" < "sev2" as text
 
 
 def _seconds(start: str, end: str) -> float:

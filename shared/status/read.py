@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.domain.actions import ActionState
-from shared.ports import ActionStore, AutomationSwitch, QueueInspector, StatusQueries
+from shared.ports import ActionStore, ActiveActions, AutomationSwitch, QueueInspector, StatusQueries
 from shared.status.model import (
     ALL_QUEUES,
     Automation,
@@ -16,8 +16,10 @@ from shared.status.model import (
 )
 from shared.triage.policy import Policy
 
-# A storm opens about one incident per alert rule and resource: a hundred, not thousands.
-INCIDENT_LIMIT = 1000
+# Every open incident is counted per component, tenant and severity; of each component and tenant
+# only the worst few are shown (most severe, then oldest), and no more than fit one screen in all.
+SHOWN_PER_GROUP = 3
+SHOWN_LIMIT = 60
 NEWEST_DEAD_LETTERS = 10
 
 
@@ -33,8 +35,7 @@ def read_status(
     return build_status(
         now=now,
         policy=policy,
-        open_incidents=store.open_incidents(INCIDENT_LIMIT),
-        open_total=store.open_incident_count(),
+        open_incidents=store.open_overview(SHOWN_PER_GROUP, SHOWN_LIMIT),
         queues=queues.counts(ALL_QUEUES),
         dead_letters=queues.recent_dead_letters(ALL_QUEUES, dead_letters),
         outbox=store.outbox_backlog(),
@@ -43,11 +44,16 @@ def read_status(
 
 
 ACTIVE = (ActionState.RUNNING, ActionState.APPROVED, ActionState.AWAITING_APPROVAL)
+ACTIVE_LIMIT = 100  # of each state
 
 
 def read_automation(actions: ActionStore, switch: AutomationSwitch, setting_on: bool) -> Automation:
     """The kill switch and the actions that are running or waiting for a person."""
-    active = [r for state in ACTIVE for r in actions.list_actions(state.value, None, 100)]
+    if isinstance(actions, ActiveActions):  # one read, not one per state
+        found = actions.actions_in([s.value for s in ACTIVE], ACTIVE_LIMIT * len(ACTIVE))
+        active = sorted(found, key=lambda r: ACTIVE.index(r.state))  # stable: newest first in a state
+    else:
+        active = [r for state in ACTIVE for r in actions.list_actions(state.value, None, ACTIVE_LIMIT)]
     return Automation(setting_on, tuple(switch.pauses()), tuple(active))
 
 

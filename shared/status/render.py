@@ -8,7 +8,7 @@ from datetime import datetime
 from shared.status.model import Budget, DeadLetterView, OpenIncident, Status
 
 WIDTH = 100
-MAX_INCIDENT_ROWS = 30  # a storm's hundred incidents do not fit a screen; --json has them all
+MAX_INCIDENT_ROWS = 30  # a storm's hundred incidents do not fit a screen; --json has the shown ones
 _INCIDENT_ROW = "{sev:<4}  {component:<10}  {tenant:<9}  {age:>6}  {response:<18}  {rto:<18}  {id}"
 _QUEUE_ROW = "{queue:<14}  {ready:>7}  {scheduled:>9}  {in_flight:>9}  {dead:>13}"
 _DEAD_ROW = "{when:<19}  {queue:<13}  {reason:<24}  {incident}"
@@ -103,8 +103,11 @@ def _incidents(status: Status) -> list[str]:
     rows = [i for g in status.groups for i in g.incidents]
     for incident in rows[:MAX_INCIDENT_ROWS]:
         lines += _incident(incident)
-    if len(rows) > MAX_INCIDENT_ROWS:
-        lines.append(f"… and {len(rows) - MAX_INCIDENT_ROWS} more: dr status --json lists them all")
+    if len(rows) < status.open_incidents:
+        more = status.open_incidents - min(len(rows), MAX_INCIDENT_ROWS)
+        lines.append(f"… and {more} more: GET /api/incidents?status=open lists them all")
+    elif len(rows) > MAX_INCIDENT_ROWS:
+        lines.append(f"… and {len(rows) - MAX_INCIDENT_ROWS} more: dr status --json shows them")
     return lines
 
 

@@ -15,7 +15,7 @@ from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor, Pause, action_id
 from shared.domain.incidents import TimelineEntry
 from shared.errors import PreconditionFailed
-from shared.ports import ActionStore, AutomationSwitch, IncidentRepository
+from shared.ports import ActionStore, ActiveActions, AutomationSwitch, IncidentRepository
 from tests.factories import incident
 from tests.servers.azurite import fresh_table
 
@@ -112,6 +112,24 @@ def test_actions_are_listed_newest_first_by_state_and_incident(stores: Stores) -
     assert [r.id for r in stores.actions.list_actions("planned", None, 10)] == [b.id, a.id]
     assert [r.id for r in stores.actions.list_actions(None, "inc-1", 10)] == [c.id, a.id]
     assert [r.id for r in stores.actions.list_actions("running", "inc-2", 10)] == []
+
+
+def test_actions_in_several_states_are_read_at_once_newest_first(stores: Stores) -> None:
+    a = planned("inc-1", CACHE, T0)
+    b = planned("inc-2", CACHE + "-b", T2)
+    c = planned("inc-3", CACHE + "-c", T1)
+    for record in (a, b, c):
+        stores.actions.create_action(record, [])
+    stores.actions.save_action(c.moved(ActionState.RUNNING, RULE, T2)[0], 1, [])
+    stores.actions.save_action(a.moved(ActionState.AWAITING_APPROVAL, RULE, T2)[0], 1, [])
+    assert isinstance(stores.actions, ActiveActions)
+    found = stores.actions.actions_in(["running", "awaiting approval"], 10)
+    assert [(r.id, r.state) for r in found] == [
+        (c.id, ActionState.RUNNING),
+        (a.id, ActionState.AWAITING_APPROVAL),
+    ]
+    assert [r.id for r in stores.actions.actions_in(["running", "awaiting approval"], 1)] == [c.id]
+    assert stores.actions.actions_in(["failed"], 10) == []
 
 
 def test_actions_on_a_resource_since_a_time_and_started_since_a_time(stores: Stores) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.data.tables import UpdateMode
 
 from shared.adapters.azure_tables_client import (
     MAX_TRANSACTION_OPS,
@@ -97,6 +98,7 @@ def test_a_create_that_crashed_before_its_commit_is_invisible_and_repaired(
     assert store.get("inc-1") is None
     assert store.list_incidents(None, None, 10) == []
     assert store.open_incidents(10) == [] and store.open_incident_count() == 0
+    assert store.open_overview(3, 10).total == 0, "an intent of an incident never written is no incident"
     assert store.outbox_backlog().incidents == 0
     assert store.with_pending_effects("2030-01-01", 10) == []
     assert store.open_tenants(incident().condition_key, T0) == []
@@ -124,6 +126,7 @@ def test_a_commit_that_crashed_before_its_confirmation_is_read_as_stored_and_rep
     with pytest.raises(Crash):
         CrashingStore(store.client).commit(incident(status=RESOLVED, outbox=({"kind": "page"},)), etag)
     assert store.open_incidents(10) == [] and store.open_incident_count() == 0, "verified: it is resolved"
+    assert store.open_overview(3, 10).total == 0
     assert [v.incident.id for v in store.with_pending_effects("2030-01-01", 10)] == ["inc-1"]
     # The list row is written after the commit and before the confirmation: it is right already.
     assert [i.id for i in store.list_incidents("open", None, 10)] == []
@@ -213,6 +216,16 @@ def test_the_counter_sees_requests_and_lost_races(store: TableIncidentStore, cou
 
 def _signals(count: int, start: int = 0) -> Sequence[Signal]:
     return [signal(id=f"sig-{n}") for n in range(start, start + count)]
+
+
+def test_a_status_row_without_the_headline_is_read_through_to_its_incident(store: TableIncidentStore) -> None:
+    store.commit(incident(title="Cosmos DB unavailable"), None)
+    (row,) = _rows(store, STATUS)
+    del row["headline"]  # as the release before headlines wrote it
+    store.client.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    (shown,) = store.open_overview(3, 10).shown
+    assert (shown.id, shown.title, shown.component) == ("inc-1", "Cosmos DB unavailable", "cosmosdb")
 
 
 def _rows(store: TableIncidentStore, partition: str) -> list[Any]:

@@ -16,9 +16,11 @@ from shared.chatops.inbound import form_fields, parse_command, parse_interaction
 from shared.chatops.operations import ActionRequest, Preview
 from shared.chatops.signature import verify_request
 from shared.chatops.views import help_reply, status_reply
+from shared.domain.incidents import Incident
 from shared.errors import BadInput, Unauthorized
-from shared.ports import OutboxBacklog
+from shared.ports import IncidentHeadline, OpenOverview, OutboxBacklog
 from shared.status.model import build_status
+from shared.status.read import SHOWN_LIMIT, SHOWN_PER_GROUP
 from shared.triage.policy import load_policy
 from tests.factories import incident
 from tests.slack_requests import SECRET, command_body, interaction_body, signed_headers
@@ -241,6 +243,11 @@ def test_gibberish_gets_every_commands_help() -> None:
 # --- replies ------------------------------------------------------------------------------------
 
 
+def overview(incidents: list[Incident]) -> OpenOverview:
+    """What the store's open_overview gives read_status for these incidents."""
+    return OpenOverview.of([IncidentHeadline.of(i) for i in incidents], SHOWN_PER_GROUP, SHOWN_LIMIT)
+
+
 def test_the_status_screen_fits_slacks_limits_with_a_storm_of_incidents() -> None:
     policy = load_policy(None)
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -257,8 +264,7 @@ def test_the_status_screen_fits_slacks_limits_with_a_storm_of_incidents() -> Non
     status = build_status(
         now=now,
         policy=policy,
-        open_incidents=opened,
-        open_total=1000,
+        open_incidents=overview(opened),
         queues=[],
         dead_letters=[],
         outbox=OutboxBacklog(0, None),
@@ -280,8 +286,7 @@ def test_the_status_screen_groups_by_component_and_tenant_and_names_quiet_compon
     status = build_status(
         now=now,
         policy=policy,
-        open_incidents=[one],
-        open_total=1,
+        open_incidents=overview([one]),
         queues=[],
         dead_letters=[],
         outbox=OutboxBacklog(0, None),

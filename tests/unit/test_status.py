@@ -11,7 +11,7 @@ from shared.domain.effects import Effect, EffectKind
 from shared.domain.incidents import Incident
 from shared.domain.severity import Severity
 from shared.outbox import effect_message
-from shared.ports import DeadLetter, OutboxBacklog, QueueCounts
+from shared.ports import DeadLetter, IncidentHeadline, OpenOverview, OutboxBacklog, QueueCounts
 from shared.status.model import ALL_QUEUES, Budget, Status, build_status, describe_dead_letter
 from shared.status.render import WIDTH, age, budget, render_dead_letters, render_status
 from shared.triage.assessment import assess
@@ -39,13 +39,14 @@ def status(
     queues: list[QueueCounts] | None = None,
     dead_letters: list[DeadLetter] | None = None,
     outbox: OutboxBacklog | None = None,
-    open_total: int | None = None,
+    per_group: int = 1000,
+    limit: int = 1000,
 ) -> Status:
+    headlines = [IncidentHeadline.of(i) for i in incidents if i.is_open]
     return build_status(
         now=(clock or FakeClock(NOW))(),
         policy=POLICY,
-        open_incidents=incidents,
-        open_total=len(incidents) if open_total is None else open_total,
+        open_incidents=OpenOverview.of(headlines, per_group, limit),
         queues=queues or EMPTY_QUEUES,
         dead_letters=dead_letters or [],
         outbox=outbox or OutboxBacklog(0, None),
@@ -113,8 +114,23 @@ def test_groups_are_per_component_and_tenant_worst_first() -> None:
     assert counts["open"] == 4 and counts["by_severity"] == {"sev1": 3, "sev3": 1}
 
 
+def test_every_group_is_counted_whole_and_shows_only_its_worst_few() -> None:
+    redis = resource("redis", "redis-amicis-hm-dev", "rg-amicis-hm-dev")
+    ikea = [opened(n, severity=Severity.SEV1 if n % 2 else Severity.SEV3) for n in range(1, 6)]
+    built = status([*ikea, opened(9, tenant="hm", component="redis", resource_id=redis)], per_group=2)
+    first, second = built.groups
+    assert (first.component, first.tenant, first.count, len(first.incidents)) == ("cosmosdb", "ikea", 5, 2)
+    assert [round(i.age_seconds / 60) for i in first.incidents] == [5, 3], "the oldest sev1s"
+    assert (second.count, len(second.incidents)) == (1, 1)
+    data = built.to_dict()["incidents"]
+    assert (data["open"], data["shown"], data["by_severity"]) == (6, 3, {"sev1": 4, "sev3": 2})
+    group = data["groups"][0]
+    assert (group["count"], group["shown"], group["by_severity"]) == (5, 2, {"sev1": 3, "sev3": 2})
+    assert "OPEN INCIDENTS  6 (sev1 4 · sev3 2, 3 shown)" in render_status(built)
+
+
 def test_resolved_incidents_are_not_open() -> None:
-    assert status([opened(3, status="resolved")], open_total=0).groups == ()
+    assert status([opened(3, status="resolved")]).groups == ()
 
 
 def test_queues_dead_letters_outboxes_and_automation() -> None:
@@ -202,23 +218,23 @@ def test_the_rendered_status_fits_100_columns_and_names_what_matters() -> None:
     effect = Effect(EffectKind.NOTIFY, long_tenant.id, "opened", "sev1", iso(NOW))
     text = render_status(
         status(
-            [opened(12), long_tenant, *(opened(20 + n) for n in range(40))],
+            [opened(12), long_tenant, *(opened(20 + n) for n in range(118))],
             queues=[QueueCounts("notifications", 1, 2, 3, 1234567)],
             dead_letters=[
                 dead_letter(effect, description="Slack chat.postMessage: unreachable " + "y" * 500)
             ],
             outbox=OutboxBacklog(3, iso(NOW - timedelta(minutes=5))),
-            open_total=120,
+            per_group=41,
         )
     )
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= WIDTH, max(lines, key=len)
-    assert "OPEN INCIDENTS  120 (sev1 42, 42 shown)" in text
+    assert "OPEN INCIDENTS  120 (sev1 120, 42 shown)" in text
     rows = [line for line in lines if line.startswith("sev1  ")]
     assert len(rows) == 30 and all(re.search(r"  inc-\d{8}-[0-9a-f]{10}$", row) for row in rows), "ids whole"
     oldest = rows[0]
-    assert "59m  OVER 393% of 15m" in oldest and "OVER 1180% of 5m" in oldest, "the oldest sev1 row first"
-    assert "… and 12 more: dr status --json lists them all" in text
+    assert "2h17m  OVER 913% of 15m" in oldest and "OVER 2740% of 5m" in oldest, "the oldest sev1 row first"
+    assert "… and 90 more: GET /api/incidents?status=open lists them all" in text
     assert effect.message_id in text and "MaxAttemptsExceeded" in text and long_tenant.id in text
     assert "OUTBOXES  3 incidents with effects not yet on a queue; oldest 5m" in text
     assert "AUTOMATION  on\n  no action running or waiting for approval" in text
@@ -264,8 +280,7 @@ def test_the_kill_switch_and_the_actions_waiting_are_shown() -> None:
     built = build_status(
         now=NOW,
         policy=POLICY,
-        open_incidents=[],
-        open_total=0,
+        open_incidents=OpenOverview((), ()),
         queues=EMPTY_QUEUES,
         dead_letters=[],
         outbox=OutboxBacklog(0, None),
@@ -284,8 +299,7 @@ def test_the_kill_switch_and_the_actions_waiting_are_shown() -> None:
     off = build_status(
         now=NOW,
         policy=POLICY,
-        open_incidents=[],
-        open_total=0,
+        open_incidents=OpenOverview((), ()),
         queues=EMPTY_QUEUES,
         dead_letters=[],
         outbox=OutboxBacklog(0, None),
