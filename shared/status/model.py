@@ -14,13 +14,13 @@ from typing import Any
 
 from shared.clock import iso, seconds_between
 from shared.domain.actions import ActionRecord, Pause
-from shared.domain.effects import PAGERDUTY_QUEUE, QUEUES, Effect
+from shared.domain.effects import CHATOPS_QUEUE, PAGERDUTY_QUEUE, QUEUES, Effect
 from shared.intake.admission import INTAKE_QUEUE
 from shared.ports import DeadLetter, IncidentHeadline, OpenOverview, OutboxBacklog, QueueCounts
 from shared.triage.policy import Policy
 
 # Every queue the responder reads, in the order a person scans them: pages first.
-ALL_QUEUES = (INTAKE_QUEUE, *QUEUES.values(), PAGERDUTY_QUEUE)
+ALL_QUEUES = (INTAKE_QUEUE, *QUEUES.values(), PAGERDUTY_QUEUE, CHATOPS_QUEUE)
 
 
 @dataclass(frozen=True)

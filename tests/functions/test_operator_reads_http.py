@@ -54,7 +54,7 @@ def test_status_shows_open_incidents_queues_dead_letters_and_automation(
     assert incident["id"] == sev1 and incident["age_seconds"] == 720
     assert incident["response"] == {"target_minutes": 15, "used_percent": 80, "over": False, "running": True}
     assert incident["rto"] == {"target_minutes": 5, "used_percent": 240, "over": True, "running": True}
-    assert set(status["queues"]) == {"intake", "pages", "notifications", "actions", "pagerduty"}
+    assert set(status["queues"]) == {"intake", "pages", "notifications", "actions", "pagerduty", "chatops"}
     # What the two openings decided is still waiting: nobody runs the queues in this test.
     assert status["queues"]["notifications"]["ready"] == 2 and status["queues"]["pages"]["ready"] == 1
     assert status["queues"]["notifications"]["dead_lettered"] == 1
