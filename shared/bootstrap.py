@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.actions.pipeline import ActionPipeline
     from shared.actions.registry import Registry
     from shared.adapters.sqlite_queue import SqliteQueue
+    from shared.chatops.operations import Operations
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
@@ -210,8 +211,19 @@ class Services:
         settings = self.settings
         default_channel = settings.slack_channel or (None if settings.posts_for_real else "#dry-run")
         channels = RoutingTable.parse(default_channel, settings.slack_channels, "SLACK_CHANNELS")
+        try:
+            actions: ActionBook | None = self.action_store
+        except TypeError:  # a store given without actions beside it (unit tests): plain approval lines
+            actions = None
         return CardSync(
-            self.effects, self.outbox, self.chat, channels, self.policy, self.clock, settings.runbook_base_url
+            self.effects,
+            self.outbox,
+            self.chat,
+            channels,
+            self.policy,
+            self.clock,
+            settings.runbook_base_url,
+            actions,
         )
 
     @cached_property
@@ -287,6 +299,14 @@ class Services:
         return ActionPipeline(
             self.registry, store, store, self.store, self.outbox, self.queue, self.policy, self.clock, pacing
         )
+
+    @cached_property
+    def operations(self) -> Operations:
+        """What Slack's /dr commands and buttons do (actions, decisions, acknowledge, resolve, pause)."""
+        from shared.chatops.operations import Operations
+
+        store = self.action_store
+        return Operations(self.actions, self.store, store, store, self.outbox, self.clock)
 
     @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:
