@@ -229,7 +229,6 @@ class PagerDutyRestStub(StubServer):
         self._notes.setdefault(incident_id, []).append(saved)
         return Reply(201, {"note": copy.deepcopy(saved)})
 
-
     def _set_status(self, incident_id: str, request: Recorded) -> Reply:
         sender = (request.header("From") or "").strip()
         if not sender:
