@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.actions.registry import Registry
     from shared.adapters.sqlite_queue import SqliteQueue
     from shared.chatops.desk import Desk
+    from shared.chatops.operations import Operations
     from shared.paging.card_sync import CardSync
     from shared.paging.page_sync import PageSync
     from shared.paging.webhook_worker import PagerDutyEventWorker
@@ -211,8 +212,19 @@ class Services:
         settings = self.settings
         default_channel = settings.slack_channel or (None if settings.posts_for_real else "#dry-run")
         channels = RoutingTable.parse(default_channel, settings.slack_channels, "SLACK_CHANNELS")
+        try:
+            actions: ActionBook | None = self.action_store
+        except TypeError:  # a store given without actions beside it (unit tests): plain approval lines
+            actions = None
         return CardSync(
-            self.effects, self.outbox, self.chat, channels, self.policy, self.clock, settings.runbook_base_url
+            self.effects,
+            self.outbox,
+            self.chat,
+            channels,
+            self.policy,
+            self.clock,
+            settings.runbook_base_url,
+            actions,
         )
 
     @cached_property
@@ -290,6 +302,14 @@ class Services:
         )
 
     @cached_property
+    def operations(self) -> Operations:
+        """What Slack's /dr commands and buttons do (actions, decisions, acknowledge, resolve, pause)."""
+        from shared.chatops.operations import Operations
+
+        store = self.action_store
+        return Operations(self.actions, self.store, store, store, self.outbox, self.clock)
+
+    @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:
         """Applies PagerDuty webhook events."""
         from shared.paging.webhook_worker import PagerDutyEventWorker
@@ -311,7 +331,7 @@ class Services:
 
     @cached_property
     def desk(self) -> Desk:
-        """Slack's /dr commands and buttons (the Operations come from `operations`, once it is wired)."""
+        """Slack's /dr commands and buttons."""
         from shared.chatops.authorisation import Authorisation, OnCallLookup
         from shared.chatops.desk import Desk
         from shared.chatops.responses import WebhookResponses
@@ -340,7 +360,7 @@ class Services:
             authorisation=Authorisation(
                 settings.slack_allowed_users, settings.slack_allowed_groups, people, on_call
             ),
-            operations=getattr(self, "operations", None),  # slack-ops' Services.operations
+            operations=self.operations,
             responses=WebhookResponses(),
             clock=self.clock,
             backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),

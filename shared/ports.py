@@ -259,13 +259,22 @@ class OnCall:
 
 
 class PagerDirectory(Protocol):
-    """Reads PagerDuty incidents (PagerDuty REST API v2)."""
+    """Reads PagerDuty incidents and sets their status (PagerDuty REST API v2)."""
 
     def incident_key(self, incident_id: str) -> str | None:
         """The incident_key (our dedup key) of a PagerDuty incident, if it has one."""
 
     def add_note(self, incident_id: str, text: str) -> None:
         """Add a note to a PagerDuty incident (by PagerDuty's id)."""
+
+    def incident_id(self, dedup_key: str) -> str | None:
+        """PagerDuty's incident for our dedup key (its incident_key), if it has opened one."""
+
+    def acknowledge(self, incident_id: str) -> None:
+        """PUT the incident (by PagerDuty's id) to acknowledged."""
+
+    def resolve(self, incident_id: str) -> None:
+        """PUT the incident (by PagerDuty's id) to resolved."""
 
 
 @dataclass(frozen=True)

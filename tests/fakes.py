@@ -429,6 +429,7 @@ class FakeDirectory:
         self.keys = dict(keys or {})
         self.asked: list[str] = []
         self.notes: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, str]] = []  # (PagerDuty incident id, status) of each PUT
         self._script = _Script()
 
     def fail_next(self, times: int, error: Exception) -> None:
@@ -449,6 +450,27 @@ class FakeDirectory:
         if error is not None:
             raise error
         return self.keys.get(incident_id)
+
+    def incident_id(self, dedup_key: str) -> str | None:
+        """PagerDuty's id of the incident with this incident_key, if any."""
+        error = self._script.pop()
+        if error is not None:
+            raise error
+        return next((pd for pd, key in self.keys.items() if key == dedup_key), None)
+
+    def acknowledge(self, incident_id: str) -> None:
+        """Record the acknowledgement, or raise the next scripted error."""
+        self._set(incident_id, "acknowledged")
+
+    def resolve(self, incident_id: str) -> None:
+        """Record the resolve, or raise the next scripted error."""
+        self._set(incident_id, "resolved")
+
+    def _set(self, incident_id: str, status: str) -> None:
+        error = self._script.pop()
+        if error is not None:
+            raise error
+        self.statuses.append((incident_id, status))
 
 
 # Each fake is held to its port by mypy (tests/fakes.py is in [tool.mypy] files).

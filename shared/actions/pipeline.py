@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_TRANSIENT = 40  # a vendor that keeps saying "later" before a step is given up
 ACTIONS_QUEUE = "actions"
+BY_HAND_SEQ = 500_000  # the wake-up of a person's action (checks count from 1, retries from 200_000)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,20 @@ class ActionPipeline:
         if created is not None:
             self._tell(created.record, line)
         return created
+
+    def request_by_hand(self, record: ActionRecord) -> ActionRecord:
+        """A person's confirmed action: stored planned (or found, confirmed before) and woken once."""
+        created = self.request(record)
+        current = created.record if created else self._get(record.id).record
+        if current.state is ActionState.PLANNED:
+            # Its own sequence: the "run" an approval sends later must not be dropped as a duplicate.
+            step = ActionStep(current.id, "run", current.target, BY_HAND_SEQ)
+            self.queue.send([_step_message(step, None)])
+        return current
+
+    def guardrail(self, record: ActionRecord) -> str | None:
+        """Which guardrail would refuse the action now, saying why; None when none would."""
+        return self._guardrail(record)
 
     def advance(self, action_id_: str) -> None:
         """Do whatever the action's record says comes next."""
@@ -570,10 +585,10 @@ class ActionPipeline:
         def told(incident: Incident) -> Change:
             states = dict(incident.action_states) | {record.id: state}
             severity = incident.severity.label
+            # "approval": the card's thread gets the request with Approve / Deny buttons.
+            asking = "approval" if record.state is ActionState.AWAITING_APPROVAL else "action"
             effects = [
-                Effect(
-                    EffectKind.NOTIFY, incident.id, "action", severity, now, target=record.id, detail=line
-                ),
+                Effect(EffectKind.NOTIFY, incident.id, asking, severity, now, target=record.id, detail=line),
                 Effect(EffectKind.PAGE, incident.id, "news", severity, now, target=record.id, detail=line),
             ]
             return Change(incident.evolve(action_states=states, updated_at=now), (), effects)

@@ -40,6 +40,21 @@ class PagerDutyRest:
         with translated_errors("PagerDuty REST API (notes)"):
             self._client.rpost(f"/incidents/{incident_id}/notes", json={"content": text[:25_000]})
 
+    def acknowledge(self, incident_id: str) -> None:
+        """PUT /incidents/{id} status acknowledged (as PAGERDUTY_FROM_EMAIL)."""
+        self._set_status(incident_id, "acknowledged")
+
+    def resolve(self, incident_id: str) -> None:
+        """PUT /incidents/{id} status resolved (as PAGERDUTY_FROM_EMAIL)."""
+        self._set_status(incident_id, "resolved")
+
+    def _set_status(self, incident_id: str, status: str) -> None:
+        with translated_errors(f"PagerDuty REST API ({status})"):
+            # rput wraps the body as {"incident": {...}}, the entity PUT /incidents/{id} takes.
+            self._client.rput(
+                f"/incidents/{incident_id}", json={"type": "incident_reference", "status": status}
+            )
+
     def on_call(self) -> list[OnCall]:
         """Who is on call now on the service's escalation policy; cached for a minute."""
         with self._lock:

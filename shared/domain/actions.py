@@ -117,8 +117,8 @@ class ActionRecord:
 
     @property
     def automatic(self) -> bool:
-        """Started by a rule without a person (what the rate caps count)."""
-        return self.mode == "auto"
+        """Started by a rule without a person (what the rate caps and the kill switch count)."""
+        return self.mode == "auto" and self.planned_by.name == AUTOMATION
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the public one, and the stored one)."""

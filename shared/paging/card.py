@@ -50,10 +50,34 @@ def card(incident: Incident, links: list[dict[str, str]]) -> tuple[str, list[dic
         blocks.append(
             _section(":warning: Failed", "\n".join(f"• {escape(f)}" for f in incident.failures[-5:]))
         )
+    if incident.is_open:
+        blocks.append(incident_buttons(incident))
     context = [f"`{incident.id}`", f"opened {incident.opened_at}"]
     context += [f"<{link['href']}|{escape(link['text'])}>" for link in links]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return text, blocks
+
+
+def incident_buttons(incident: Incident) -> dict[str, Any]:
+    """Acknowledge (until someone has) and Resolve, valued with the incident id (see the chatops contract)."""
+    buttons = []
+    if incident.status != ACKNOWLEDGED:
+        buttons.append(button("dr_ack", "Acknowledge", incident.id))
+    buttons.append(button("dr_resolve", "Resolve", incident.id, style="primary"))
+    return {"type": "actions", "block_id": f"incident:{incident.id}"[:255], "elements": buttons}
+
+
+def button(action_id: str, label: str, value: str, style: str = "") -> dict[str, Any]:
+    """A Block Kit button (value ≤ 2000 characters)."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value[:2000],
+    }
+    if style:
+        element["style"] = style
+    return element
 
 
 def _status(incident: Incident) -> str:

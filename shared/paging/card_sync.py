@@ -7,19 +7,24 @@ dead-lettered with the reason, where `dr dead-letters` finds it and `dr replay` 
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.clock import Clock, iso
+from shared.domain.actions import ActionState
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.errors import Rejected
 from shared.outbox import Outbox
+from shared.paging.approval import approval_request
 from shared.paging.card import card, escape
 from shared.paging.links import incident_links
 from shared.paging.routing import RoutingTable
-from shared.ports import Chat
+from shared.ports import ActionStore, Chat
 from shared.retries import EffectRunner, RetryRule
 from shared.triage.policy import Policy
 
 CARD_RETRIES = RetryRule(give_up_after=12)
+APPROVAL = "approval"  # the notify event of an action that asks a person to approve it
 
 
 class CardSync:
@@ -34,7 +39,9 @@ class CardSync:
         policy: Policy,
         clock: Clock,
         runbook_base: str = "",
+        actions: ActionStore | None = None,
     ) -> None:
+        self.actions = actions  # approval requests are posted with Approve / Deny from the record
         self.runner = runner
         self.outbox = outbox
         self.chat = chat
@@ -64,8 +71,18 @@ class CardSync:
                 )
 
             self.outbox.update(incident.id, posted)
-        if effect.detail:
+        approval = self._awaiting(effect.target, effect.detail) if effect.event == APPROVAL else None
+        if approval is not None:
+            self.chat.post(channel, approval[0], approval[1], thread_ts=ts)
+        elif effect.detail:
             self.chat.post(channel, escape(effect.detail), None, thread_ts=ts)
+
+    def _awaiting(self, action_id: str, line: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """The approval request of an action still awaiting a decision (else the plain line is posted)."""
+        found = self.actions.get_action(action_id) if self.actions is not None else None
+        if found is None or found.record.state is not ActionState.AWAITING_APPROVAL:
+            return None
+        return approval_request(found.record, line)
 
     def _channel(self, incident: Incident) -> str:
         route = self.channels.route(incident.tenant, incident.severity.label)

@@ -20,10 +20,11 @@ from shared.domain.incidents import (
     PageStatus,
     TimelineEntry,
 )
-from shared.errors import Rejected
+from shared.errors import Rejected, Transient
 from shared.outbox import Outbox
+from shared.paging.by_hand import PD_RESOLVE, PD_STATUS
 from shared.paging.links import incident_links
-from shared.paging.page import resolve_event, trigger_event
+from shared.paging.page import dedup_key, resolve_event, trigger_event
 from shared.ports import Pager, PagerDirectory
 from shared.retries import EffectRunner, RetryRule
 from shared.triage.policy import Policy
@@ -62,6 +63,12 @@ class PageSync:
         if effect.event == "news":
             self._news(effect, incident)
             return
+        if effect.event in PD_STATUS:
+            self._set_status(effect, incident)
+            return
+        self._converge(incident)
+
+    def _converge(self, incident: Incident) -> None:
         desired = desired_page_state(incident, self.policy)
         if desired == incident.pagerduty_state:
             return  # PagerDuty already shows this: coalesced
@@ -103,6 +110,55 @@ class PageSync:
         self.pager.change_event(route, effect.detail, incident.resource_id or "dr-responder", details)
         if self.directory is not None and incident.pagerduty_incident:
             self.directory.add_note(incident.pagerduty_incident, effect.detail)
+
+    def _set_status(self, effect: Effect, incident: Incident) -> None:
+        """A person acknowledged or resolved it in Slack: PagerDuty's incident too, by its REST API."""
+        status, who = PD_STATUS[effect.event], effect.detail
+        resolving = effect.event == PD_RESOLVE
+        if self.directory is None:
+            if resolving:
+                self._converge(incident)  # a resolve event through the Events API instead
+                return
+            self._noted(
+                incident,
+                "PagerDuty not told of the acknowledgement: its REST API is not set up "
+                "(PAGERDUTY_API_TOKEN, PAGERDUTY_SERVICE_ID, PAGERDUTY_FROM_EMAIL)",
+            )
+            return
+        pagerduty_id = incident.pagerduty_incident or self.directory.incident_id(dedup_key(incident))
+        if not pagerduty_id:
+            if incident.pagerduty_state.status is PageStatus.TRIGGERING:
+                raise Transient("PagerDuty has not opened its incident yet")  # the trigger is in flight
+            if resolving:
+                self._converge(incident)
+                return
+            self._noted(
+                incident, "PagerDuty has no incident for it (never paged): nothing to acknowledge there"
+            )
+            return
+        if resolving:
+            self.directory.resolve(pagerduty_id)
+        else:
+            self.directory.acknowledge(pagerduty_id)
+        line = f"PagerDuty incident {pagerduty_id} {status} for {who} (REST API)"
+        self._noted(incident, line, pagerduty_id, PAGE_RESOLVED if resolving else None)
+
+    def _noted(
+        self, incident: Incident, line: str, pagerduty_id: str = "", state: PageState | None = None
+    ) -> None:
+        """The line on the timeline and in the card's thread; PagerDuty's incident id remembered."""
+        now = iso(self.clock())
+
+        def noted(current: Incident) -> Change:
+            updated = current.evolve(pagerduty_incident=current.pagerduty_incident or pagerduty_id)
+            if state is not None:
+                updated = updated.evolve(pagerduty_state=state)
+            tell = Effect(
+                EffectKind.NOTIFY, current.id, "pd-status", current.severity.label, now, detail=line
+            )
+            return Change(updated, [TimelineEntry(now, "page", line)], [tell])
+
+        self.outbox.update(incident.id, noted)
 
     def _mark(self, incident_id: str, desired: PageState, route: str) -> bool:
         """Write "triggering" if the incident as stored still wants this page; False if it does not."""

@@ -9,6 +9,7 @@ from shared.clock import seconds_between
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import ACKNOWLEDGED, OPEN, PAGE_RESOLVED, RESOLVED, Incident, TimelineEntry
 from shared.intake.json_body import json_type
+from shared.paging.by_hand import marked_acknowledged
 
 
 def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Change:
@@ -26,13 +27,7 @@ def apply_event(incident: Incident, event: Mapping[str, Any], now: str) -> Chang
     if problem:
         line = f"PagerDuty {kind or 'event'} (event {event.get('id', '?')}) not applied: {problem}"
     elif kind == "incident.acknowledged" and incident.status == OPEN:
-        updated = updated.evolve(
-            status=ACKNOWLEDGED,
-            acknowledged_at=at,
-            acknowledged_by=who,
-            time_to_acknowledge_seconds=incident.time_to_acknowledge_seconds
-            or seconds_between(incident.opened_at, at),
-        )
+        updated = marked_acknowledged(updated, who, at)
         line = f"Acknowledged by {who} in PagerDuty"
     elif kind == "incident.unacknowledged" and incident.status == ACKNOWLEDGED:
         updated = updated.evolve(status=OPEN, acknowledged_by=None, acknowledged_at=None)

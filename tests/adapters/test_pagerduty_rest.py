@@ -225,3 +225,54 @@ def test_the_token_is_never_in_an_error_or_a_log(
     logged = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
     for secret in (TOKEN, wrong, TOKEN[-6:], wrong[-6:]):
         assert not any(secret in m for m in messages + logged), secret
+
+
+@pytest.mark.parametrize("status", ["acknowledged", "resolved"])
+def test_acknowledge_and_resolve_put_the_incident_reference_from_the_configured_user(
+    stub: PagerDutyRestStub, directory: PagerDutyRest, status: str
+) -> None:
+    stub.add_incident("inc-1", incident_id="Q1ABCDEF")
+
+    (directory.acknowledge if status == "acknowledged" else directory.resolve)("Q1ABCDEF")
+
+    [request] = stub.requests
+    assert (request.method, request.path) == ("PUT", "/incidents/Q1ABCDEF")
+    assert request.header("From") == FROM
+    assert request.header("Authorization") == f"Token token={TOKEN}"
+    assert request.json == {"incident": {"type": "incident_reference", "status": status}}
+    assert stub.status_changes() == [("Q1ABCDEF", status, FROM)]
+    assert (stub.incident("Q1ABCDEF") or {})["status"] == status
+
+
+def test_a_429_on_acknowledge_is_transient_with_pagerdutys_retry_after(
+    stub: PagerDutyRestStub, directory: PagerDutyRest
+) -> None:
+    stub.add_incident("inc-1", incident_id="Q1ABCDEF")
+    stub.fail_next("/incidents/Q1ABCDEF", 1, status=429, headers={"Retry-After": "7"})
+
+    with pytest.raises(Transient) as raised:
+        directory.acknowledge("Q1ABCDEF")
+
+    assert raised.value.retry_after == 7 and raised.value.held
+    assert len(stub.requests) == 1, "no retry inside the client: the queue retries"
+    assert stub.status_changes() == []
+
+
+def test_acknowledging_a_resolved_incident_is_rejected_in_pagerdutys_words(
+    stub: PagerDutyRestStub, directory: PagerDutyRest
+) -> None:
+    stub.add_incident("inc-1", incident_id="Q1ABCDEF", status="resolved")
+
+    with pytest.raises(Rejected) as raised:
+        directory.acknowledge("Q1ABCDEF")
+
+    assert "(400)" in str(raised.value) and "Incident Already Resolved" in str(raised.value)
+    assert TOKEN not in str(raised.value)
+
+
+def test_a_put_without_a_from_user_is_rejected_as_pagerduty_does(stub: PagerDutyRestStub) -> None:
+    stub.add_incident("inc-1", incident_id="Q1ABCDEF")
+
+    with pytest.raises(Rejected, match="From header"):
+        PagerDutyRest(TOKEN, stub.url, SERVICE, None).resolve("Q1ABCDEF")
+    assert stub.status_changes() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -203,3 +204,48 @@ def test_the_token_is_never_in_an_error_or_a_log(stub: SlackStub, caplog: pytest
     assert logged  # slack_sdk does log these requests and failures
     for secret in (TOKEN, wrong, "SlackBotTokenSecret", "AnotherSecretToken"):
         assert not any(secret in m for m in messages + logged), secret
+
+
+def test_the_card_and_an_approval_request_reach_slack_with_their_buttons(
+    stub: SlackStub, chat: SlackChat
+) -> None:
+    from shared.domain.actions import ActionRecord, ActionState, Actor
+    from shared.paging.approval import approval_request
+    from shared.paging.card import card
+    from tests.factories import incident
+
+    text, blocks = card(incident("inc-20261125-0a1b2c3d4e"), [])
+    _, ts = chat.post(CHANNEL, text, blocks)
+    record = ActionRecord(
+        id="act-0123456789abcdef",
+        incident_id="inc-20261125-0a1b2c3d4e",
+        action="velero.restore",
+        target="/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-1",
+        mode="approve",
+        state=ActionState.AWAITING_APPROVAL,
+        planned_by=Actor("U0ADA", "slack"),
+        planned_at="2026-11-25T10:00:00.000Z",
+        updated_at="2026-11-25T10:00:00.000Z",
+        params={"namespace": "shop"},
+        continuation={"found": {"backup": "daily-20261125"}},
+        request="Restore namespace shop from backup daily-20261125. Expires 2026-11-25T10:30:00.000Z.",
+        expires_at="2026-11-25T10:30:00.000Z",
+    )
+    line, approval = approval_request(record, "velero.restore on aks-1: awaiting approval")
+    chat.post(CHANNEL, line, approval, thread_ts=ts)
+
+    posted, asked = stub.requests_to("/api/chat.postMessage")
+    buttons = [e for b in posted.json["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        ("dr_ack", "inc-20261125-0a1b2c3d4e"),
+        ("dr_resolve", "inc-20261125-0a1b2c3d4e"),
+    ]
+    assert asked.json["thread_ts"] == ts
+    buttons = [e for b in asked.json["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [(b["action_id"], b["value"], b["style"]) for b in buttons] == [
+        ("dr_approve", "act-0123456789abcdef", "primary"),
+        ("dr_deny", "act-0123456789abcdef", "danger"),
+    ]
+    shown = json.dumps(asked.json["blocks"])
+    for fact in ("velero.restore", "aks-1", "daily-20261125", "2026-11-25T10:30:00.000Z", "shop"):
+        assert fact in shown

@@ -1,6 +1,7 @@
 """PagerDuty REST API v2: the few endpoints the responder uses, over seedable data.
 
-GET /incidents?incident_key=K, POST /incidents/{id}/notes (needs a From header), GET /services/{id},
+GET /incidents?incident_key=K, POST /incidents/{id}/notes and PUT /incidents/{id} (acknowledge or
+resolve; both need a From header), GET /services/{id},
 GET /oncalls?escalation_policy_ids[]=…&include[]=users. Every request needs
 `Authorization: Token token=<token>`. Lists come wrapped with PagerDuty's classic pagination
 ({"incidents": [...], "limit", "offset", "more", "total"}); errors as {"error": {"message", "code"}}.
@@ -40,6 +41,7 @@ class PagerDutyRestStub(StubServer):
         self._services: dict[str, dict[str, Any]] = {}
         self._on_calls: list[dict[str, Any]] = []
         self._notes: dict[str, list[dict[str, Any]]] = {}
+        self._status_changes: list[tuple[str, str, str]] = []
         self._ids = itertools.count(1)
 
     # --- seeding ------------------------------------------------------------------------------
@@ -125,9 +127,21 @@ class PagerDutyRestStub(StubServer):
         with self._lock:
             return copy.deepcopy(self._notes.get(incident_id, []))
 
+    def status_changes(self) -> list[tuple[str, str, str]]:
+        """Every status a PUT set, oldest first: (incident id, status, the From header)."""
+        with self._lock:
+            return list(self._status_changes)
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        """An incident as the stub holds it now."""
+        with self._lock:
+            found = next((i for i in self._incidents if i["id"] == incident_id), None)
+            return copy.deepcopy(found)
+
     def reset(self) -> None:
         with self._lock:
             super().reset()
+            self._status_changes.clear()
             self._incidents.clear()
             self._services.clear()
             self._on_calls.clear()
@@ -156,6 +170,8 @@ class PagerDutyRestStub(StubServer):
             return Reply(200, {"incident": incident}) if incident else error(404, "Not Found", 2100)
         if request.method == "POST" and (m := re.fullmatch(r"/incidents/([^/]+)/notes", request.path)):
             return self._add_note(m[1], request)
+        if request.method == "PUT" and (m := re.fullmatch(r"/incidents/([^/]+)", request.path)):
+            return self._set_status(m[1], request)
         return error(404, "Not Found", 2100)
 
     def _list_incidents(self, request: Recorded) -> Reply:
@@ -212,6 +228,28 @@ class PagerDutyRestStub(StubServer):
         }
         self._notes.setdefault(incident_id, []).append(saved)
         return Reply(201, {"note": copy.deepcopy(saved)})
+
+    def _set_status(self, incident_id: str, request: Recorded) -> Reply:
+        sender = (request.header("From") or "").strip()
+        if not sender:
+            return error(
+                400, "Invalid Input Provided", 2001, "A valid user email is required in the From header."
+            )
+        incident = next((i for i in self._incidents if i["id"] == incident_id), None)
+        if incident is None:
+            return error(404, "Not Found", 2100)
+        body = request.json if isinstance(request.json, dict) else {}
+        wanted = body.get("incident")
+        status = wanted.get("status") if isinstance(wanted, dict) else None
+        if not isinstance(wanted, dict) or wanted.get("type") not in ("incident", "incident_reference"):
+            return error(400, "Invalid Input Provided", 2001, "Incident type must be incident_reference.")
+        if status not in ("acknowledged", "resolved"):
+            return error(400, "Invalid Input Provided", 2001, f"Status {status!r} is not valid.")
+        if incident["status"] == "resolved" and status == "acknowledged":
+            return error(400, "Invalid Input Provided", 2001, "Incident Already Resolved")
+        incident["status"] = status
+        self._status_changes.append((incident_id, status, sender))
+        return Reply(200, {"incident": copy.deepcopy(incident)})
 
 
 def _page(request: Recorded, wrapper: str, items: list[dict[str, Any]]) -> Reply:
