@@ -46,11 +46,14 @@ health_subscription_ids = [
 # source is only read, not watched).
 event_source_locations = {}
 
+# SLACK_ALLOWED_USERS / _GROUPS: who may run /dr commands that change something (and PagerDuty's on-call).
 app_settings = {
   SLACK_CHANNEL        = "C0123ABCD"
   PAGERDUTY_SERVICE_ID = "PABC123"
   PAGERDUTY_FROM_EMAIL = "oncall@example.com"
   DR_RUNBOOK_BASE_URL  = "https://runbooks.example.com/dr/runbook.md"
+  SLACK_ALLOWED_USERS  = "U0123ABCD"
+  SLACK_ALLOWED_GROUPS = "S0123ABCD"
 }
 
 # Phase 1 leaves these false; phase 2 sets them (see README.md).
