@@ -80,7 +80,8 @@ def status_reply(status: Status, components: Sequence[str]) -> Reply:
         screen.add(bounded_section(f"Dead letters: {status.dead_lettered}", lines)[0])
     busy = [f"{q.queue} {q.ready + q.scheduled}" for q in status.queues if q.ready + q.scheduled]
     screen.add(context("Queues waiting: " + (", ".join(busy) if busy else "none")))
-    text = f"DR status: {status.open_incidents} open incidents ({by_severity}); {_automation_line(status)}"
+    open_ = f"{status.open_incidents} open incident{'' if status.open_incidents == 1 else 's'}"
+    text = f"DR status: {open_} ({by_severity}); {_automation_line(status)}"
     return Reply(text, tuple(screen.blocks), IN_CHANNEL)
 
 
