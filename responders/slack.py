@@ -38,9 +38,9 @@ def _verified_form(req: func.HttpRequest) -> dict[str, str]:
 @answers_errors
 def slack_commands(req: func.HttpRequest) -> func.HttpResponse:
     """Answer /dr within 3 s: read-only commands at once, the rest queued and acknowledged."""
-    from shared.chatops.inbound import parse_command
+    from shared.chatops.inbound import parse_command, reply_origins
 
-    command = parse_command(_verified_form(req))
+    command = parse_command(_verified_form(req), reply_origins(services().settings.slack_api_url))
     try:
         reply = services().desk.command(command)
     except Exception:
@@ -58,9 +58,9 @@ def slack_commands(req: func.HttpRequest) -> func.HttpResponse:
 @answers_errors
 def slack_interactions(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a button press and answer 200 at once (the pressed message is updated from the queue)."""
-    from shared.chatops.inbound import parse_interaction
+    from shared.chatops.inbound import parse_interaction, reply_origins
 
-    press = parse_interaction(_verified_form(req))
+    press = parse_interaction(_verified_form(req), reply_origins(services().settings.slack_api_url))
     try:
         services().desk.press(press)
     except Exception:

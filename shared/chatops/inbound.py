@@ -8,6 +8,7 @@ out of repr so that logging a request never shows it.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,15 @@ FORM = "application/x-www-form-urlencoded"
 MAX_TEXT = 4000  # Slack caps a command's text well below this; longer is not Slack
 MAX_ID = 255
 ACTION_IDS = ("dr_confirm", "dr_cancel", "dr_approve", "dr_deny", "dr_ack", "dr_resolve")
+# Where Slack's response_urls point. Anything else is refused: a signed request naming another host
+# (a leaked signing secret) must not turn the worker into a client of the metadata endpoint.
+SLACK_REPLY_ORIGINS = frozenset({"https://hooks.slack.com"})
+
+
+def reply_origins(slack_api_url: str) -> frozenset[str]:
+    """Slack's response_url origin, and the Web API's own (SLACK_API_URL: a proxy, or a local stub)."""
+    api = urlsplit(slack_api_url)
+    return SLACK_REPLY_ORIGINS | {f"{api.scheme}://{api.netloc.lower()}"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ def form_fields(body: bytes, content_type: str | None) -> dict[str, str]:
     return {name: values[-1] for name, values in parsed.items()}
 
 
-def parse_command(fields: dict[str, str]) -> SlashCommand:
+def parse_command(fields: dict[str, str], origins: Collection[str] = SLACK_REPLY_ORIGINS) -> SlashCommand:
     """The command; BadInput naming a missing field."""
     text = fields.get("text", "")
     if len(text) > MAX_TEXT:
@@ -76,11 +86,11 @@ def parse_command(fields: dict[str, str]) -> SlashCommand:
         channel_id=_field(fields, "channel_id"),
         team_id=fields.get("team_id", "")[:MAX_ID],
         trigger_id=_field(fields, "trigger_id"),
-        response_url=_response_url(fields.get("response_url", ""), "response_url"),
+        response_url=_response_url(fields.get("response_url", ""), "response_url", origins),
     )
 
 
-def parse_interaction(fields: dict[str, str]) -> ButtonPress:
+def parse_interaction(fields: dict[str, str], origins: Collection[str] = SLACK_REPLY_ORIGINS) -> ButtonPress:
     """The button press in the `payload` field; BadInput for anything but one of our buttons."""
     if "payload" not in fields:
         raise BadInput("missing_field", "an interaction carries its JSON in the form field payload")
@@ -123,7 +133,7 @@ def parse_interaction(fields: dict[str, str]) -> ButtonPress:
         message_ts=str(container.get("message_ts") or message.get("ts") or "")[:MAX_ID],
         trigger_id=_text(payload, "trigger_id", "payload"),
         message_blocks=tuple(b for b in blocks if isinstance(b, dict)),
-        response_url=_response_url(payload.get("response_url"), "payload.response_url"),
+        response_url=_response_url(payload.get("response_url"), "payload.response_url", origins),
     )
 
 
@@ -157,16 +167,18 @@ def _text(data: dict[str, Any], name: str, at: str, limit: int = MAX_ID, empty: 
     return value
 
 
-def _response_url(value: Any, where: str) -> str:
-    """An https URL (never echoed: it is a capability)."""
+def _response_url(value: Any, where: str, origins: Collection[str]) -> str:
+    """A URL on one of Slack's reply origins (never echoed: it is a capability)."""
     if not isinstance(value, str) or not value:
         raise BadInput("missing_field", f"the request has no {where}")
     try:
         parts = urlsplit(value)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or len(value) > 2000:
+    if parts is None or not parts.netloc or len(value) > 2000:
         raise BadInput("invalid_field", f"{where} must be an https URL")
+    if f"{parts.scheme}://{parts.netloc.lower()}" not in origins:
+        raise BadInput("invalid_field", f"{where} must be a Slack URL (https://hooks.slack.com/…)")
     return value
 
 

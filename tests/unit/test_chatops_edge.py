@@ -12,7 +12,7 @@ import pytest
 from shared.chatops.blocks import MAX_BLOCKS, MAX_SECTION, Reply, escape
 from shared.chatops.confirmation import confirmation_reply, pressed_reply
 from shared.chatops.grammar import BY_VERB, Command, NotACommand, parse
-from shared.chatops.inbound import form_fields, parse_command, parse_interaction
+from shared.chatops.inbound import form_fields, parse_command, parse_interaction, reply_origins
 from shared.chatops.operations import ActionRequest, Preview
 from shared.chatops.signature import verify_request
 from shared.chatops.views import help_reply, status_reply
@@ -152,9 +152,32 @@ def test_a_command_without_its_fields_is_a_named_bad_input() -> None:
     with pytest.raises(BadInput, match="trigger_id"):
         parse_command(fields)
     fields = form_fields(command_body("status", "ftp://nowhere"), FORM)
-    with pytest.raises(BadInput, match="response_url must be an https URL") as refused:
+    with pytest.raises(BadInput, match="response_url must be a Slack URL") as refused:
         parse_command(fields)
     assert "ftp://" not in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.slack.com/commands/1",  # not https
+        "http://169.254.169.254/latest/meta-data",  # the instance metadata endpoint
+        "https://hooks.slack.com.evil.example/commands/1",
+        "https://evil.example/?hooks.slack.com",
+    ],
+)
+def test_a_response_url_off_slacks_reply_origins_is_refused(url: str) -> None:
+    fields = form_fields(command_body("status", url), FORM)
+    with pytest.raises(BadInput, match="must be a Slack URL"):
+        parse_command(fields)
+
+
+def test_the_web_apis_own_origin_is_a_reply_origin_too() -> None:
+    origins = reply_origins("http://127.0.0.1:8123/api/")
+    fields = form_fields(command_body("status", "http://127.0.0.1:8123/actions/T1/1/x"), FORM)
+    assert parse_command(fields, origins).response_url.startswith("http://127.0.0.1:8123/")
+    with pytest.raises(BadInput):
+        parse_command(form_fields(command_body("status", "http://127.0.0.1:9999/x"), FORM), origins)
 
 
 # --- the grammar --------------------------------------------------------------------------------
