@@ -113,7 +113,7 @@ class Desk:
         if versioned is None:
             self._audit(actor, what, "no such incident")
             return views.notice(f"There is no incident {command.subject}. `/dr incidents` lists them.", "mag")
-        self._audit(actor, what, "shown", versioned.incident)
+        self._audit(actor, what, "shown", versioned.incident, kind=views.VIEWED)
         return views.incident_reply(versioned.incident, self.incidents.timeline(command.subject))
 
     # --- the queue side --------------------------------------------------------------------
@@ -272,12 +272,14 @@ class Desk:
         found = self.incidents.get(incident_id)
         return found.incident if found else None
 
-    def _audit(self, actor: Actor, what: str, result: str, incident: Incident | None = None) -> None:
+    def _audit(
+        self, actor: Actor, what: str, result: str, incident: Incident | None = None, kind: str = "slack"
+    ) -> None:
         """Log who did what and how it went; on the incident's timeline too when it names one."""
         log.info("slack: %s: %s → %s", actor, what[:200], result[:300])
         if incident is not None:
             line = f"{actor}: {what[:200]} → {result[:300]}"
-            self.incidents.add_timeline(incident.id, [TimelineEntry(iso(self.clock()), "slack", line)])
+            self.incidents.add_timeline(incident.id, [TimelineEntry(iso(self.clock()), kind, line)])
 
 
 _BUTTONS = {

@@ -23,6 +23,7 @@ from shared.status.render import age, budget
 
 MAX_LIST = 20  # incidents in /dr incidents: a screen, not the archive (GET /api/incidents has it all)
 MAX_TIMELINE = 30  # the newest lines of /dr show
+VIEWED = "slack-read"  # the timeline kind of a read-only command's audit line
 
 
 def help_reply(nearest: Usage | None = None, problem: str = "") -> Reply:
@@ -144,10 +145,17 @@ def incident_reply(incident: Incident, timeline: Sequence[TimelineEntry]) -> Rep
     ]
     if incident.pagerduty_url:
         facts.append(f"<{incident.pagerduty_url}|PagerDuty>")
-    newest = list(timeline)[-MAX_TIMELINE:]
+    # Who looked is audit, not the incident's story: counted here, every line kept in the store.
+    story = [e for e in timeline if e.kind != VIEWED]
+    viewed = len(timeline) - len(story)
+    newest = story[-MAX_TIMELINE:]
     lines = [f"{e.at[:19]} _{escape(e.kind)}_ {escape(clip(e.text, 300))}" for e in newest]
     blocks = [header(f"{incident.id}"), section("\n".join(facts))]
-    blocks += sections(f"Timeline ({len(newest)} of {len(timeline)}, oldest first)", lines or ["(empty)"])
+    blocks += sections(f"Timeline ({len(newest)} of {len(story)}, oldest first)", lines or ["(empty)"])
+    if viewed:
+        blocks.append(
+            context(f"Looked at {viewed} time{'' if viewed == 1 else 's'} from Slack (`/dr show`).")
+        )
     return Reply(f"{incident.id}: {incident.title}", tuple(blocks))
 
 

@@ -119,8 +119,14 @@ def test_incidents_and_show_read_the_store_and_show_writes_the_timeline(chatops:
     assert incident_id not in text_of(chatops.replies("t-hm")[0])
     shown = json_body(chatops.command(f"show {incident_id}", user=STRANGER))
     assert "opened by test" in text_of(shown)
-    audit = [e for e in chatops.app.store.timeline(incident_id) if e.kind == "slack"]
+    audit = [e for e in chatops.app.store.timeline(incident_id) if e.kind == "slack-read"]
     assert len(audit) == 1 and STRANGER in audit[0].text and f"/dr show {incident_id}" in audit[0].text
+    # Who looked is counted, not shown as the incident's story: readers push out no real line.
+    for n in range(5):
+        chatops.command(f"show {incident_id}", user=f"UREADER{n}")
+    again = text_of(json_body(chatops.command(f"show {incident_id}", user=STRANGER)))
+    assert "opened by test" in again and "Looked at 7 times from Slack" in again  # this one too
+    assert "UREADER" not in again
     missing = json_body(chatops.command("show inc-nope", user=STRANGER))
     assert "no incident inc-nope" in text_of(missing)
 
