@@ -145,7 +145,7 @@ def test_help_status_incidents_and_show(
     assert incident_id in said(shown) and "Timeline" in said(shown)
     timeline = served.get(f"/incidents/{incident_id}").json()
     assert any(
-        e["kind"] == "slack" and "/dr show" in e["text"] for e in timeline["timeline"]
+        e["kind"] == "slack-read" and "/dr show" in e["text"] for e in timeline["timeline"]
     )  # the audit line
 
 
