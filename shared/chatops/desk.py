@@ -175,6 +175,7 @@ class Desk:
                     f"{actor.name} {'approved' if command.verb == 'approve' else 'denied'} {_action(record)}"
                 )
             elif command.verb == "pause":
+                self._known_tenant(command)
                 line = ops.pause(command.tenant, actor, command.reason or "paused from Slack")
             else:
                 line = ops.resume(command.tenant, actor)
@@ -262,6 +263,16 @@ class Desk:
             self.queue.send([reply_message(origin, response_url, reply, session, attempt + 1, at)])
 
     # --- audit -------------------------------------------------------------------------------
+
+    def _known_tenant(self, command: Command) -> None:
+        """OperationRefused when a pause names a tenant no incident ever had: `/dr pause failover drill`
+        meant every tenant, with a reason, and must not leave automation running everywhere."""
+        if command.tenant and not self.pages.incidents_page(None, command.tenant, None, None, 1):
+            words = " ".join(w for w in (command.tenant, command.reason) if w)
+            raise OperationRefused(
+                f"No incident has tenant `{command.tenant}`, so nothing was paused. For every tenant with"
+                f" a reason: `/dr pause * {words}`. A tenant with no incidents yet: POST /api/automation."
+            )
 
     def _incident(self, command: Command) -> Incident | None:
         return self._exists(command.subject) if command.verb in ("ack", "resolve", "show") else None

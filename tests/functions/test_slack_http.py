@@ -174,12 +174,24 @@ def test_the_allowlist_a_group_member_and_the_person_on_call_may_acknowledge(
 
 
 def test_lookups_are_cached_across_commands(chatops: SlackWorld) -> None:
+    store_incident(chatops)  # tenant ikea
     for n in range(3):
         chatops.command("pause ikea storm", user=ON_CALL, trigger=f"t-{n}")
     chatops.work()
     assert len(chatops.slack.requests_to("users.info")) == 1
     assert len(chatops.slack.requests_to("usergroups.users.list")) == 1
     assert [c[0] for c in chatops.operations.calls] == ["pause"] * 3
+
+
+def test_a_pause_naming_no_known_tenant_pauses_nothing_and_says_how(chatops: SlackWorld) -> None:
+    store_incident(chatops)  # tenant ikea
+    chatops.command("pause failover drill", user=ALLOWED, trigger="t-drill")
+    chatops.command("pause ikea storm", user=ALLOWED, trigger="t-ikea")
+    chatops.command("pause * failover drill", user=ALLOWED, trigger="t-all")
+    chatops.work()
+    [refused] = chatops.replies("t-drill")
+    assert "nothing was paused" in text_of(refused) and "/dr pause * failover drill" in text_of(refused)
+    assert [c[:2] for c in chatops.operations.calls] == [("pause", "ikea"), ("pause", "")]
 
 
 def test_a_retried_command_is_done_once(chatops: SlackWorld) -> None:
