@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.chatops import views
-from shared.chatops.authorisation import Authorisation
+from shared.chatops.authorisation import Authorisation, Verdict
 from shared.chatops.blocks import IN_CHANNEL, Reply
 from shared.chatops.confirmation import confirmation_reply, pressed_reply
 from shared.chatops.grammar import CONFIRMED, Command, NotACommand, parse
@@ -149,7 +149,7 @@ class Desk:
         verdict = self.authorisation.check(command.user_id)
         if not verdict.allowed:
             self._audit(actor, what, f"refused: {verdict.because}", self._incident(parsed))
-            reply = views.refusal(f"run `/dr {parsed.verb}`", self.authorisation.who_may())
+            reply = views.refusal(f"run `/dr {parsed.verb}`", self._who_may(verdict))
         else:
             reply = self._operate(self.operations, parsed, actor, what)
         self._send(origin, command.response_url, reply, command.channel_id)
@@ -202,7 +202,7 @@ class Desk:
         verdict = self.authorisation.check(press.user_id)
         if not verdict.allowed:
             self._audit(actor, what, f"refused: {verdict.because}", incident)
-            return views.refusal(_BUTTONS[press.action_id], self.authorisation.who_may())
+            return views.refusal(_BUTTONS[press.action_id], self._who_may(verdict))
         if self.operations is None:
             return views.notice("This responder has no operations wired in: nothing was done.", "warning")
         try:
@@ -263,6 +263,14 @@ class Desk:
             self.queue.send([reply_message(origin, response_url, reply, session, attempt + 1, at)])
 
     # --- audit -------------------------------------------------------------------------------
+
+    def _who_may(self, verdict: Verdict) -> str:
+        """Who may; and, when a source could not answer, that it is why (the allowlist is unaffected)."""
+        who = self.authorisation.who_may()
+        if not verdict.unchecked:
+            return who
+        unchecked = verdict.unchecked
+        return f"{who} I could not check whether you are one of them just now ({unchecked}); try again soon."
 
     def _known_tenant(self, command: Command) -> None:
         """OperationRefused when a pause names a tenant no incident ever had: `/dr pause failover drill`

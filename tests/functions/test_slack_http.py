@@ -194,6 +194,31 @@ def test_a_pause_naming_no_known_tenant_pauses_nothing_and_says_how(chatops: Sla
     assert [c[:2] for c in chatops.operations.calls] == [("pause", "ikea"), ("pause", "")]
 
 
+def test_with_pagerduty_down_a_stranger_is_refused_at_once_and_the_channel_is_not_held_up(
+    chatops: SlackWorld,
+) -> None:
+    chatops.pagerduty.set_down()
+    chatops.slack.fail_next("/api/usergroups.users.list", 10, status=500)  # Slack's groups too
+    for n in range(3):
+        chatops.command("pause * drill", user=STRANGER, trigger=f"t-stranger-{n}")
+    chatops.command("pause * drill", user=ALLOWED, trigger="t-allowed")
+    assert chatops.work() == 4  # each once: a refusal is an answer, not a retry
+    refused = text_of(chatops.replies("t-stranger-0")[0])
+    assert "could not check whether you are one of them" in refused and "PagerDuty" in refused
+    assert "user group S0RESPONDERS" in refused
+    # A source that failed is not asked again for a while: one try, not one per press.
+    assert len(chatops.pagerduty.requests_to("/services/PSVC1")) == 1
+    assert [c[:2] for c in chatops.operations.calls] == [("pause", "")]  # the allowlist is unaffected
+    assert queued(chatops) == 0
+
+
+def test_a_failing_group_lookup_does_not_skip_the_on_call_check(chatops: SlackWorld) -> None:
+    chatops.slack.fail_next("/api/usergroups.users.list", 10, status=500)
+    chatops.command("pause * storm", user=ON_CALL, trigger="t-on-call")
+    chatops.work()
+    assert [c[:2] for c in chatops.operations.calls] == [("pause", "")]
+
+
 def test_a_retried_command_is_done_once(chatops: SlackWorld) -> None:
     incident_id = store_incident(chatops)
     first = chatops.command(f"resolve {incident_id}", trigger="t-resolve")
