@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,17 @@ class Settings:
             raise SettingsError("DR_ARM_URL must be an https:// URL (the SDK sends tokens over TLS only)")
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
         RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")
+        # Slack's ids are upper case: "u0abc" never matches anyone, and nobody would notice why.
+        for name, ids, shape in (
+            ("SLACK_ALLOWED_USERS", self.slack_allowed_users, _SLACK_USER),
+            ("SLACK_ALLOWED_GROUPS", self.slack_allowed_groups, _SLACK_GROUP),
+        ):
+            wrong = [i for i in ids if not shape.fullmatch(i)]
+            if wrong:
+                raise SettingsError(
+                    f"{name}: {', '.join(repr(w[:40]) for w in wrong[:5])} is not a Slack"
+                    f" {'user id (U… or W…)' if shape is _SLACK_USER else 'user-group id (S…)'}"
+                )
         for name, url in (
             ("PAGERDUTY_EVENTS_URL", self.pagerduty_events_url),
             ("PAGERDUTY_API_URL", self.pagerduty_api_url),
@@ -152,6 +164,10 @@ class Settings:
     def posts_for_real(self) -> bool:
         """A bot token is set: cards go to Slack (else they are dry-run)."""
         return bool(self.slack_bot_token)
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
+_SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,30}")
 
 
 def _ids(text: str | None) -> tuple[str, ...]:

@@ -30,3 +30,21 @@ def test_the_defaults_are_valid() -> None:
     settings = Settings.from_env({})
     assert (settings.queue_lock_seconds, settings.queue_max_delivery_count) == (30.0, 10)
     assert (settings.retry_base_seconds, settings.retry_max_seconds) == (2.0, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLACK_ALLOWED_USERS", "u0allow"),  # Slack's ids are upper case: this matches nobody
+        ("SLACK_ALLOWED_USERS", "U0ALLOW, @alice"),
+        ("SLACK_ALLOWED_GROUPS", "U0NOTAGROUP"),
+    ],
+)
+def test_a_slack_id_that_could_never_match_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_slack_ids_are_read_as_a_list() -> None:
+    settings = Settings.from_env({"SLACK_ALLOWED_USERS": " U0A, W0B ,,", "SLACK_ALLOWED_GROUPS": "S0C"})
+    assert (settings.slack_allowed_users, settings.slack_allowed_groups) == (("U0A", "W0B"), ("S0C",))
