@@ -114,6 +114,10 @@ class FakeOperations:
             self.actions[action_id] = decided
             return decided
 
+    def incident_of(self, action_id: str) -> str | None:
+        found = self.actions.get(action_id)
+        return found.incident_id if found else None
+
     def acknowledge(self, incident_id: str, actor: Actor) -> Incident:
         return self._change("acknowledge", incident_id, actor, ACKNOWLEDGED)
 

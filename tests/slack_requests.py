@@ -22,11 +22,17 @@ def signed_headers(body: bytes, timestamp: int, secret: str = SECRET) -> dict[st
 
 
 def command_body(
-    text: str, response_url: str, user_id: str = "W111", trigger_id: str = "111.111.xxx"
+    text: str,
+    response_url: str,
+    user_id: str = "W111",
+    trigger_id: str = "111.111.xxx",
+    user_name: str = "",
 ) -> bytes:
-    """The refdata slash command's fields, as /dr with this text."""
+    """The refdata slash command's fields, as /dr with this text (by `user_name` if given)."""
     fields = dict(_pairs((REFDATA / "slack" / "slash_command_body_boltpy_test.txt").read_text()))
     fields.update(command="/dr", text=text, response_url=response_url, user_id=user_id, trigger_id=trigger_id)
+    if user_name:
+        fields["user_name"] = user_name
     return urlencode(fields).encode()
 
 
@@ -38,10 +44,13 @@ def interaction_body(
     trigger_id: str = "111.222.valid",
     action_ts: str = "1596530385.194939",
     message: dict[str, Any] | None = None,
+    user_name: str = "",
 ) -> bytes:
-    """The refdata block_actions payload, pressing one of our buttons."""
+    """The refdata block_actions payload, pressing one of our buttons (by `user_name` if given)."""
     payload = json.loads((REFDATA / "slack" / "block_actions_payload_boltpy_test.json").read_text())
     payload["user"]["id"] = user_id
+    if user_name:
+        payload["user"].update(username=user_name, name=user_name)
     payload["response_url"] = response_url
     payload["trigger_id"] = trigger_id
     payload["actions"][0].update(action_id=action_id, value=value, action_ts=action_ts)

@@ -198,7 +198,7 @@ class Desk:
             self._audit(actor, what, "cancelled")
             line = f"Cancelled by <@{press.user_id}> {when}: nothing was done."
             return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, True)
-        incident = self._exists(press.value if press.action_id in ("dr_ack", "dr_resolve") else None)
+        incident = self._exists(self._incident_of(press.action_id, press.value))
         verdict = self.authorisation.check(press.user_id)
         if not verdict.allowed:
             self._audit(actor, what, f"refused: {verdict.because}", incident)
@@ -206,15 +206,16 @@ class Desk:
         if self.operations is None:
             return views.notice("This responder has no operations wired in: nothing was done.", "warning")
         try:
-            line, whole = self._apply(self.operations, press, actor, when)
+            line, whole, concerns = self._apply(self.operations, press, actor, when)
         except OperationRefused as e:
             self._audit(actor, what, f"refused: {e}", incident)
             return views.notice(str(e), "no_entry")
-        self._audit(actor, what, "done", incident)
+        self._audit(actor, what, "done", incident or self._exists(concerns))
         return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, whole)
 
-    def _apply(self, ops: Operations, press: ButtonPress, actor: Actor, when: str) -> tuple[str, bool]:
-        """Call the operation the button names; (the line the message gets, whether the whole row goes)."""
+    def _apply(self, ops: Operations, press: ButtonPress, actor: Actor, when: str) -> tuple[str, bool, str]:
+        """Call the operation the button names; (the line the message gets, whether the whole row goes,
+        the incident it concerns)."""
         who = f"<@{press.user_id}>"
         if press.action_id == "dr_confirm":
             request = ActionRequest.from_value(press.value)
@@ -226,16 +227,17 @@ class Desk:
             record = ops.confirm(request, actor, request_id)
             by = record.planned_by
             said = "Confirmed" if by.name == actor.name else "Already confirmed"
-            return f"{said} by {by} {_when_iso(record.planned_at)}: {_action(record)}", True
+            line = f"{said} by {by} {_when_iso(record.planned_at)}: {_action(record)}"
+            return line, True, record.incident_id
         if press.action_id in ("dr_approve", "dr_deny"):
             record = (ops.approve if press.action_id == "dr_approve" else ops.deny)(press.value, actor)
             verb = "Approved" if press.action_id == "dr_approve" else "Denied"
-            return f"{verb} by {who} {when}: {_action(record)}", True
+            return f"{verb} by {who} {when}: {_action(record)}", True, record.incident_id
         if press.action_id == "dr_ack":
             incident = ops.acknowledge(press.value, actor)
-            return f"Acknowledged by {who} {when} (here and in PagerDuty): {incident.id}", False
+            return f"Acknowledged by {who} {when} (here and in PagerDuty): {incident.id}", False, incident.id
         incident = ops.resolve(press.value, actor)
-        return f"Resolved by {who} {when} (here and in PagerDuty): {incident.id}", True
+        return f"Resolved by {who} {when} (here and in PagerDuty): {incident.id}", True, incident.id
 
     # --- replies, with retries -------------------------------------------------------------
 
@@ -283,7 +285,15 @@ class Desk:
             )
 
     def _incident(self, command: Command) -> Incident | None:
-        return self._exists(command.subject) if command.verb in ("ack", "resolve", "show") else None
+        return self._exists(self._incident_of(command.verb, command.subject))
+
+    def _incident_of(self, verb: str, subject: str) -> str | None:
+        """The incident a command or button is about (an approval's is its action's), for its audit line."""
+        if verb in ("ack", "resolve", "show", "dr_ack", "dr_resolve"):
+            return subject
+        if verb in ("approve", "deny", "dr_approve", "dr_deny") and self.operations is not None:
+            return self.operations.incident_of(subject)
+        return None
 
     def _exists(self, incident_id: str | None) -> Incident | None:
         if not incident_id:

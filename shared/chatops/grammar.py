@@ -65,10 +65,10 @@ BY_VERB = {u.verb: u for u in USAGES}
 CONFIRMED = ("failover", "rollback", "restart", "restore")  # shown first, done after Confirm
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_WORKLOAD = re.compile(
-    r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,62}:)?[a-z0-9][a-z0-9.-]{0,62}/[a-z0-9][a-z0-9.-]{0,252}"
-)
-_NAMESPACE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# A cluster is named as Operations resolves it: its name, or its ARM id (which holds no ":").
+_CLUSTER = r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,62}|/[A-Za-z0-9._()/-]{1,1023}):"
+_WORKLOAD = re.compile(rf"(?:{_CLUSTER})?[a-z0-9][a-z0-9.-]{{0,62}}/[a-z0-9][a-z0-9.-]{{0,252}}")
+_PLACE = re.compile(rf"(?:{_CLUSTER})?[a-z0-9][a-z0-9-]{{0,62}}")
 _TARGET = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._/()-]{0,1023}")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -193,8 +193,8 @@ def _workload(verb: str, *, revision: bool) -> _Parser:
 
 def _restore(args: list[str]) -> Command:
     options = _options(args[1:], {"--backup"}, "restore")
-    if not args or not _NAMESPACE.fullmatch(args[0]):
-        raise _Malformed("`restore` takes a namespace")
+    if not args or not _PLACE.fullmatch(args[0]):
+        raise _Malformed("`restore` takes a namespace (optionally <cluster>:<namespace>)")
     backup = options.get("--backup")
     if backup is not None and not _ID.fullmatch(backup):
         raise _Malformed(f"`{_clip(backup)}` is not a backup name")

@@ -25,6 +25,7 @@ from shared.actions.manual import (
     manual_action_id,
     manual_incident,
     manual_mode,
+    owner_of,
     resolve,
 )
 from shared.actions.pipeline import ActionPipeline
@@ -190,6 +191,11 @@ class Operations:
         """Deny an action awaiting approval."""
         return self._decide(action_id, False, actor)
 
+    def incident_of(self, action_id: str) -> str | None:
+        """The incident an action belongs to (None: no such action)."""
+        found = self.actions.get_action(action_id)
+        return found.record.incident_id if found else None
+
     # ---- incidents ------------------------------------------------------------------------
 
     def acknowledge(self, incident_id: str, actor: Actor) -> Incident:
@@ -252,7 +258,8 @@ class Operations:
             planned_by=actor,
             planned_at=now,
             updated_at=now,
-            tenant=(incident.tenant if incident else "").lower(),
+            # No open incident yet: the tenant its incident will have, so a tenant's pause holds it too.
+            tenant=(incident.tenant if incident else owner_of(resolved_.resource, policy).tenant).lower(),
             region=str(reach.get("region") or ""),
             params=dict(resolved_.params),
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.actions.manual import ACTIONS
+from shared.actions.manual import ACTIONS, manual_action_id
 from shared.bootstrap import Services
 from shared.chatops.operations import ActionRequest, OperationRefused, Operations
 from shared.domain.actions import ActionState, Actor
@@ -321,3 +321,20 @@ def test_pagerduty_down_is_retried_said_on_the_incident_and_reaches_it_once_up(
     run_queues(app)
     assert rest.status_changes() == [("Q1PDINCIDENT", "acknowledged", FROM)]
     assert app.local_queue.dead_letters("pages", 10) == []
+
+
+def test_a_tenants_pause_holds_a_persons_action_on_a_resource_no_incident_is_about_yet(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting(SUGGEST)
+    ops = operations(app)
+    ops.pause("hm", BOB, "DR drill")
+    request = ActionRequest("failover", OTHER_CACHE, "redis")  # by ARM id: no open incident on it
+
+    preview = ops.preview(request)
+    with pytest.raises(OperationRefused, match=r"paused for tenant hm"):
+        ops.confirm(request, ADA, "req-hm")
+
+    assert "Tenant: hm" in preview.details  # its incident-to-be's tenant, by the naming convention
+    assert preview.refused.startswith("not now: kill switch: automation is paused for tenant hm")
+    assert world.starts == 0 and app.action_store.get_action(manual_action_id("req-hm")) is None

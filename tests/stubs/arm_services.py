@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -214,7 +215,7 @@ def serve_azure_cache(arm: ArmStub, *, swap_after_reads: int = 1) -> None:
                 entry["reads_left"] -= 1
                 continue
             pending.remove(entry)
-            arm.update(entry["cache"], lambda cache, shard=entry["shard"]: _swap(cache, shard))
+            arm.update(entry["cache"], functools.partial(_swap, shard=entry["shard"]))
         found = arm.get(request.path)
         return Reply(200, found) if found else arm_error(404, "ResourceNotFound", "Cache not found")
 

@@ -23,6 +23,7 @@ from shared.status.model import build_status
 from shared.status.read import SHOWN_LIMIT, SHOWN_PER_GROUP
 from shared.triage.policy import load_policy
 from tests.factories import incident
+from tests.kube_access import AKS_ID
 from tests.slack_requests import SECRET, command_body, interaction_body, signed_headers
 
 FORM = "application/x-www-form-urlencoded"
@@ -211,6 +212,10 @@ def test_the_web_apis_own_origin_is_a_reply_origin_too() -> None:
         ("restart shop/web", Command("restart", subject="shop/web")),
         ("restore shop", Command("restore", subject="shop")),
         ("restore shop --backup nightly-1", Command("restore", subject="shop", backup="nightly-1")),
+        # A cluster by its ARM id, as Operations resolves it (found by the e2e test: it was refused).
+        (f"restart {AKS_ID}:shop/web", Command("restart", subject=f"{AKS_ID}:shop/web")),
+        ("restore aks-1:shop", Command("restore", subject="aks-1:shop")),
+        (f"restore {AKS_ID}:shop --backup b", Command("restore", subject=f"{AKS_ID}:shop", backup="b")),
         ("approve act-1", Command("approve", subject="act-1")),
         ("deny act-1", Command("deny", subject="act-1")),
         ("pause", Command("pause")),
