@@ -275,13 +275,14 @@ class Desk:
         return f"{who} I could not check whether you are one of them just now ({unchecked}); try again soon."
 
     def _known_tenant(self, command: Command) -> None:
-        """OperationRefused when a pause names a tenant no incident ever had: `/dr pause failover drill`
-        meant every tenant, with a reason, and must not leave automation running everywhere."""
-        if command.tenant and not self.pages.incidents_page(None, command.tenant, None, None, 1):
-            words = " ".join(w for w in (command.tenant, command.reason) if w)
+        """OperationRefused when a pause with a reason names a tenant no incident ever had: that reads
+        two ways (`/dr pause failover drill`: every tenant, for a drill?), and the wrong one would
+        leave automation running everywhere. A tenant alone (`/dr pause zara`) is taken as said."""
+        tenant, reason = command.tenant, command.reason
+        if tenant and reason and not self.pages.incidents_page(None, tenant, None, None, 1):
             raise OperationRefused(
-                f"No incident has tenant `{command.tenant}`, so nothing was paused. For every tenant with"
-                f" a reason: `/dr pause * {words}`. A tenant with no incidents yet: POST /api/automation."
+                f"No incident has had tenant `{tenant}` yet, so nothing was paused: did you mean every"
+                f" tenant, `/dr pause * {tenant} {reason}`, or the tenant alone, `/dr pause {tenant}`?"
             )
 
     def _incident(self, command: Command) -> Incident | None:

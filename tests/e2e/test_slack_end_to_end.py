@@ -72,7 +72,12 @@ def puts(w: World, pagerduty_id: str) -> list[Any]:
 
 
 def audit(w: World, incident_id: str, fragment: str) -> list[str]:
-    return [line for line in w.timeline(incident_id) if line.startswith("slack: ") and fragment in line]
+    # "slack" lines record what was done, "slack-read" lines who looked (`/dr show`).
+    return [
+        line
+        for line in w.timeline(incident_id)
+        if line.startswith(("slack: ", "slack-read: ")) and fragment in line
+    ]
 
 
 # --- incidents: ack and resolve, by command and by the card's buttons -------------------------------
@@ -376,7 +381,7 @@ def test_pause_refuses_a_persons_action_until_resume(w: World) -> None:
     cache = resource("redis", "redis-amicis-zara-dev", rg="rg-amicis-zara-dev")
     azure_cache(w.arm, cache)
     assert "Sorry, you may not run `/dr pause`" in said(w.queued("pause zara", STRANGER))
-    paused = w.queued("pause zara DR drill", ALLOWED)
+    paused = w.queued("pause zara", ALLOWED)  # with a reason, a tenant no incident had is refused
     assert f"automation paused for tenant zara by al ({ALLOWED}) via slack" in said(paused), paused
     refused = confirmation(w, f"failover redis {cache}")
     assert "dr_confirm" not in buttons(refused["blocks"]) and "paused" in said(refused)

@@ -188,10 +188,12 @@ def test_a_pause_naming_no_known_tenant_pauses_nothing_and_says_how(chatops: Sla
     chatops.command("pause failover drill", user=ALLOWED, trigger="t-drill")
     chatops.command("pause ikea storm", user=ALLOWED, trigger="t-ikea")
     chatops.command("pause * failover drill", user=ALLOWED, trigger="t-all")
+    chatops.command("pause zara", user=ALLOWED, trigger="t-zara")  # a tenant alone is taken as said
     chatops.work()
     [refused] = chatops.replies("t-drill")
     assert "nothing was paused" in text_of(refused) and "/dr pause * failover drill" in text_of(refused)
-    assert [c[:2] for c in chatops.operations.calls] == [("pause", "ikea"), ("pause", "")]
+    assert "/dr pause failover`" in text_of(refused)
+    assert [c[:2] for c in chatops.operations.calls] == [("pause", "ikea"), ("pause", ""), ("pause", "zara")]
 
 
 def test_with_pagerduty_down_a_stranger_is_refused_at_once_and_the_channel_is_not_held_up(
