@@ -18,7 +18,7 @@ from typing import Any
 from shared.domain.actions import Actor
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import OPEN, Incident, TimelineEntry, incident_id
-from shared.domain.resources import ownership, parse_resource_id
+from shared.domain.resources import Ownership, ownership, parse_resource_id
 from shared.domain.severity import Severity
 from shared.errors import Rejected
 from shared.triage.policy import Policy
@@ -111,7 +111,7 @@ def manual_incident(
     """The incident opened for a person's action on a resource no open incident is about."""
     key = f"manual|{resolved.resource.lower()}"
     parsed = parse_resource_id(resolved.resource)
-    owner = ownership(parsed, {}, policy.naming, dict(policy.component_by_type))
+    owner = owner_of(resolved.resource, policy)
     reason = f"{actor} asked to {summary}"
     incident = Incident(
         id=incident_id(key, now, request_id),
@@ -137,6 +137,11 @@ def manual_incident(
         effects.append(Effect(EffectKind.NOTIFY, incident.id, "opened", MANUAL_SEVERITY.label, now))
     line = f"Opened for {actor}'s request: {reason}"
     return Change(incident, [TimelineEntry(now, "opened", line)], effects)
+
+
+def owner_of(resource: str, policy: Policy) -> Ownership:
+    """Whose the resource is by the policy's naming convention (its tenant, environment, component)."""
+    return ownership(parse_resource_id(resource), {}, policy.naming, dict(policy.component_by_type))
 
 
 def manual_mode(action: str, incident: Incident | None, policy: Policy, default_mode: str) -> str:
