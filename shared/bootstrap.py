@@ -307,7 +307,15 @@ class Services:
         from shared.chatops.operations import Operations
 
         store = self.action_store
-        return Operations(self.actions, self.store, store, store, self.outbox, self.clock)
+        return Operations(
+            self.actions,
+            self.store,
+            store,
+            store,
+            self.outbox,
+            self.clock,
+            seal_key=self.settings.slack_signing_secret or "",  # seals what a confirmation showed
+        )
 
     @cached_property
     def pagerduty_events(self) -> PagerDutyEventWorker:

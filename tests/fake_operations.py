@@ -35,6 +35,7 @@ class FakeOperations:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     actions: dict[str, ActionRecord] = field(default_factory=dict)
     _by_request: dict[str, str] = field(default_factory=dict)
+    _cancelled: dict[str, str] = field(default_factory=dict)  # request id → "cancelled by X at T"
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _record(self, *call: Any) -> None:
@@ -48,12 +49,12 @@ class FakeOperations:
         self.incidents[incident_id] = make_incident(incident_id)
         return self.incidents[incident_id]
 
-    def add_waiting_action(self, action_id: str) -> ActionRecord:
+    def add_waiting_action(self, action_id: str, incident_id: str = "inc-1") -> ActionRecord:
         """An action awaiting approval."""
         now = iso(self.clock())
         record = ActionRecord(
             id=action_id,
-            incident_id="inc-1",
+            incident_id=incident_id,
             action="redis.failover",
             target="cache-a",
             mode="approve",
@@ -74,6 +75,8 @@ class FakeOperations:
     def confirm(self, request: ActionRequest, actor: Actor, request_id: str) -> ActionRecord:
         with self._lock:
             self._record("confirm", request.to_value(), str(actor), request_id)
+            if request_id in self._cancelled:
+                raise OperationRefused(f"Not done: it was {self._cancelled[request_id]}")
             known = self._by_request.get(request_id)
             if known is not None:
                 return self.actions[known]
@@ -92,6 +95,16 @@ class FakeOperations:
             self.actions[record.id] = record
             self._by_request[request_id] = record.id
             return record
+
+    def cancel(self, request: ActionRequest, actor: Actor, request_id: str) -> str:
+        with self._lock:
+            self._record("cancel", request.to_value(), str(actor), request_id)
+            known = self._by_request.get(request_id)
+            if known is not None:
+                record = self.actions[known]
+                raise OperationRefused(f"Too late: {record.id} is {record.state}; wait for it")
+            self._cancelled.setdefault(request_id, f"cancelled by {actor} at {iso(self.clock())}")
+            return self._cancelled[request_id]
 
     def approve(self, action_id: str, actor: Actor) -> ActionRecord:
         return self._decide("approve", action_id, actor, ActionState.APPROVED)
@@ -120,6 +133,18 @@ class FakeOperations:
 
     def acknowledge(self, incident_id: str, actor: Actor) -> Incident:
         return self._change("acknowledge", incident_id, actor, ACKNOWLEDGED)
+
+    def acknowledge_approving(
+        self, incident_id: str, actor: Actor
+    ) -> tuple[Incident, tuple[ActionRecord, ...]]:
+        """Acknowledge, and approve what waits on it (here: every waiting action of the incident)."""
+        incident = self.acknowledge(incident_id, actor)
+        waiting = [
+            a
+            for a in self.actions.values()
+            if a.incident_id == incident_id and a.state is ActionState.AWAITING_APPROVAL
+        ]
+        return incident, tuple(self.approve(a.id, actor) for a in waiting)
 
     def resolve(self, incident_id: str, actor: Actor) -> Incident:
         return self._change("resolve", incident_id, actor, RESOLVED)

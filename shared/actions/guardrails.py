@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import iso, parse_iso
-from shared.domain.actions import ActionRecord, ActionState, Pause
+from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Pause
 from shared.triage.policy import Guardrails
 
 # Records that still hold their target: a second action on it must wait or be refused. One
@@ -30,7 +30,12 @@ def kill_switch(record: ActionRecord, history: History) -> str | None:
     """Automation off in the settings, or paused for all tenants or this one."""
     if not history.automation_setting_on:
         return "kill switch: DR_AUTOMATION=off, so nothing runs by itself"
-    for pause in history.pauses:
+    return paused(record, history.pauses)
+
+
+def paused(record: ActionRecord, pauses: Sequence[Pause]) -> str | None:
+    """Paused for all tenants or the record's (which stops a person's action too)."""
+    for pause in pauses:
         if not pause.tenant or pause.tenant == record.tenant.lower():
             why = f": {pause.reason}" if pause.reason else ""
             return f"kill switch: automation is paused for {pause.scope} (by {pause.by} at {pause.at}{why})"
@@ -43,6 +48,10 @@ def refusal(
     """The first guardrail that refuses the action, saying why; None when all let it run."""
     others = [r for r in history.on_target if r.id != record.id]
     if record.automatic and (why := kill_switch(record, history)):
+        return why
+    # A person's action does not run "by itself" (DR_AUTOMATION=off leaves it be), but a pause,
+    # set between its confirmation and its run, stops it as it stops the automation's.
+    if record.planned_by.name != AUTOMATION and (why := paused(record, history.pauses)):
         return why
     window_start = iso(now - timedelta(minutes=limits.breaker_window_minutes))
     tries = [r for r in others if r.action == record.action and r.attempts and r.started_at >= window_start]

@@ -140,7 +140,7 @@ def manual_incident(
 
 
 def owner_of(resource: str, policy: Policy) -> Ownership:
-    """Whose a resource is by the policy's naming convention (a person's request carries no tags)."""
+    """Whose the resource is by the policy's naming convention (its tenant, environment, component)."""
     return ownership(parse_resource_id(resource), {}, policy.naming, dict(policy.component_by_type))
 
 

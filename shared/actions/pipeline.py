@@ -197,14 +197,17 @@ class ActionPipeline:
             self._escalate(moved.record, f"{record.action} on {record.target} was denied by {actor}")
         return moved.record
 
-    def approve_on_ack(self, incident_id: str, who: str) -> list[ActionRecord]:
-        """On-call acknowledged in PagerDuty: approve what waits for it under `approve_on_ack = true`."""
+    def approve_on_ack(self, incident_id: str, who: str, via: str = "pagerduty") -> list[ActionRecord]:
+        """On-call acknowledged (in PagerDuty, or from Slack): approve what waits for it under
+        `approve_on_ack = true`, except what that person asked for (four eyes)."""
         approved = []
         for record in self.actions.list_actions(ActionState.AWAITING_APPROVAL.value, incident_id, 100):
             plan = self._rule_plan(record.rule, record.action)
-            if plan is not None and plan.approve_on_ack:
+            if record.planned_by.is_person(who):
+                log.info("acknowledgement by %s does not approve %s: they asked for it", who, record.id)
+            elif plan is not None and plan.approve_on_ack:
                 try:
-                    approved.append(self.decide(record.id, True, Actor(who, "pagerduty")))
+                    approved.append(self.decide(record.id, True, Actor(who, via)))
                 except Rejected as e:  # expired, or decided meanwhile: said on its timeline already
                     log.info("acknowledgement did not approve %s: %s", record.id, e)
         return approved
@@ -552,7 +555,13 @@ class ActionPipeline:
 
     def _refuse(self, current: VersionedAction, why: str) -> None:
         record = current.record
-        moved = self._move(current, ActionState.REFUSED, Actor(AUTOMATION, record.rule or "?"), why)
+        # A person's action is refused in their name: the audit says whose request the guardrail stopped.
+        by = (
+            record.planned_by
+            if record.planned_by.name != AUTOMATION
+            else Actor(AUTOMATION, record.rule or "?")
+        )
+        moved = self._move(current, ActionState.REFUSED, by, why)
         if guardrails.breaker_tripped(why) or record.automatic:
             self._escalate(moved.record, f"{record.action} on {record.target} refused: {why}")
 

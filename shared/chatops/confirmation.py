@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.chatops.blocks import Reply, button, context, escape, section
-from shared.chatops.operations import Preview
+from shared.chatops.operations import CONFIRM_MINUTES, Preview
 
 CONFIRM_BLOCK = "dr_confirmation"
 
@@ -21,7 +21,11 @@ def confirmation_reply(preview: Preview) -> Reply:
         blocks.append(section(f":no_entry: Cannot be done now: {escape(preview.refused)}"))
     else:
         buttons.insert(0, button("Confirm", "dr_confirm", value, "danger"))
-        blocks.append(context("Nothing happens until you press Confirm."))
+        blocks.append(
+            context(
+                f"Nothing happens until you press Confirm (within {CONFIRM_MINUTES} minutes, then ask again)."
+            )
+        )
     blocks.append({"type": "actions", "block_id": CONFIRM_BLOCK, "elements": buttons})
     return Reply(preview.summary, tuple(blocks))
 

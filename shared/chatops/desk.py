@@ -163,11 +163,13 @@ class Desk:
                     actor, what, "refused: " + preview.refused if preview.refused else "confirmation shown"
                 )
                 return confirmation_reply(preview)
-            if command.verb in ("ack", "resolve"):
-                done = ops.acknowledge if command.verb == "ack" else ops.resolve
-                result = done(command.subject, actor)
-                done_verb = "acknowledged" if command.verb == "ack" else "resolved"
-                line = f"{actor.name} {done_verb} {result.id}: {result.title} (here and in PagerDuty)"
+            if command.verb == "ack":
+                result, approved = ops.acknowledge_approving(command.subject, actor)
+                line = f"{actor.name} acknowledged {result.id}: {result.title} (here and in PagerDuty)"
+                line += _approves(approved)
+            elif command.verb == "resolve":
+                result = ops.resolve(command.subject, actor)
+                line = f"{actor.name} resolved {result.id}: {result.title} (here and in PagerDuty)"
             elif command.verb in ("approve", "deny"):
                 decide = ops.approve if command.verb == "approve" else ops.deny
                 record = decide(command.subject, actor)
@@ -194,7 +196,12 @@ class Desk:
         actor = _actor(press.user_id, press.user_name)
         what = f"pressed {press.action_id} ({press.value[:80]})"
         when = _when(self.clock())
-        if press.action_id == "dr_cancel":  # does nothing, so anyone may
+        if press.action_id == "dr_cancel":  # only stops what it shows, so anyone who sees it may
+            try:
+                self._cancel(press, actor)
+            except OperationRefused as e:  # confirmed first: the message stays as it is
+                self._audit(actor, what, f"refused: {e}")
+                return views.notice(str(e), "no_entry")
             self._audit(actor, what, "cancelled")
             line = f"Cancelled by <@{press.user_id}> {when}: nothing was done."
             return pressed_reply(press.message_blocks, press.action_id, press.block_id, line, True)
@@ -219,12 +226,7 @@ class Desk:
         who = f"<@{press.user_id}>"
         if press.action_id == "dr_confirm":
             request = ActionRequest.from_value(press.value)
-            # One confirmation message is one action: the same message's Confirm pressed twice (or a
-            # press Slack delivers twice) asks for the same request id, and Operations does it once.
-            # Slack names the message of every block_actions press; without it the channel and request
-            # alone key it, so that a double press can never be two actions.
-            request_id = "slack-" + digest(press.channel_id, press.message_ts, press.value)
-            record = ops.confirm(request, actor, request_id)
+            record = ops.confirm(request, actor, _request_id(press))
             by = record.planned_by
             said = "Confirmed" if by.name == actor.name else "Already confirmed"
             line = f"{said} by {by} {_when_iso(record.planned_at)}: {_action(record)}"
@@ -234,10 +236,20 @@ class Desk:
             verb = "Approved" if press.action_id == "dr_approve" else "Denied"
             return f"{verb} by {who} {when}: {_action(record)}", True, record.incident_id
         if press.action_id == "dr_ack":
-            incident = ops.acknowledge(press.value, actor)
-            return f"Acknowledged by {who} {when} (here and in PagerDuty): {incident.id}", False, incident.id
+            incident, approved = ops.acknowledge_approving(press.value, actor)
+            line = f"Acknowledged by {who} {when} (here and in PagerDuty): {incident.id}"
+            return line + _approves(approved), False, incident.id
         incident = ops.resolve(press.value, actor)
         return f"Resolved by {who} {when} (here and in PagerDuty): {incident.id}", True, incident.id
+
+    def _cancel(self, press: ButtonPress, actor: Actor) -> None:
+        """Cancel the confirmation on its request id (a later Confirm is refused); not ours: nothing to do."""
+        try:
+            request = ActionRequest.from_value(press.value)
+        except OperationRefused:
+            return
+        if self.operations is not None:
+            self.operations.cancel(request, actor, _request_id(press))
 
     # --- replies, with retries -------------------------------------------------------------
 
@@ -323,6 +335,23 @@ _BUTTONS = {
 
 def _actor(user_id: str, user_name: str) -> Actor:
     return Actor(f"{user_name} ({user_id})" if user_name else user_id, VIA)
+
+
+def _request_id(press: ButtonPress) -> str:
+    """One confirmation message is one request, for its Confirm and its Cancel alike.
+
+    The same message's Confirm pressed twice (or a press Slack delivers twice) asks for the same
+    request id, and Operations does it once. Slack names the message of every block_actions press;
+    without it the channel and request alone key it, so that a double press can never be two actions.
+    """
+    return "slack-" + digest(press.channel_id, press.message_ts, press.value)
+
+
+def _approves(approved: Sequence[ActionRecord]) -> str:
+    """What an acknowledgement approved too (`approve_on_ack = true`), said to the person who pressed."""
+    if not approved:
+        return ""
+    return "; this also approves " + ", ".join(f"`{r.id}` ({r.action} on {r.target})" for r in approved)
 
 
 def _request(command: Command) -> ActionRequest:

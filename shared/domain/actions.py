@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -84,8 +85,19 @@ class Actor:
         """Inverse of `to_dict`."""
         return cls(str(data["name"]), str(data["via"]))
 
+    def is_person(self, who: str) -> bool:
+        """`who` (a name, or an actor as text: "ada (U0ADA) via slack") is this person, by any door."""
+        return self.name != AUTOMATION and _person_key(self.name) == _person_key(who)
+
 
 AUTOMATION = "automation"
+_USER_ID = re.compile(r"\(([A-Z0-9]{2,})\)")  # Slack names a person "ada (U0ADA)": the id is who it is
+
+
+def _person_key(who: str) -> str:
+    if found := _USER_ID.search(who):
+        return found.group(1).lower()
+    return who.strip().rsplit(" via ", 1)[0].lower()
 
 
 @dataclass(frozen=True)

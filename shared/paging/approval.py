@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.clock import parse_iso
 from shared.domain.actions import ActionRecord
 from shared.paging.card import MAX_TEXT, button, escape
 
@@ -19,7 +20,7 @@ def approval_request(record: ActionRecord, line: str) -> tuple[str, list[dict[st
     fields = [
         _field("Action", record.action),
         _field("Target", record.target),
-        _field("Expires", record.expires_at or "never"),
+        _field("Expires", "never") if not record.expires_at else _dated("Expires", record.expires_at),
         _field("Asked by", str(record.planned_by)),
     ]
     fields += [
@@ -45,6 +46,15 @@ def approval_request(record: ActionRecord, line: str) -> tuple[str, list[dict[st
         },
     ]
     return escape(line)[:MAX_TEXT], blocks
+
+
+def _dated(name: str, when: str) -> dict[str, str]:
+    """A time each reader sees in their own time zone (`<!date^…>`), the ISO time as its fallback."""
+    moment = parse_iso(when)
+    if moment is None:
+        return _field(name, when)
+    slack = f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{escape(when)}>"
+    return {"type": "mrkdwn", "text": f"*{name}*\n{slack}"}
 
 
 def _field(name: str, value: str) -> dict[str, str]:

@@ -214,7 +214,10 @@ def test_cancel_does_nothing(w: World) -> None:
         "dr_cancel", buttons(reply["blocks"])["dr_cancel"], STRANGER, as_message(reply["blocks"], "900.002")
     )
     assert f"Cancelled by <@{STRANGER}>" in cancelled["text"] and buttons(cancelled["blocks"]) == {}
-    assert w.actions_on(cache) == [] and w.arm.requests_to(f"{cache}/forceReboot") == []
+    # The cancellation is a record of its own (a later Confirm of that message finds it), never run.
+    [tombstone] = w.actions_on(cache)
+    assert tombstone["state"] == "skipped" and "cancel" in tombstone["result"].lower()
+    assert w.arm.requests_to(f"{cache}/forceReboot") == []
 
 
 def test_failover_cosmos_needs_an_approval_and_dr_approve_runs_it(w: World) -> None:
@@ -360,7 +363,8 @@ def test_rollback_restart_and_restore_reach_the_cluster_through_aks(w: World) ->
     assert "velero.restore" in said(reply) and "Backup: nightly-20261201" in said(reply), said(reply)
     restore = confirmed(w, reply, "900.012")
     w.state(restore, "awaiting approval")
-    assert f"approved `{restore}`" in said(w.queued(f"approve {restore}", ALLOWED))
+    assert "you asked for it" in said(w.queued(f"approve {restore}", ALLOWED))  # four eyes
+    assert f"approved `{restore}`" in said(w.queued(f"approve {restore}", ON_CALL))
     restores = "/apis/velero.io/v1/namespaces/velero/restores"
     w.until(lambda: len(w.kube.requests_to(restores, "POST")) == 1, "the Restore")
     [created] = w.kube.requests_to(restores, "POST")

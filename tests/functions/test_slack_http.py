@@ -332,6 +332,51 @@ def test_a_stranger_pressing_deny_is_refused_and_cancel_needs_nobody(chatops: Sl
     assert chatops.operations.calls == []
 
 
+def test_cancel_after_confirm_is_too_late_and_leaves_the_message_and_confirm_after_cancel_is_refused(
+    chatops: SlackWorld,
+) -> None:
+    from shared.chatops.operations import ActionRequest
+
+    value = ActionRequest("failover", "cache-a", "redis").to_value()
+    later = ActionRequest("failover", "cache-b", "redis").to_value()
+    chatops.press("dr_confirm", value, trigger="t-1", name="confirmed", message={"ts": "1.1", "blocks": []})
+    chatops.press(
+        "dr_cancel", value, user=IN_GROUP, trigger="t-2", name="late", message={"ts": "1.1", "blocks": []}
+    )
+    chatops.press(
+        "dr_cancel",
+        later,
+        user=IN_GROUP,
+        trigger="t-3",
+        name="cancelled",
+        message={"ts": "2.2", "blocks": []},
+    )
+    chatops.press("dr_confirm", later, trigger="t-4", name="after", message={"ts": "2.2", "blocks": []})
+    chatops.work()
+
+    [late] = chatops.replies("late")
+    assert "Too late: act-1 is planned" in text_of(late) and "replace_original" not in late
+    [cancelled] = chatops.replies("cancelled")
+    assert cancelled["replace_original"] is True and "Cancelled by <@W0INGROUP>" in text_of(cancelled)
+    [after] = chatops.replies("after")
+    assert "Not done: it was cancelled by primary-owner (W0INGROUP) via slack" in text_of(after)
+    assert "replace_original" not in after and len(chatops.operations.actions) == 1
+    calls = [(c[0], c[3]) for c in chatops.operations.calls]
+    assert (
+        calls[0][1] == calls[1][1] and calls[2][1] == calls[3][1] != calls[0][1]
+    )  # one request id a message
+
+
+def test_acknowledge_says_which_waiting_actions_it_also_approves(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    chatops.operations.add_waiting_action("act-9", incident_id)
+    chatops.press("dr_ack", incident_id, trigger="t-1", name="ack")
+    chatops.work()
+    [acked] = chatops.replies("ack")
+    assert "Acknowledged by <@W0ALLOWED>" in text_of(acked)
+    assert "this also approves `act-9` (redis.failover on cache-a)" in text_of(acked)
+
+
 # --- replies that fail, and what is never written down ------------------------------------------
 
 

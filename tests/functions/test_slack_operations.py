@@ -4,6 +4,7 @@ card, and PagerDuty's REST API on its stub), pause."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 from shared.actions.manual import ACTIONS, manual_action_id
 from shared.bootstrap import Services
 from shared.chatops.operations import ActionRequest, OperationRefused, Operations
+from shared.clock import parse_iso
 from shared.domain.actions import ActionState, Actor
 from shared.domain.incidents import ACKNOWLEDGED, RESOLVED
 from tests.action_kinds import PretendCache
+from tests.factories import FakeClock, resource
 from tests.fakes import FakeChat
 from tests.functions.action_harness import (
     CACHE,
@@ -47,6 +50,11 @@ def on_incident(acting: Acting, action: str = SUGGEST) -> tuple[Services, str, O
     incident_id = open_incident()
     run_queues(app)
     return app, incident_id, operations(app)
+
+
+def shown(ops: Operations, request: ActionRequest) -> ActionRequest:
+    """The request as the confirmation's Confirm button carries it back: what the preview bound, sealed."""
+    return ActionRequest.from_value(ops.preview(request).request.to_value())
 
 
 def incident_of(app: Services, incident_id: str) -> Any:
@@ -85,10 +93,12 @@ def test_confirm_plans_the_persons_action_and_the_pipeline_runs_it_once_however_
 ) -> None:
     app, incident_id, ops = on_incident(acting)
 
-    first = ops.confirm(FAILOVER, ADA, "req-1")
-    again = ops.confirm(FAILOVER, ADA, "req-1")  # Confirm pressed twice, or the request redelivered
+    first = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
+    again = ops.confirm(
+        shown(ops, FAILOVER), ADA, "req-1"
+    )  # Confirm pressed twice, or the request redelivered
     run_queues(app)
-    third = ops.confirm(FAILOVER, ADA, "req-1")
+    third = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
 
     assert first.id == again.id == third.id and first.incident_id == incident_id
     assert (first.planned_by, first.mode, first.rule) == (ADA, "auto", "")
@@ -108,7 +118,7 @@ def test_paused_is_refused_in_the_preview_and_on_confirm_saying_who_paused_it(
 
     preview = ops.preview(FAILOVER)
     with pytest.raises(OperationRefused, match=r"paused for all tenants .by U0BOB via slack.*DR drill"):
-        ops.confirm(FAILOVER, ADA, "req-1")
+        ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
 
     assert preview.refused.startswith("not now: kill switch: automation is paused for all tenants")
     assert "`/dr resume` lifts it" in preview.refused
@@ -121,12 +131,12 @@ def test_paused_is_refused_in_the_preview_and_on_confirm_saying_who_paused_it(
 
 def test_a_second_failover_within_the_cooldown_says_until_when(acting: Acting, world: PretendCache) -> None:
     app, _, ops = on_incident(acting)
-    ops.confirm(FAILOVER, ADA, "req-1")
+    ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
     run_queues(app)
 
     preview = ops.preview(FAILOVER)
     with pytest.raises(OperationRefused, match=r"cooldown: test.failover ran on .* not again before"):
-        ops.confirm(FAILOVER, BOB, "req-2")
+        ops.confirm(shown(ops, FAILOVER), BOB, "req-2")
 
     assert "cooldown" in preview.refused and "(30 min)" in preview.refused
     assert world.starts == 1
@@ -135,7 +145,7 @@ def test_a_second_failover_within_the_cooldown_says_until_when(acting: Acting, w
 def test_an_action_running_on_the_target_refuses_another(acting: Acting, world: PretendCache) -> None:
     app, incident_id, ops = on_incident(acting)
     world.polls_until_done = 10_000  # the failover keeps running
-    first = ops.confirm(FAILOVER, ADA, "req-1")
+    first = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
     run_queues(app, seconds=5)
     assert app.action_store.get_action(first.id).record.state is ActionState.RUNNING  # type: ignore[union-attr]
 
@@ -143,7 +153,7 @@ def test_an_action_running_on_the_target_refuses_another(acting: Acting, world: 
 
     assert f"({first.id}, running)" in refused
     with pytest.raises(OperationRefused, match=r"running"):
-        ops.confirm(FAILOVER, BOB, "req-2")
+        ops.confirm(shown(ops, FAILOVER), BOB, "req-2")
     assert world.starts == 1 and len(actions_of(app, incident_id)) == 2
 
 
@@ -155,7 +165,7 @@ def test_approve_mode_waits_with_buttons_and_a_second_press_says_who_decided_whe
     ops.deny(automatic.id, BOB)  # the rule's own request, out of the way
     run_queues(app)
 
-    record = ops.confirm(FAILOVER, ADA, "req-1")
+    record = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
     run_queues(app)
 
     waiting = app.action_store.get_action(record.id)
@@ -205,8 +215,10 @@ def test_an_action_on_a_resource_no_incident_is_about_opens_one_for_the_request(
         ops.preview(request).details[-2] == "Incident: none is open on it, so one is opened for this request"
     )
 
-    record = ops.confirm(request, ADA, "req-9")
-    second = ops.confirm(ActionRequest("failover", "redis-amicis-hm-prod", "redis"), BOB, "req-10")
+    record = ops.confirm(shown(ops, request), ADA, "req-9")
+    second = ops.confirm(
+        shown(ops, ActionRequest("failover", "redis-amicis-hm-prod", "redis")), BOB, "req-10"
+    )
     run_queues(app)
 
     incident = incident_of(app, record.incident_id)
@@ -323,18 +335,218 @@ def test_pagerduty_down_is_retried_said_on_the_incident_and_reaches_it_once_up(
     assert app.local_queue.dead_letters("pages", 10) == []
 
 
-def test_a_tenants_pause_holds_a_persons_action_on_a_resource_no_incident_is_about_yet(
+# ---- what a confirmation binds: Confirm does what it showed, or nothing ------------------------
+
+
+def test_confirm_refuses_when_the_name_now_means_another_cache_than_the_preview_showed(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app, incident_id, ops = on_incident(acting)
+    confirmation = shown(
+        ops, FAILOVER
+    )  # by name: the open incident says it is the cache in rg-amicis-ikea-prod
+    assert confirmation.bound is not None and confirmation.bound.resource == CACHE
+    ops.resolve(incident_id, BOB)
+    same_name = resource("redis", "redis-amicis-ikea-prod", "rg-other-ikea-prod")
+    other_incident = open_incident(same_name, alert_id="2")
+    run_queues(app)
+
+    with pytest.raises(
+        OperationRefused, match=r"The target changed since you were asked .*target: .*rg-other"
+    ):
+        ops.confirm(confirmation, ADA, "req-1")
+
+    assert world.starts == 0
+    assert all(r.planned_by != ADA for r in actions_of(app, other_incident))
+    assert app.action_store.get_action(manual_action_id("req-1")) is None
+
+
+def test_a_confirmation_older_than_fifteen_minutes_is_refused(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    _, _, ops = on_incident(acting)
+    confirmation = shown(ops, FAILOVER)
+    clock.advance(minutes=15, seconds=1)
+
+    with pytest.raises(
+        OperationRefused, match=r"shown at 2026-11-25T10:00:00.000Z, more than 15 minutes ago"
+    ):
+        ops.confirm(confirmation, ADA, "req-1")
+    assert world.starts == 0
+    assert ops.confirm(shown(ops, FAILOVER), ADA, "req-2").state is ActionState.PLANNED  # asked again
+
+
+def test_a_crafted_value_never_reaches_a_resource_the_preview_did_not_name(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, _, ops = on_incident(acting)
+    value = json.loads(ops.preview(FAILOVER).request.to_value())
+    assert len(ops.preview(ActionRequest("failover", CACHE, "redis")).request.to_value()) <= 2000
+    crafted = {**value, "target": OTHER_CACHE, "bound": {**value["bound"], "resource": OTHER_CACHE}}
+    unbound = {k: v for k, v in value.items() if k != "bound"}
+    sealed_elsewhere = operations(app).preview(FAILOVER).request  # another responder's key
+
+    for request in (
+        ActionRequest.from_value(json.dumps(crafted)),
+        ActionRequest.from_value(json.dumps(unbound)),
+        sealed_elsewhere,
+    ):
+        with pytest.raises(OperationRefused, match=r"not made by this responder.*run `/dr failover redis"):
+            ops.confirm(request, ADA, f"req-{id(request)}")
+    with pytest.raises(OperationRefused, match=r"malformed"):
+        ActionRequest.from_value(json.dumps({**value, "bound": {**value["bound"], "at": "soon"}}))
+    assert world.starts == 0 and app.action_store.actions_on(OTHER_CACHE, "") == []
+
+
+# ---- Cancel and Confirm on one request id -----------------------------------------------------
+
+
+def test_cancel_first_refuses_a_later_confirm_and_says_who_cancelled_when(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, ops = on_incident(acting)
+    confirmation = shown(ops, FAILOVER)
+
+    said = ops.cancel(confirmation, BOB, "req-1")
+    again = ops.cancel(confirmation, BOB, "req-1")
+    with pytest.raises(
+        OperationRefused, match=r"Not done: it was cancelled by U0BOB via slack at 2026-11-25T10:00"
+    ):
+        ops.confirm(confirmation, ADA, "req-1")
+    run_queues(app)
+
+    assert said == "Cancelled by U0BOB via slack at 2026-11-25T10:00:00.000Z: nothing was done"
+    assert again.startswith("Already cancelled by U0BOB via slack")
+    tombstone = app.action_store.get_action(manual_action_id("req-1"))
+    assert tombstone is not None and tombstone.record.state is ActionState.SKIPPED
+    assert (tombstone.record.planned_by, tombstone.record.target) == (BOB, CACHE)
+    cancelled = "cancelled by U0BOB via slack at 2026-11-25T10:00:00.000Z: nothing was done"
+    assert f"test.failover on {CACHE}: {cancelled}" in timeline(app, incident_id)
+    assert world.starts == 0
+
+
+def test_cancel_after_confirm_is_too_late_and_says_what_to_do(acting: Acting, world: PretendCache) -> None:
+    app, incident_id, ops = on_incident(acting, APPROVE)
+    [automatic] = actions_of(app, incident_id)
+    ops.deny(automatic.id, BOB)
+    confirmation = shown(ops, FAILOVER)
+    record = ops.confirm(confirmation, ADA, "req-1")
+    run_queues(app)
+
+    with pytest.raises(
+        OperationRefused,
+        match=rf"Too late: {record.id} was confirmed by U0ADA via slack and is awaiting approval; "
+        rf"`/dr deny {record.id}` stops it",
+    ):
+        ops.cancel(confirmation, BOB, "req-1")
+
+    assert app.action_store.get_action(record.id).record.state is ActionState.AWAITING_APPROVAL  # type: ignore[union-attr]
+    assert any(
+        line.startswith(f"U0BOB via slack pressed Cancel on {record.id} at") and "too late" in line
+        for line in timeline(app, incident_id)
+    )
+
+
+# ---- the kill switch: a person's action, its tenant found from the resource ---------------------
+
+
+def test_a_tenant_pause_stops_a_persons_action_on_a_resource_no_incident_is_about(
     acting: Acting, world: PretendCache
 ) -> None:
     app = acting(SUGGEST)
     ops = operations(app)
-    ops.pause("hm", BOB, "DR drill")
-    request = ActionRequest("failover", OTHER_CACHE, "redis")  # by ARM id: no open incident on it
+    ops.pause("hm", BOB, "hm migration")
+    request = ActionRequest("failover", OTHER_CACHE, "redis")
 
     preview = ops.preview(request)
-    with pytest.raises(OperationRefused, match=r"paused for tenant hm"):
-        ops.confirm(request, ADA, "req-hm")
+    with pytest.raises(OperationRefused, match=r"paused for tenant hm .by U0BOB via slack.*hm migration"):
+        ops.confirm(shown(ops, request), ADA, "req-1")
 
-    assert "Tenant: hm" in preview.details  # its incident-to-be's tenant, by the naming convention
-    assert preview.refused.startswith("not now: kill switch: automation is paused for tenant hm")
-    assert world.starts == 0 and app.action_store.get_action(manual_action_id("req-hm")) is None
+    assert "Tenant: hm" in preview.details
+    assert "kill switch: automation is paused for tenant hm" in preview.refused
+    assert world.starts == 0 and app.action_store.actions_on(OTHER_CACHE, "") == []
+
+
+def test_a_pause_between_confirm_and_run_stops_the_persons_action_on_the_timeline_in_their_name(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, ops = on_incident(acting)
+    record = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
+    ops.pause("ikea", BOB, "storm")
+    run_queues(app)
+
+    refused = app.action_store.get_action(record.id)
+    assert refused is not None and refused.record.state is ActionState.REFUSED
+    assert world.starts == 0
+    assert (
+        f"test.failover on {CACHE}: refused by U0ADA via slack: kill switch: automation is paused for "
+        "tenant ikea (by U0BOB via slack at 2026-11-25T10:00:00.000Z: storm)"
+    ) in timeline(app, incident_id)
+
+
+# ---- four eyes, and what acknowledging approves ------------------------------------------------
+
+
+def test_who_asked_for_an_approve_mode_action_may_not_approve_it_and_is_told_so_up_front(
+    acting: Acting, world: PretendCache, chat: FakeChat
+) -> None:
+    app, incident_id, ops = on_incident(acting, APPROVE)
+    [automatic] = actions_of(app, incident_id)
+    ops.deny(automatic.id, BOB)
+    ada = Actor("ada (U0ADA)", "slack")
+    preview = ops.preview(FAILOVER)
+    record = ops.confirm(shown(ops, FAILOVER), ada, "req-1")
+    run_queues(app)
+
+    with pytest.raises(OperationRefused, match=r"you asked for it; someone else on the allowlist or on call"):
+        ops.approve(record.id, Actor("ada.l (U0ADA)", "slack"))  # her display name changed meanwhile
+
+    assert any(
+        "someone other than you, on the allowlist or on call, must approve it" in d for d in preview.details
+    )
+    assert any(
+        line.startswith("ada.l (U0ADA) via slack tried to approve") for line in timeline(app, incident_id)
+    )
+    waiting = app.action_store.get_action(record.id)
+    assert waiting is not None and waiting.record.state is ActionState.AWAITING_APPROVAL
+    expires = parse_iso(waiting.record.expires_at)
+    assert expires is not None
+    [asked] = [p for p in chat.posts if p.thread_ts and ("dr_approve", record.id) in buttons(p.blocks)]
+    slack_date = (
+        f"<!date^{int(expires.timestamp())}^{{date_short_pretty}} {{time}}|{waiting.record.expires_at}>"
+    )
+    assert slack_date in json.dumps(asked.blocks)
+    assert ops.approve(record.id, BOB).approved_by == BOB
+    run_queues(app)
+    assert world.starts == 1
+
+
+def test_acknowledging_approves_what_waits_on_it_in_the_slack_users_name(
+    acting: Acting, world: PretendCache, chat: FakeChat
+) -> None:
+    app, incident_id, ops = on_incident(acting, APPROVE.replace(" }", ", approve_on_ack = true }"))
+    [waiting] = actions_of(app, incident_id)
+    assert waiting.state is ActionState.AWAITING_APPROVAL
+
+    incident, approved = ops.acknowledge_approving(incident_id, BOB)
+    run_queues(app)
+
+    assert incident.acknowledged_by == "U0BOB via slack"
+    assert [(r.id, r.approved_by) for r in approved] == [(waiting.id, BOB)]
+    assert f"test.failover on {CACHE}: approved by U0BOB via slack: approved by U0BOB via slack" in timeline(
+        app, incident_id
+    )
+    assert world.starts == 1
+
+
+def test_a_cosmos_forced_failover_says_it_may_lose_writes(acting: Acting) -> None:
+    app = acting(SUGGEST)
+    store = app.action_store
+    verbs = {**ACTIONS, ("failover", "cosmos"): "test.failover"}
+    ops = Operations(app.actions, app.store, store, store, app.outbox, app.clock, verbs)
+    account = resource("cosmosdb", "cosmos-amicis-ikea-prod", "rg-amicis-ikea-prod")
+
+    details = ops.preview(ActionRequest("failover", account, "cosmos")).details
+
+    assert any(d.startswith("Warning: a forced failover may lose writes not yet replicated") for d in details)
+    assert "Tenant: ikea" in details
