@@ -103,11 +103,13 @@ def _incident(key: int, generation: int, is_open: bool) -> Seeded:
     if not is_open:
         status, resolved_at = RESOLVED, iso(opened + timedelta(minutes=20 + key % 100))
         lines.append(TimelineEntry(resolved_at, "resolved", "resolved: the alert cleared"))
+    incident_id = f"inc-{opened_at[:10].replace('-', '')}-{key:04d}{generation}"
     outbox: tuple[dict[str, Any], ...] = ()
     if is_open and key < OUTBOXES:  # effects decided, not yet confirmed on the queue
-        outbox = (_effect(f"inc-{key}-{generation}", severity.label, last).to_dict(),)
+        # The incident's own id: `dr serve` relays them, and an effect for no incident is dead-lettered.
+        outbox = (_effect(incident_id, severity.label, last).to_dict(),)
     incident = Incident(
-        id=f"inc-{opened_at[:10].replace('-', '')}-{key:04d}{generation}",
+        id=incident_id,
         correlation_key=f"{rule}|{rid.lower()}",
         condition_key=f"{rule}|{component}|prod",
         title=f"{rule} on {name}",
