@@ -50,8 +50,9 @@ TITLES = {
     ),
     "sentinel": "sentinel: an alert to `dr serve` → real Sentinels fail over → the new master takes a write",
     "status": (
-        f"status: /dr status's read over {status.status_world.INCIDENTS:,} incidents"
-        f" ({status.status_world.OPEN_INCIDENTS:,} open) on SQLite, on a real Azurite, and GET /api/status"
+        f"status: /dr status over {status.status_world.INCIDENTS:,} incidents"
+        f" ({status.status_world.OPEN_INCIDENTS:,} open) on SQLite and on a real Azurite: the read and the"
+        " desk in process, then signed Slack commands and GET /api/status to `dr serve` on each"
     ),
 }
 

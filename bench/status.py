@@ -1,5 +1,6 @@
 """`/dr status` over a long-lived store: 10,000 incidents (1,000 open) in SQLite and in a real Azurite;
-the whole status read (store, queues, automation) in process, and GET /api/status from `dr serve`."""
+the whole status read (store, queues, automation) and the /dr desk's answer in process, then from
+`dr serve` on each store: `/dr status` as Slack sends it (signed, form-encoded) and GET /api/status."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import cProfile
 import gc
 import http.client
 import io
+import json
 import pstats
 import secrets
 import tempfile
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench import over_http, status_world
+from bench import over_http, slack_command, status_world
 from bench.report import BenchFailed, Figure, hotspots, percentile
 
 READS = 200
@@ -48,9 +50,8 @@ def run(profile: bool = False) -> list[Figure]:
         status_world.seed_dead_letters(queue, seeded)
         sqlite_seconds = time.perf_counter() - started
 
-        tables, table_actions = table_stores(
-            None, connection, lambda: None, table=f"status{uuid.uuid4().hex[:12]}"
-        )
+        table = f"status{uuid.uuid4().hex[:12]}"
+        tables, table_actions = table_stores(None, connection, lambda: None, table=table)
         started = time.perf_counter()
         transactions = status_world.seed_tables(tables, seeded)
         status_world.seed_actions(table_actions, seeded)
@@ -80,7 +81,24 @@ def run(profile: bool = False) -> list[Figure]:
         )
         figures += _timed("read_status, SQLite", on_sqlite, profile)
         figures += _timed("read_status, Azurite", on_tables, profile)
-        figures += _over_http(data)
+        # `dr serve` reads its settings from the environment: the Azurite one adds the table's.
+        secret = secrets.token_urlsafe(24)
+        stores = {
+            "SQLite": {"SLACK_SIGNING_SECRET": secret},
+            "Azurite": {
+                "SLACK_SIGNING_SECRET": secret,
+                "DR_TABLES_CONNECTION_STRING": connection,
+                "DR_TABLES_TABLE": table,
+            },
+        }
+        expected = {}
+        for name, env in stores.items():
+            desk, expected[name] = _desk(data, name, env)
+            figures += _timed(f"/dr status on the desk, {name}", desk, profile)
+        if _shape(expected["SQLite"]) != _shape(expected["Azurite"]):
+            raise BenchFailed("status: /dr status shows SQLite and Azurite differently")
+        for name, env in stores.items():
+            figures += _over_http(data, name, env, expected[name])
     return figures
 
 
@@ -131,16 +149,75 @@ def _figures(name: str, times: list[float]) -> list[Figure]:
     ]
 
 
-def _over_http(data: Path) -> list[Figure]:
-    """GET /api/status from `dr serve` on the seeded data directory, on one keep-alive connection."""
+def _desk(data: Path, store: str, env: dict[str, str]) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """The /dr desk as `dr serve` wires it for these settings: a timed `/dr status`, and its answer."""
+    from shared.bootstrap import Services
+    from shared.chatops.inbound import form_fields, parse_command
+    from shared.settings import Settings
+
+    services = Services(Settings.from_env({"DR_DATA_DIR": str(data), **env}))
+    command = parse_command(form_fields(slack_command.command_body("status", 0), slack_command.FORM))
+
+    def answer() -> bytes:
+        return json.dumps(services.desk.command(command).to_dict()).encode()
+
+    reply: dict[str, Any] = json.loads(answer())
+    _check_reply(reply, f"the desk on {store}")
+    return answer, reply
+
+
+def _check_reply(reply: dict[str, Any], store: str) -> None:
+    """The status screen of the seeded world: for the channel, every open incident and dead letter counted."""
+    texts = [_text(block) for block in reply.get("blocks", ())]
+    wanted = [
+        f"*Open incidents: {status_world.OPEN_INCIDENTS}*",
+        f"Dead letters: {status_world.DEAD_LETTERS}",
+        "Actions running or waiting",
+        "paused: tenant lego",
+    ]
+    missing = [w for w in wanted if not any(w in t for t in texts)]
+    if reply.get("response_type") != "in_channel" or texts[:1] != ["DR status"] or missing:
+        raise BenchFailed(
+            f"status: /dr status on {store} answered {reply.get('response_type')!r} with {len(texts)} blocks,"
+            f" missing {missing or 'the header'}: {json.dumps(reply)[:300]}"
+        )
+
+
+def _shape(reply: dict[str, Any]) -> tuple[Any, ...]:
+    """What does not move with the clock: the type, the headline text, the blocks' kinds."""
+    return reply["response_type"], reply["text"], tuple(b["type"] for b in reply["blocks"])
+
+
+def _text(block: dict[str, Any]) -> str:
+    if block["type"] == "context":
+        return " ".join(e.get("text", "") for e in block["elements"])
+    text = block.get("text") or {}
+    return str(text.get("text", ""))
+
+
+def _over_http(data: Path, store: str, env: dict[str, str], expected: dict[str, Any]) -> list[Figure]:
+    """`dr serve` on the seeded store: /dr status signed as Slack signs it, and GET /api/status, each on
+    one keep-alive connection."""
     key = secrets.token_urlsafe(16)
     port = over_http._free_port()
-    log_path = data.parent / "serve.log"
+    log_path = data.parent / f"serve-{store}.log"
     times: list[float] = []
     with log_path.open("wb") as log:
-        server = over_http._start(port, data, key, log, None)
+        server = over_http._start(port, data, key, log, None, env)
         try:
             over_http._wait_healthy(server, port, log_path)
+
+            def check(reply: dict[str, Any]) -> None:
+                _check_reply(reply, f"dr serve on {store}")
+                if _shape(reply) != _shape(expected):
+                    raise BenchFailed(
+                        f"status: /dr status from dr serve on {store} is not the desk's answer:"
+                        f" {json.dumps(reply)[:300]}"
+                    )
+
+            slack_times, answer = slack_command.timed_commands(
+                port, env["SLACK_SIGNING_SECRET"], "status", READS, WARM_UP, check
+            )
             conn = http.client.HTTPConnection(over_http.HOST, port, timeout=30)
             path = f"/api/status?code={quote(key)}"
             for n in range(WARM_UP + READS):
@@ -155,5 +232,10 @@ def _over_http(data: Path) -> list[Figure]:
             conn.close()
         finally:
             over_http._stop(server)
-    figures = _figures("GET /api/status, dr serve on SQLite", times)
-    return [*figures, Figure("status", "GET /api/status body", f"{len(body):,} bytes")]
+    blocks = len(json.loads(answer)["blocks"])
+    return [
+        *_figures(f"POST /api/slack/commands /dr status, dr serve on {store}", slack_times),
+        Figure("status", f"/dr status reply on {store}", f"{len(answer):,} bytes, {blocks} blocks (checked)"),
+        *_figures(f"GET /api/status, dr serve on {store}", times),
+        Figure("status", f"GET /api/status body on {store}", f"{len(body):,} bytes"),
+    ]

@@ -103,11 +103,13 @@ def _incident(key: int, generation: int, is_open: bool) -> Seeded:
     if not is_open:
         status, resolved_at = RESOLVED, iso(opened + timedelta(minutes=20 + key % 100))
         lines.append(TimelineEntry(resolved_at, "resolved", "resolved: the alert cleared"))
+    incident_id = f"inc-{opened_at[:10].replace('-', '')}-{key:04d}{generation}"
     outbox: tuple[dict[str, Any], ...] = ()
     if is_open and key < OUTBOXES:  # effects decided, not yet confirmed on the queue
-        outbox = (_effect(f"inc-{key}-{generation}", severity.label, last).to_dict(),)
+        # The incident's own id: `dr serve` relays them, and an effect for no incident is dead-lettered.
+        outbox = (_effect(incident_id, severity.label, last).to_dict(),)
     incident = Incident(
-        id=f"inc-{opened_at[:10].replace('-', '')}-{key:04d}{generation}",
+        id=incident_id,
         correlation_key=f"{rule}|{rid.lower()}",
         condition_key=f"{rule}|{component}|prod",
         title=f"{rule} on {name}",
@@ -146,7 +148,7 @@ def seed_sqlite(store: IncidentRepository, seeded: Sequence[Seeded]) -> None:
 def seed_tables(store: Any, seeded: Sequence[Seeded], threads: int = 8) -> int:
     """The entities a commit writes, built by the store itself, but batched: one transaction per key
     partition (its ten incidents), the index partitions 100 rows a transaction. Returns transactions."""
-    from shared.adapters.azure_tables_client import escape_key, etag_of, submit
+    from shared.adapters.azure_tables_client import escape_key, etag_of
     from shared.adapters.azure_tables_store import CLAIMS, IDS, SIGNAL_ROWS, key_partition
     from shared.adapters.azure_tables_store import _listed as listed
 
@@ -161,7 +163,7 @@ def seed_tables(store: Any, seeded: Sequence[Seeded], threads: int = 8) -> int:
             ops = store._operations(s.incident, None, False, pk, s.signals, s.timeline)
             rows.append((s.incident, len(operations) + len(s.signals)))
             operations += ops
-        results = submit(store.client, operations)
+        results = _submit_twice(store.client, operations)
         return [(incident, etag_of(results[at])) for incident, at in rows]
 
     index_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -191,8 +193,20 @@ def seed_tables(store: Any, seeded: Sequence[Seeded], threads: int = 8) -> int:
             for rows in index_rows.values()
             for start in range(0, len(rows), 100)
         ]
-        list(pool.map(lambda ops: submit(store.client, ops), batches))
+        list(pool.map(lambda ops: _submit_twice(store.client, ops), batches))
     return len(by_partition) + len(batches)
+
+
+def _submit_twice(client: Any, operations: list[tuple[Any, ...]]) -> list[Any]:
+    """One transaction; if the connection drops before its answer (azure-core does not retry a POST),
+    once more as upserts of the same rows, so that it does not matter whether the first landed."""
+    from shared.adapters.azure_tables_client import submit
+    from shared.errors import Transient
+
+    try:
+        return submit(client, operations)
+    except Transient:
+        return submit(client, [("upsert", op[1]) for op in operations])
 
 
 def seed_actions(book: ActionBook, seeded: Sequence[Seeded]) -> None:

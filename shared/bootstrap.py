@@ -260,7 +260,10 @@ class Services:
 
         client_id = settings.managed_identity_client_id
         return table_stores(
-            settings.tables_endpoint, settings.tables_connection, lambda: LazyCredential(client_id)
+            settings.tables_endpoint,
+            settings.tables_connection,
+            lambda: LazyCredential(client_id),
+            table=settings.tables_table,
         )
 
     @cached_property

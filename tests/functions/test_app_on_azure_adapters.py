@@ -36,6 +36,9 @@ def on_tables(azurite: str, data_dir: Path, clock: FakeClock) -> Iterator[Servic
 def test_settings_choose_table_storage_for_incidents_and_actions(on_tables: Services) -> None:
     assert isinstance(on_tables.store, TableIncidentStore)
     assert isinstance(on_tables.action_store, TableActionStore)
+    # DR_TABLES_TABLE names the table both stores use (it was once read and then ignored).
+    assert on_tables.store.client.table_name == on_tables.settings.tables_table
+    assert on_tables.action_store.client.table_name == on_tables.settings.tables_table
     assert "AccountKey" not in repr(on_tables.settings), "the connection string is a secret"
 
 
