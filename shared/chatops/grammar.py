@@ -39,19 +39,19 @@ USAGES = (
     ),
     Usage(
         "rollback",
-        "/dr rollback <namespace>/<deployment> [--to N]",
-        "roll a Deployment back (after a confirmation)",
+        "/dr rollback [<cluster>:]<namespace>/<deployment> [--to N]",
+        "roll a Deployment back (after a confirmation); the cluster by name or ARM id",
         True,
     ),
     Usage(
         "restart",
-        "/dr restart <namespace>/<deployment>",
+        "/dr restart [<cluster>:]<namespace>/<deployment>",
         "restart a Deployment's pods (after a confirmation)",
         True,
     ),
     Usage(
         "restore",
-        "/dr restore <namespace> [--backup B]",
+        "/dr restore [<cluster>:]<namespace> [--backup B]",
         "restore a namespace from Velero (after a confirmation)",
         True,
     ),

@@ -133,7 +133,9 @@ def test_incidents_and_show_read_the_store_and_show_writes_the_timeline(chatops:
 
 def test_an_unknown_command_answers_the_nearest_commands_help(chatops: SlackWorld) -> None:
     reply = json_body(chatops.command("rolback shop/web"))
-    assert "did you mean `rollback`?" in text_of(reply) and "/dr rollback &lt;namespace&gt;" in text_of(reply)
+    assert "did you mean `rollback`?" in text_of(
+        reply
+    ) and "/dr rollback [&lt;cluster&gt;:]&lt;namespace&gt;" in text_of(reply)
     assert queued(chatops) == 0 and chatops.operations.calls == []
 
 
