@@ -51,6 +51,7 @@ lint: setup
 	$(BIN)/lint-imports --no-cache
 
 bench: setup
+	@PYTHON=$(PYTHON) scripts/system-deps.sh bench
 	$(BIN)/python -m bench
 
 clean:

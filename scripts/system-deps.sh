@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Debian packages `make setup` needs: installed when running as root, named otherwise.
+# The Debian packages `make setup` needs (and, with the argument `bench`, what `make bench` needs too):
+# installed when running as root, named otherwise.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 
@@ -13,6 +14,11 @@ command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # The table store's tests run Azurite (an npm package, installed into .azurite/ by make setup).
 command -v npm >/dev/null || need+=(nodejs npm)
+# The HTTP benchmark runs Prometheus Alertmanager beside `dr serve` as its yardstick (issue 8).
+if [ "${1:-}" = bench ]; then
+  command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null ||
+    need+=(prometheus-alertmanager)
+fi
 
 ((${#need[@]})) || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
