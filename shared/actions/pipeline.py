@@ -189,6 +189,15 @@ class ActionPipeline:
             # Escalated as when the expiry message finds it: the message will find it final and say nothing.
             self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
             raise Rejected(f"action {record.id} expired at {record.expires_at} before it was decided")
+        if (
+            approve
+            and record.state is ActionState.AWAITING_APPROVAL
+            and record.planned_by.is_person(actor.name)
+        ):
+            # Four eyes at every door (Slack, the API, the CLI): who asked for it does not approve it.
+            raise Rejected(
+                f"action {record.id} was asked for by {record.planned_by}: someone else must approve it"
+            )
         if approve:
             moved = self._move(current, ActionState.APPROVED, actor, f"approved by {actor}")
             self._wake(moved.record, "run", 0)

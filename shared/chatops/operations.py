@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -49,6 +50,7 @@ MAX_VALUE = 2000  # a Block Kit button's value
 OPEN_SCAN = 1000  # open incidents looked at to resolve a target by name
 CONFIRM_MINUTES = 15  # a confirmation older than this is refused: what it showed may no longer hold
 CANCELLED = "cancelled"  # the continuation key of a cancelled request's tombstone
+_SEAL = re.compile(r"(?:[0-9a-f]{32})?")  # what _seal writes (or nothing: unsealed, refused later)
 # What a person must read before they confirm, beside what the action's own description says.
 WARNINGS = {
     ("failover", "cosmos"): "Warning: a forced failover may lose writes not yet replicated to the other "
@@ -83,7 +85,7 @@ class Binding:
         if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
             raise OperationRefused("that button's /dr request is malformed")
         texts = ("action", "resource", "mode", "incident", "tenant", "seal")
-        if not all(isinstance(data.get(k), str) for k in texts):
+        if not all(isinstance(data.get(k), str) for k in texts) or not _SEAL.fullmatch(data["seal"]):
             raise OperationRefused("that button's /dr request is malformed")
         at = data.get("at")
         if not isinstance(at, int) or isinstance(at, bool):
@@ -461,7 +463,7 @@ class Operations:
     def _trusted(self, request: ActionRequest) -> Binding | None:
         """What the confirmation showed, when the responder sealed it (else None: believe nothing)."""
         bound = request.bound
-        if bound is None or not hmac.compare_digest(bound.seal, self._seal(request, bound)):
+        if bound is None or not hmac.compare_digest(bound.seal.encode(), self._seal(request, bound).encode()):
             return None
         return bound
 

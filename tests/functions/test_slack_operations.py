@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from shared.actions import control
 from shared.actions.manual import ACTIONS, manual_action_id
 from shared.bootstrap import Services
 from shared.chatops.operations import ActionRequest, OperationRefused, Operations
 from shared.clock import parse_iso
 from shared.domain.actions import ActionState, Actor
 from shared.domain.incidents import ACKNOWLEDGED, RESOLVED
+from shared.errors import BadInput
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock, resource
 from tests.fakes import FakeChat
@@ -395,6 +397,11 @@ def test_a_crafted_value_never_reaches_a_resource_the_preview_did_not_name(
             ops.confirm(request, ADA, f"req-{id(request)}")
     with pytest.raises(OperationRefused, match=r"malformed"):
         ActionRequest.from_value(json.dumps({**value, "bound": {**value["bound"], "at": "soon"}}))
+    # A seal that is not ours in shape is refused, never a TypeError from comparing it: that made the
+    # press a dead letter with no answer to the person.
+    for seal in ("é" * 32, "A" * 32, "0" * 31):
+        with pytest.raises(OperationRefused, match=r"malformed"):
+            ActionRequest.from_value(json.dumps({**value, "bound": {**value["bound"], "seal": seal}}))
     assert world.starts == 0 and app.action_store.actions_on(OTHER_CACHE, "") == []
 
 
@@ -507,6 +514,11 @@ def test_who_asked_for_an_approve_mode_action_may_not_approve_it_and_is_told_so_
     assert any(
         line.startswith("ada.l (U0ADA) via slack tried to approve") for line in timeline(app, incident_id)
     )
+    # The same person by the API's or the CLI's door is refused too (their names are self-declared).
+    for door in ("api", "cli"):
+        with pytest.raises(BadInput, match=r"someone else must approve it") as refused:
+            control.decide(app.actions, record.id, True, Actor("ada (U0ADA)", door))
+        assert refused.value.status == 409
     waiting = app.action_store.get_action(record.id)
     assert waiting is not None and waiting.record.state is ActionState.AWAITING_APPROVAL
     expires = parse_iso(waiting.record.expires_at)
