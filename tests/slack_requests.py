@@ -56,6 +56,8 @@ def interaction_body(
     payload["actions"][0].update(action_id=action_id, value=value, action_ts=action_ts)
     if message is not None:
         payload["message"] = message
+        if "ts" in message:  # Slack names the pressed message in the container too
+            payload.setdefault("container", {})["message_ts"] = message["ts"]
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 

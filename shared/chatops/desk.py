@@ -338,13 +338,13 @@ def _actor(user_id: str, user_name: str) -> Actor:
 
 
 def _request_id(press: ButtonPress) -> str:
-    """One confirmation message is one request, for its Confirm and its Cancel alike.
+    """One confirmation is one request, for its Confirm and its Cancel alike, wherever it is pressed.
 
-    The same message's Confirm pressed twice (or a press Slack delivers twice) asks for the same
-    request id, and Operations does it once. Slack names the message of every block_actions press;
-    without it the channel and request alone key it, so that a double press can never be two actions.
+    The value is sealed per preview (what it showed, and when), so it names the confirmation: the
+    same Confirm pressed twice, a press Slack delivers twice, or the value replayed under another
+    message (a Cancel on one and a Confirm on another) all ask for the same request id, done once.
     """
-    return "slack-" + digest(press.channel_id, press.message_ts, press.value)
+    return "slack-" + digest(press.channel_id, press.value)
 
 
 def _approves(approved: Sequence[ActionRecord]) -> str:

@@ -353,7 +353,8 @@ def test_cancel_after_confirm_is_too_late_and_leaves_the_message_and_confirm_aft
         name="cancelled",
         message={"ts": "2.2", "blocks": []},
     )
-    chatops.press("dr_confirm", later, trigger="t-4", name="after", message={"ts": "2.2", "blocks": []})
+    # The cancelled value replayed under another message is the same confirmation: still refused.
+    chatops.press("dr_confirm", later, trigger="t-4", name="after", message={"ts": "3.3", "blocks": []})
     chatops.work()
 
     [late] = chatops.replies("late")
@@ -366,7 +367,7 @@ def test_cancel_after_confirm_is_too_late_and_leaves_the_message_and_confirm_aft
     calls = [(c[0], c[3]) for c in chatops.operations.calls]
     assert (
         calls[0][1] == calls[1][1] and calls[2][1] == calls[3][1] != calls[0][1]
-    )  # one request id a message
+    )  # one request id a confirmation, whichever message carries it
 
 
 def test_acknowledge_says_which_waiting_actions_it_also_approves(chatops: SlackWorld) -> None:
