@@ -433,9 +433,18 @@ class Operations:
 
     def _refusal(self, record: ActionRecord) -> str | None:
         """A pause stops a person's action too (say who paused it), then the pipeline's guardrails."""
-        pauses = guardrails.History(self.switch.pauses(), (), (), automation_setting_on=True)
+        paused = self.switch.pauses()
+        pauses = guardrails.History(paused, (), (), automation_setting_on=True)
         if why := guardrails.kill_switch(record, pauses):
             return why + "; `/dr resume` lifts it"
+        if not record.tenant and paused:
+            # Whose it is is not known (no open incident names it, and its name does not follow the
+            # naming convention): it may be a paused tenant's, so it waits like one.
+            tenants = ", ".join(sorted(p.tenant or "every tenant" for p in paused))
+            return (
+                f"automation is paused ({tenants}) and the tenant of {record.target} is not known;"
+                " `/dr resume` lifts it"
+            )
         return self.pipeline.guardrail(record)
 
     def _binding(self, planned: _Planned) -> Binding:

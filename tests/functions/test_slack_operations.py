@@ -474,6 +474,26 @@ def test_a_tenant_pause_stops_a_persons_action_on_a_resource_no_incident_is_abou
     assert world.starts == 0 and app.action_store.actions_on(OTHER_CACHE, "") == []
 
 
+def test_while_any_tenant_is_paused_an_action_on_a_resource_of_unknown_tenant_waits_too(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting(SUGGEST)
+    ops = operations(app)
+    unnamed = resource("redis", "sessions-cache", "rg-shared")  # not <kind>-amicis-<tenant>-<env>
+    request = ActionRequest("failover", unnamed, "redis")
+    assert not ops.preview(request).refused  # nothing paused: nothing in the way
+    ops.pause("hm", BOB, "hm migration")
+
+    preview = ops.preview(request)
+    with pytest.raises(
+        OperationRefused, match=r"automation is paused \(hm\) and the tenant of .* is not known"
+    ):
+        ops.confirm(shown(ops, request), ADA, "req-unknown")
+
+    assert "is not known" in preview.refused
+    assert world.starts == 0 and app.action_store.actions_on(unnamed, "") == []
+
+
 def test_a_pause_between_confirm_and_run_stops_the_persons_action_on_the_timeline_in_their_name(
     acting: Acting, world: PretendCache
 ) -> None:
