@@ -343,8 +343,9 @@ class Services:
     @cached_property
     def desk(self) -> Desk:
         """Slack's /dr commands and buttons."""
+        from shared.adapters.sqlite_queue import SqliteQueue
         from shared.chatops.authorisation import Authorisation, OnCallLookup
-        from shared.chatops.desk import Desk
+        from shared.chatops.desk import LISTS, QUEUED_STATUS, Desk
         from shared.chatops.responses import WebhookResponses
         from shared.status.read import read_status
 
@@ -375,6 +376,7 @@ class Services:
             responses=WebhookResponses(),
             clock=self.clock,
             backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+            queued_reads=LISTS if isinstance(self.queue, SqliteQueue) else QUEUED_STATUS,
         )
 
     @cached_property

@@ -42,8 +42,11 @@ from shared.status.model import Status
 log = logging.getLogger(__name__)
 
 # Read-only commands whose answer may take longer than Slack's 3 seconds (a filtered list over many
-# incidents on Table Storage): answered from the queue too. The status has its own benchmark.
+# incidents on Table Storage): answered from the queue too. The status has its own benchmark; on
+# Service Bus it is queued as well (its counts and dead letters are admin calls and peeks per queue,
+# which grow with the dead-letter backlog: largest during the incident someone asks about).
 LISTS = ("incidents",)
+QUEUED_STATUS = (*LISTS, "status")
 MAX_REPLY_ATTEMPTS = 5  # a response_url lives 30 minutes; five tries with backoff span most of it
 VIA = "slack"
 
@@ -62,6 +65,7 @@ class Desk:
     responses: Responses
     clock: Clock
     backoff: Backoff
+    queued_reads: tuple[str, ...] = LISTS  # read-only verbs answered from the queue
 
     # --- the HTTP side: within 3 seconds --------------------------------------------------
 
@@ -72,9 +76,9 @@ class Desk:
         if isinstance(parsed, NotACommand):
             self._audit(actor, f"/dr {command.text}", f"not a command: {parsed.problem}")
             return views.help_reply(parsed.nearest, parsed.problem)
-        if not parsed.usage.changes and parsed.verb not in LISTS:
+        if not parsed.usage.changes and parsed.verb not in self.queued_reads:
             return self._read(parsed, actor)
-        if parsed.verb in LISTS:
+        if parsed.verb in self.queued_reads:
             self.queue.send([command_message(command)])
             self._audit(actor, _spelt(parsed, command.text), "queued")
             return views.notice(f"Looking: `/dr {_clean(command.text)}`…", "mag")
@@ -140,7 +144,7 @@ class Desk:
         actor = _actor(command.user_id, command.user_name)
         parsed = parse(command.text)
         origin = f"slack-command-{digest(command.trigger_id)}"
-        if isinstance(parsed, Command) and parsed.verb in LISTS:
+        if isinstance(parsed, Command) and parsed.verb in self.queued_reads:
             self._send(origin, command.response_url, self._read(parsed, actor), command.channel_id)
             return
         if not isinstance(parsed, Command) or self.operations is None:

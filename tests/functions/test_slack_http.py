@@ -460,3 +460,7 @@ def test_on_service_bus_a_retried_command_carries_the_same_message_id_for_duplic
     assert (
         len(sent) == 2 and len({m.message_id for m in sent}) == 1 and len({m.session_id for m in sent}) == 1
     )
+    # On Service Bus the status's counts and dead letters are remote calls that grow with the
+    # backlog: /dr status is answered from the queue there, not within Slack's 3 seconds.
+    assert "Looking" in text_of(json_body(chatops.command("status", trigger="t-sb-status")))
+    assert len(namespace.stored(CHATOPS_QUEUE)) == 3
