@@ -17,7 +17,7 @@ MAX_CONTEXT = 2000  # per context element
 MAX_FALLBACK = 3000  # the notification text; Slack truncates far above, phones far below
 EPHEMERAL, IN_CHANNEL = "ephemeral", "in_channel"
 
-__all__ = ["Reply", "button", "context", "escape", "header", "section", "sections"]
+__all__ = ["Reply", "context", "escape", "header", "section", "sections"]
 
 
 @dataclass(frozen=True)
@@ -111,19 +111,6 @@ def bounded_section(
 def context(text: str) -> dict[str, Any]:
     """A small grey line."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_CONTEXT)}]}
-
-
-def button(text: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
-    """A button (value ≤ 2000 characters)."""
-    element: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": clip(text, 75)},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        element["style"] = style
-    return element
 
 
 @dataclass(frozen=True)

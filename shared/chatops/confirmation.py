@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.chatops.blocks import Reply, button, context, escape, section
+from shared.chatops.blocks import Reply, context, escape, section
 from shared.chatops.operations import CONFIRM_MINUTES, Preview
+from shared.paging.card import button
 
 CONFIRM_BLOCK = "dr_confirmation"
 
@@ -16,11 +17,11 @@ def confirmation_reply(preview: Preview) -> Reply:
     blocks: list[dict[str, Any]] = [section(f"*{escape(preview.summary)}*")]
     if preview.details:
         blocks.append(section("\n".join(f"• {escape(line)}" for line in preview.details)))
-    buttons = [button("Cancel", "dr_cancel", value)]
+    buttons = [button("dr_cancel", "Cancel", value)]
     if preview.refused:
         blocks.append(section(f":no_entry: Cannot be done now: {escape(preview.refused)}"))
     else:
-        buttons.insert(0, button("Confirm", "dr_confirm", value, "danger"))
+        buttons.insert(0, button("dr_confirm", "Confirm", value, "danger"))
         blocks.append(
             context(
                 f"Nothing happens until you press Confirm (within {CONFIRM_MINUTES} minutes, then ask again)."
