@@ -23,6 +23,12 @@ IDLE_POLL_SECONDS = 0.05  # other processes may enqueue: look again this often w
 # queue at once (sessions keep each incident's messages in order), so the local host does too; one
 # pump would make 50 caches failing at once wait on each other's ARM calls.
 PUMPS_PER_QUEUE = 8
+# On Flex Consumption each Service Bus function scales on instances of its own, and target-based
+# scaling asks for one instance per maxConcurrentSessions queued sessions; host.json has no
+# per-function concurrency. This process stands for one instance of every function but the actions',
+# which it gives two instances' worth: 50 failovers at once must not wait on eight at a time, and
+# only that queue gets more pumps (more intake folders would compete with the HTTP intake).
+INSTANCES_PER_QUEUE = {"actions": 2}
 # host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
 
@@ -162,6 +168,11 @@ class TimerThread(threading.Thread):
                 log.exception("timer %s failed", self.name)
 
 
+def pumps_for(queue_name: str) -> int:
+    """How many deliveries of a queue run at once: maxConcurrentSessions per instance it stands for."""
+    return PUMPS_PER_QUEUE * INSTANCES_PER_QUEUE.get(queue_name, 1)
+
+
 def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threading.Event) -> list[str]:
     """Start a pump per queue trigger and a thread per timer; returns what was started, for the banner."""
     started = []
@@ -171,17 +182,18 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
         if trigger.type == "serviceBusTrigger":
             handler, queue_name = function.get_user_function(), trigger.queue_name
             pumps: list[QueuePump]
+            count = pumps_for(queue_name)
             if str(getattr(trigger, "cardinality", "") or "").lower().endswith("many"):
                 if not isinstance(queue, BatchReceiver):
                     raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
-                pumps = [BatchPump(queue, queue_name, handler, stop) for _ in range(PUMPS_PER_QUEUE)]
+                pumps = [BatchPump(queue, queue_name, handler, stop) for _ in range(count)]
                 each = f"batches of up to {BATCH_SIZE}, "
             else:
-                pumps = [QueuePump(queue, queue_name, handler, stop) for _ in range(PUMPS_PER_QUEUE)]
+                pumps = [QueuePump(queue, queue_name, handler, stop) for _ in range(count)]
                 each = ""
             for pump in pumps:
                 pump.start()
-            started.append(f"{name}: queue {queue_name} ({each}{PUMPS_PER_QUEUE} at once)")
+            started.append(f"{name}: queue {queue_name} ({each}{count} at once)")
         elif trigger.type == "timerTrigger":
             TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
             started.append(f"{name}: timer {trigger.schedule}")

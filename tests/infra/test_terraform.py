@@ -207,10 +207,13 @@ def test_the_action_group_posts_the_common_schema_to_the_alerts_route() -> None:
 
 
 def test_dr_serve_delivers_as_host_json_tells_azure_to() -> None:
-    from shared.localhost.runtime import BATCH_SIZE, PUMPS_PER_QUEUE
+    from shared.localhost.runtime import BATCH_SIZE, PUMPS_PER_QUEUE, pumps_for
 
     service_bus = json.loads(HOST_JSON.read_text())["extensions"]["serviceBus"]
     assert service_bus["maxConcurrentSessions"] == PUMPS_PER_QUEUE
+    # Each queue's pumps are whole instances' worth: the actions queue two, every other one.
+    assert pumps_for("actions") == 2 * service_bus["maxConcurrentSessions"]
+    assert pumps_for("pages") == pumps_for("intake") == service_bus["maxConcurrentSessions"]
     assert service_bus["maxMessageBatchSize"] == BATCH_SIZE
 
 
