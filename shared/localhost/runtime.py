@@ -12,6 +12,7 @@ from typing import Any
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
+from shared.actions.pipeline import ACTIONS_QUEUE
 from shared.errors import LockLost, PoisonMessage
 from shared.localhost.ncrontab import Schedule
 from shared.ports import BatchReceiver, QueueReceiver, Received
@@ -28,7 +29,7 @@ PUMPS_PER_QUEUE = 8
 # per-function concurrency. This process stands for one instance of every function but the actions',
 # which it gives two instances' worth: 50 failovers at once must not wait on eight at a time, and
 # only that queue gets more pumps (more intake folders would compete with the HTTP intake).
-INSTANCES_PER_QUEUE = {"actions": 2}
+INSTANCES_PER_QUEUE = {ACTIONS_QUEUE: 2}
 # host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
 

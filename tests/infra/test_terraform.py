@@ -207,13 +207,16 @@ def test_the_action_group_posts_the_common_schema_to_the_alerts_route() -> None:
 
 
 def test_dr_serve_delivers_as_host_json_tells_azure_to() -> None:
+    from shared.actions.pipeline import ACTIONS_QUEUE
     from shared.localhost.runtime import BATCH_SIZE, PUMPS_PER_QUEUE, pumps_for
+    from shared.status.model import ALL_QUEUES
 
     service_bus = json.loads(HOST_JSON.read_text())["extensions"]["serviceBus"]
     assert service_bus["maxConcurrentSessions"] == PUMPS_PER_QUEUE
     # Each queue's pumps are whole instances' worth: the actions queue two, every other one.
-    assert pumps_for("actions") == 2 * service_bus["maxConcurrentSessions"]
-    assert pumps_for("pages") == pumps_for("intake") == service_bus["maxConcurrentSessions"]
+    assert pumps_for(ACTIONS_QUEUE) == 2 * service_bus["maxConcurrentSessions"]
+    others = [q for q in ALL_QUEUES if q != ACTIONS_QUEUE]
+    assert others and all(pumps_for(q) == service_bus["maxConcurrentSessions"] for q in others)
     assert service_bus["maxMessageBatchSize"] == BATCH_SIZE
 
 
