@@ -16,12 +16,22 @@ BUSY_TIMEOUT_MS = 10_000
 # Threads of one process opening a file take turns: switching to WAL answers "locked" at once
 # instead of waiting out the busy timeout, and the schema script must not meet another's writes.
 _SETUP_LOCKS: dict[Path, threading.RLock] = {}
-_SETUP_LOCKS_GUARD = threading.Lock()
+# Threads of one process also queue for a file's write lock here, not in SQLite: its busy handler
+# sleeps 1, 2, 5 … 100 ms between tries, so with dozens of pump threads writing, a waiter slept on
+# long after the lock was free (most of an action's delivery time under 50 failovers at once).
+# Other processes still meet SQLite's lock and its busy timeout.
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 def _setup_lock(path: Path) -> threading.RLock:
-    with _SETUP_LOCKS_GUARD:
+    with _LOCKS_GUARD:
         return _SETUP_LOCKS.setdefault(path.resolve(), threading.RLock())
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
 
 class Database:
@@ -36,6 +46,7 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._setup_lock = _setup_lock(self.path)
+        self._write_lock = _write_lock(self.path)
         self._schema = schema
         # executescript commits as it goes; CREATE … IF NOT EXISTS makes a concurrent start harmless
         # (between processes; in one, the lock keeps it from meeting another thread's writes).
@@ -63,13 +74,19 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front, so two processes never deadlock."""
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        # Reentrant, so a nested write fails in SQLite ("within a transaction") instead of hanging here.
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked")  # what the busy timeout would say
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            self._write_lock.release()
 
     def read(self) -> sqlite3.Connection:
         """A connection for reads (each statement sees a consistent snapshot)."""

@@ -1,0 +1,107 @@
+"""Opening SQLite: threads of one process take a file's write lock in turn, without SQLite's sleeps."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.adapters import sqlite_db
+from shared.adapters.sqlite_db import Database
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
+
+
+class Holder(threading.Thread):
+    """Holds a write transaction on `db` until told to let go."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(daemon=True)
+        self.db = db
+        self.holding = threading.Event()
+        self.let_go = threading.Event()
+
+    def run(self) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT INTO notes (text) VALUES ('first')")
+            self.holding.set()
+            self.let_go.wait(30)
+
+
+class Writer(threading.Thread):
+    """One write on `db` from a connection whose SQLite busy timeout is 0: it would fail at once there."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(daemon=True)
+        self.db = db
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        self.db.connection().execute("PRAGMA busy_timeout=0")
+        try:
+            with self.db.write() as conn:
+                conn.execute("INSERT INTO notes (text) VALUES ('second')")
+        except BaseException as e:
+            self.error = e
+
+
+def _texts(db: Database) -> list[str]:
+    return [row["text"] for row in db.read().execute("SELECT text FROM notes ORDER BY id")]
+
+
+def test_a_thread_waits_for_another_threads_write_in_this_process(tmp_path: Path) -> None:
+    # Two Database objects on one file (the store and the action store share a file the same way).
+    holder = Holder(Database(tmp_path / "d.sqlite3", SCHEMA))
+    holder.start()
+    assert holder.holding.wait(10)
+    writer = Writer(Database(tmp_path / "d.sqlite3", SCHEMA))
+    writer.start()
+    writer.join(0.3)
+    assert writer.is_alive(), "the second writer should be waiting for the first"
+    holder.let_go.set()
+    holder.join(10)
+    writer.join(10)
+    # Had it gone to SQLite with the lock held, busy_timeout=0 would have answered "locked" at once.
+    assert writer.error is None
+    assert _texts(Database(tmp_path / "d.sqlite3", SCHEMA)) == ["first", "second"]
+
+
+def test_a_wait_past_the_busy_timeout_fails_as_sqlite_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_db, "BUSY_TIMEOUT_MS", 50)
+    db = Database(tmp_path / "d.sqlite3", SCHEMA)
+    holder = Holder(db)
+    holder.start()
+    assert holder.holding.wait(10)
+    writer = Writer(db)
+    writer.start()
+    writer.join(10)
+    holder.let_go.set()
+    holder.join(10)
+    assert isinstance(writer.error, sqlite3.OperationalError)
+    assert "database is locked" in str(writer.error)
+    assert _texts(db) == ["first"]
+
+
+def test_a_failed_transaction_is_rolled_back_and_lets_the_next_writer_in(tmp_path: Path) -> None:
+    db = Database(tmp_path / "d.sqlite3", SCHEMA)
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute("INSERT INTO notes (text) VALUES ('lost')")
+        raise RuntimeError("the handler failed")
+    writer = Writer(db)
+    writer.start()
+    writer.join(10)
+    assert writer.error is None
+    assert _texts(db) == ["second"]
+
+
+def test_a_nested_write_fails_instead_of_hanging(tmp_path: Path) -> None:
+    db = Database(tmp_path / "d.sqlite3", SCHEMA)
+    with db.write() as conn:
+        conn.execute("INSERT INTO notes (text) VALUES ('outer')")
+        with pytest.raises(sqlite3.OperationalError, match="within a transaction"), db.write():
+            pass
+    assert _texts(db) == ["outer"]
