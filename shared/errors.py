@@ -77,6 +77,10 @@ class StoreContention(Contention):
     """A conditional write kept losing; the caller should answer 503 so the sender retries."""
 
 
+class CapReached(ResponderError):
+    """An automatic action's start would pass an hourly cap, counted as of the write that starts it."""
+
+
 class PoisonMessage(ResponderError):
     """A message that can never succeed; the queue dead-letters it with this reason."""
 

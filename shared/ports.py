@@ -14,7 +14,7 @@ records exactly what the real adapter would send.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -477,6 +477,19 @@ class ActionStore(Protocol):
 
     def started_since(self, since: str) -> list[ActionRecord]:
         """Actions started (running or after) since a time, for the hourly caps."""
+        ...
+
+    def start_action(
+        self,
+        record: ActionRecord,
+        version: int,
+        timeline: Sequence[TimelineEntry],
+        since: str,
+        admit: Callable[[Sequence[ActionRecord]], str | None],
+    ) -> VersionedAction:
+        """`save_action` for a start that must stay within the caps: `admit` sees what started since
+        `since` as of this write, and no other start comes between; CapReached with its reason when
+        it refuses."""
         ...
 
 

@@ -27,6 +27,7 @@ class PretendCache:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (step, resource)
     starts: int = 0  # how often the failover was started: the thing that must never exceed one
     during_execute: Any = None  # a callable run inside execute, before it returns (a crash, say)
+    during_precondition: Any = None  # a callable run inside the precondition (another instance acting)
     takes: bool = True  # False: the reboot is accepted but the primary stays (the check fails)
 
     def fail(self, step: str, *errors: Exception) -> None:
@@ -59,6 +60,8 @@ class PretendFailover:
     def precondition(self, target: Target, context: Context) -> Precheck:
         self.world.calls.append(("precondition", target.resource))
         self.world._maybe_fail("precondition")
+        if self.world.during_precondition is not None:
+            self.world.during_precondition()
         if self.world.primary != "node-0":
             return Precheck(Verdict.SKIP, f"the primary is {self.world.primary} already")
         if not self.world.healthy_replica:

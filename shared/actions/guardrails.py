@@ -78,11 +78,12 @@ def refusal(
         busy = holding[0]
         return f"one at a time: {busy.action} ({busy.id}) is {busy.state} on {record.target}"
     if record.automatic:
-        return _over_cap(record, history.started_last_hour, limits)
+        return over_cap(record, history.started_last_hour, limits)
     return None
 
 
-def _over_cap(record: ActionRecord, started: Sequence[ActionRecord], limits: Guardrails) -> str | None:
+def over_cap(record: ActionRecord, started: Sequence[ActionRecord], limits: Guardrails) -> str | None:
+    """The hourly cap an automatic action would pass, given what started in the last hour; None if none."""
     automatic = [r for r in started if r.automatic and r.id != record.id]
     if len(automatic) >= limits.max_per_hour:
         count = len(automatic)

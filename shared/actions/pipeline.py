@@ -37,7 +37,7 @@ from shared.domain.actions import (
 )
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
-from shared.errors import PoisonMessage, PreconditionFailed, Rejected, Transient
+from shared.errors import CapReached, PoisonMessage, PreconditionFailed, Rejected, Transient
 from shared.outbox import Outbox
 from shared.ports import (
     ActionStore,
@@ -332,8 +332,27 @@ class ActionPipeline:
     ) -> None:
         """Claim the record (one conditional write), then make the one call that changes the target."""
         now = iso(self.clock())
-        claim = current.record.evolve(continuation={"phase": "starting", "claimed_at": now, "found": found})
-        claimed = self._move(VersionedAction(claim, current.version), ActionState.RUNNING, actor, "started")
+        record = current.record
+        claim = record.evolve(continuation={"phase": "starting", "claimed_at": now, "found": found})
+        moved, line = claim.moved(ActionState.RUNNING, actor, now, "started")
+        if record.automatic:
+            # The caps were read before the precondition, and other instances may have started actions
+            # since: they are counted again in the write that starts this one.
+            limits = self.policy.guardrails
+            try:
+                claimed = self.actions.start_action(
+                    moved,
+                    current.version,
+                    [line],
+                    iso(self.clock() - timedelta(hours=1)),
+                    lambda started: guardrails.over_cap(moved, started, limits),
+                )
+            except CapReached as e:
+                self._refuse(current, str(e))
+                return
+        else:
+            claimed = self.actions.save_action(moved, current.version, [line])
+        self._tell(claimed.record, line.text)
         self._execute(claimed, kind, target, found)
 
     def _execute(

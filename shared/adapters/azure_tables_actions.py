@@ -5,13 +5,15 @@ write, so a transition and its lines are one ETag-conditional transaction, and t
 guardrail asks for (by resource since a time, started since a time, by state) are one partition
 query each, filtered on the server. Actions are few (one per incident and target), so one
 partition holds them; the incident store reads the lines back into the incident's timeline.
+An automatic start also moves the starts gate in that partition, so the hourly caps it was counted
+against cannot be passed by another instance's start in between.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.adapters.azure_tables_client import (
@@ -22,6 +24,7 @@ from shared.adapters.azure_tables_client import (
     escape_key,
     etag_of,
     get_entity,
+    if_match,
     line_entities,
     prefix_range,
     query,
@@ -32,11 +35,15 @@ from shared.adapters.azure_tables_client import (
 from shared.adapters.azure_tables_store import NOTES, note_rows
 from shared.domain.actions import ActionRecord, Pause
 from shared.domain.incidents import TimelineEntry
-from shared.errors import PreconditionFailed
+from shared.errors import CapReached, PreconditionFailed, StoreContention
 from shared.ports import VersionedAction
 
 ACTION_ROWS = "action|"
 PAUSES = "pauses"
+# Every capped start moves this entity, in the actions' partition, in the transaction that starts it;
+# its ETag is what serialises the count before a start with the starts of other instances.
+GATE_ROW = "action-starts"
+GATE_TRIES = 20
 
 
 def _entity(record: ActionRecord, version: int) -> dict[str, Any]:
@@ -51,6 +58,15 @@ def _entity(record: ActionRecord, version: int) -> dict[str, Any]:
         "version": version,
         **body_properties(record.to_dict()),
     }
+
+
+def _gate_move(gate: Any | None) -> tuple[Any, ...]:
+    """The starts gate's next value, conditional on the ETag read (or on its absence, the first time)."""
+    starts = int(gate["starts"]) + 1 if gate is not None else 1
+    entity = {"PartitionKey": NOTES, "RowKey": GATE_ROW, "starts": starts}
+    if gate is None:
+        return ("create", entity)
+    return ("update", entity, if_match(etag_of(gate)))
 
 
 class TableActionStore:
@@ -90,22 +106,7 @@ class TableActionStore:
         self, record: ActionRecord, version: int, timeline: Sequence[TimelineEntry]
     ) -> VersionedAction:
         """Replace the record if it is still at `version` (its ETag), with its lines."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        with self._lock:
-            etag = self._etags.get((record.id, version))
-        if etag is None:
-            found = get_entity(self.client, NOTES, ACTION_ROWS + escape_key(record.id), self.counter)
-            if found is None or int(found["version"]) != version:
-                raise PreconditionFailed(f"action {record.id} changed since version {version}")
-            etag = etag_of(found)
-        conditional = {
-            "mode": UpdateMode.REPLACE,
-            "etag": etag,
-            "match_condition": MatchConditions.IfNotModified,
-        }
-        operations = [("update", _entity(record, version + 1), conditional), *self._lines(record, timeline)]
+        operations = [self._replace(record, version), *self._lines(record, timeline)]
         try:
             results = submit(self.client, operations, self.counter)
         except TransactionFailed as failed:
@@ -114,6 +115,37 @@ class TableActionStore:
             raise
         self._remember(record.id, version + 1, etag_of(results[0]))
         return VersionedAction(record, version + 1)
+
+    def start_action(
+        self,
+        record: ActionRecord,
+        version: int,
+        timeline: Sequence[TimelineEntry],
+        since: str,
+        admit: Callable[[Sequence[ActionRecord]], str | None],
+    ) -> VersionedAction:
+        """Count, then start in a transaction that also moves the starts gate on the ETag read before
+        the count: a start that came between fails it at the gate, and the count is taken again."""
+        for _ in range(GATE_TRIES):
+            gate = get_entity(self.client, NOTES, GATE_ROW, self.counter)
+            if why := admit(self.started_since(since)):
+                raise CapReached(why)
+            operations = [self._replace(record, version), _gate_move(gate), *self._lines(record, timeline)]
+            try:
+                results = submit(self.client, operations, self.counter)
+            except TransactionFailed as failed:
+                if failed.index == 0:
+                    raise PreconditionFailed(
+                        f"action {record.id} changed since version {version}"
+                    ) from failed
+                if failed.index == 1:
+                    continue  # another start moved the gate after our count
+                raise
+            self._remember(record.id, version + 1, etag_of(results[0]))
+            return VersionedAction(record, version + 1)
+        raise StoreContention(
+            f"action {record.id}: {GATE_TRIES} other starts came between its count and its start"
+        )
 
     def list_actions(self, state: str | None, incident_id: str | None, limit: int) -> list[ActionRecord]:
         """Newest first (planned_at, then id), filtered on the server."""
@@ -193,6 +225,17 @@ class TableActionStore:
             {"pk": NOTES, "low": low, "high": high, **params},
             self.counter,
         )
+
+    def _replace(self, record: ActionRecord, version: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The update of the record at `version`, conditional on its ETag (remembered, else read)."""
+        with self._lock:
+            etag = self._etags.get((record.id, version))
+        if etag is None:
+            found = get_entity(self.client, NOTES, ACTION_ROWS + escape_key(record.id), self.counter)
+            if found is None or int(found["version"]) != version:
+                raise PreconditionFailed(f"action {record.id} changed since version {version}")
+            etag = etag_of(found)
+        return ("update", _entity(record, version + 1), if_match(etag))
 
     def _lines(self, record: ActionRecord, timeline: Sequence[TimelineEntry]) -> list[tuple[str, Any]]:
         return [

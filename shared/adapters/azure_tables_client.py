@@ -95,6 +95,14 @@ def etag_of(entity_or_result: Any) -> str:
     return str(entity_or_result["etag"])
 
 
+def if_match(etag: str) -> dict[str, Any]:
+    """A transaction's update options: replace the entity only if it still has this ETag."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    return {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
 def entity_bytes(entity: Mapping[str, Any]) -> int:
     """Roughly what an entity costs in a request body (its properties as JSON)."""
     return sum(len(str(k)) + len(str(v).encode()) + 8 for k, v in entity.items())

@@ -30,6 +30,7 @@ from shared.adapters.azure_tables_client import (
     escape_key,
     etag_of,
     get_entity,
+    if_match,
     inverted,
     line_entities,
     prefix_range,
@@ -446,9 +447,6 @@ class TableIncidentStore:
     ) -> list[tuple[Any, ...]]:
         """Signals first (a duplicate is reported before a stale ETag), the incident, its open row,
         its timeline: one transaction, checked against the 100-operation and 4 MiB limits."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
         seqs = [self.sequencer.next() for _ in signals]
         operations: list[tuple[Any, ...]] = [
             (
@@ -468,12 +466,7 @@ class TableIncidentStore:
         if etag is None:
             operations.append(("create", row))
         else:
-            conditional = {
-                "mode": UpdateMode.REPLACE,
-                "etag": etag,
-                "match_condition": MatchConditions.IfNotModified,
-            }
-            operations.append(("update", row, conditional))
+            operations.append(("update", row, if_match(etag)))
         pointer = {"PartitionKey": pk, "RowKey": OPEN_ROW, "incident_id": incident.id}
         if incident.is_open and not was_open:
             operations.append(("create", pointer))  # a second open incident for the key: 409

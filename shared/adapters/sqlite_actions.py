@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from shared.adapters.sqlite_db import Database
 from shared.domain.actions import ActionRecord, Pause
 from shared.domain.incidents import TimelineEntry
-from shared.errors import PreconditionFailed
+from shared.errors import CapReached, PreconditionFailed
 from shared.ports import VersionedAction
 
 SCHEMA = """
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS automation_pauses (
 );
 """
 _TIMELINE = "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)"
+_STARTED_SINCE = "SELECT body FROM actions WHERE started_at != '' AND started_at >= ?"
 
 
 class SqliteActionStore:
@@ -70,15 +71,23 @@ class SqliteActionStore:
     ) -> VersionedAction:
         """Conditional on the version read."""
         with self.db.write() as conn:
-            _, _, _, state, _, started_at = _columns(record)
-            updated = conn.execute(
-                "UPDATE actions SET state = ?, started_at = ?, version = version + 1, body = ?"
-                " WHERE id = ? AND version = ?",
-                (state, started_at, _body(record), record.id, version),
-            ).rowcount
-            if not updated:
-                raise PreconditionFailed(f"action {record.id} changed since version {version}")
-            _lines(conn, record.incident_id, timeline)
+            _update(conn, record, version, timeline)
+        return VersionedAction(record, version + 1)
+
+    def start_action(
+        self,
+        record: ActionRecord,
+        version: int,
+        timeline: Sequence[TimelineEntry],
+        since: str,
+        admit: Callable[[Sequence[ActionRecord]], str | None],
+    ) -> VersionedAction:
+        """The count and the start in one write transaction: no other start can come between them."""
+        with self.db.write() as conn:
+            started = [_record(row["body"]) for row in conn.execute(_STARTED_SINCE, (since,))]
+            if why := admit(started):
+                raise CapReached(why)
+            _update(conn, record, version, timeline)
         return VersionedAction(record, version + 1)
 
     def list_actions(self, state: str | None, incident_id: str | None, limit: int) -> list[ActionRecord]:
@@ -113,9 +122,7 @@ class SqliteActionStore:
 
     def started_since(self, since: str) -> list[ActionRecord]:
         """Started since a time."""
-        rows = self.db.read().execute(
-            "SELECT body FROM actions WHERE started_at != '' AND started_at >= ?", (since,)
-        )
+        rows = self.db.read().execute(_STARTED_SINCE, (since,))
         return [_record(row["body"]) for row in rows]
 
     def pauses(self) -> list[Pause]:
@@ -156,6 +163,20 @@ def _body(record: ActionRecord) -> str:
 
 def _record(body: str) -> ActionRecord:
     return ActionRecord.from_dict(json.loads(body))
+
+
+def _update(
+    conn: sqlite3.Connection, record: ActionRecord, version: int, timeline: Sequence[TimelineEntry]
+) -> None:
+    _, _, _, state, _, started_at = _columns(record)
+    updated = conn.execute(
+        "UPDATE actions SET state = ?, started_at = ?, version = version + 1, body = ?"
+        " WHERE id = ? AND version = ?",
+        (state, started_at, _body(record), record.id, version),
+    ).rowcount
+    if not updated:
+        raise PreconditionFailed(f"action {record.id} changed since version {version}")
+    _lines(conn, record.incident_id, timeline)
 
 
 def _lines(conn: sqlite3.Connection, incident_id: str, timeline: Sequence[TimelineEntry]) -> None:

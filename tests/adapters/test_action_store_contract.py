@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from shared.adapters.sqlite_actions import SqliteActionStore
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor, Pause, action_id
 from shared.domain.incidents import TimelineEntry
-from shared.errors import PreconditionFailed
+from shared.errors import CapReached, PreconditionFailed
 from shared.ports import ActionStore, ActiveActions, AutomationSwitch, IncidentRepository
 from tests.factories import incident
 from tests.servers.azurite import fresh_table
@@ -146,6 +147,83 @@ def test_actions_on_a_resource_since_a_time_and_started_since_a_time(stores: Sto
     assert stores.actions.started_since(T2) == []
 
 
+def at_most(cap: int) -> Callable[[Sequence[ActionRecord]], str | None]:
+    """An admit that lets `cap` starts through, saying how many it saw when it refuses."""
+    return lambda started: f"{len(started)} started" if len(started) >= cap else None
+
+
+def test_a_capped_start_is_written_with_its_line_when_admitted(stores: Stores) -> None:
+    record = planned()
+    stores.actions.create_action(record, [])
+    seen: list[list[str]] = []
+
+    def admit(started: Sequence[ActionRecord]) -> str | None:
+        seen.append([r.id for r in started])
+        return None
+
+    running, line = record.moved(ActionState.RUNNING, RULE, T1)
+    saved = stores.actions.start_action(running, 1, [line], T0, admit)
+    assert (saved.record, saved.version) == (running, 2)
+    assert seen == [[]]
+    assert [r.id for r in stores.actions.started_since(T0)] == [record.id]
+    assert [e.text for e in stores.incidents.timeline("inc-1")] == [line.text]
+    again = planned("inc-2", CACHE + "-2")
+    stores.actions.create_action(again, [])
+    stores.actions.start_action(again.moved(ActionState.RUNNING, RULE, T2)[0], 1, [], T0, admit)
+    assert seen[-1] == [record.id], "the second start was shown the first"
+
+
+def test_a_refused_start_writes_nothing_and_says_why(stores: Stores) -> None:
+    first, second = planned("inc-1", CACHE), planned("inc-2", CACHE + "-2")
+    for record in (first, second):
+        stores.actions.create_action(record, [])
+    stores.actions.start_action(first.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, at_most(1))
+    running, line = second.moved(ActionState.RUNNING, RULE, T1)
+    with pytest.raises(CapReached, match="1 started"):
+        stores.actions.start_action(running, 1, [line], T0, at_most(1))
+    found = stores.actions.get_action(second.id)
+    assert found is not None and (found.record, found.version) == (second, 1)
+    assert stores.incidents.timeline("inc-2") == []
+
+
+def test_a_capped_start_is_conditional_on_the_version_read(stores: Stores) -> None:
+    record = planned()
+    stores.actions.create_action(record, [])
+    refused, _ = record.moved(ActionState.REFUSED, RULE, T1, "by another instance")
+    stores.actions.save_action(refused, 1, [])
+    with pytest.raises(PreconditionFailed):
+        stores.actions.start_action(record.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, at_most(5))
+    assert stores.actions.started_since(T0) == []
+
+
+def test_starts_racing_from_many_threads_stay_within_the_cap(stores: Stores) -> None:
+    records = [planned(f"inc-{n}", f"{CACHE}-{n}") for n in range(12)]
+    for record in records:
+        stores.actions.create_action(record, [])
+    ready = threading.Barrier(len(records))
+    outcomes: dict[str, str] = {}
+
+    def start(record: ActionRecord) -> None:
+        running, line = record.moved(ActionState.RUNNING, RULE, T1)
+        ready.wait(10)
+        try:
+            stores.actions.start_action(running, 1, [line], T0, at_most(3))
+            outcomes[record.id] = "started"
+        except CapReached:
+            outcomes[record.id] = "refused"
+        except Exception as e:  # reported below: a thread's exception would otherwise be lost
+            outcomes[record.id] = repr(e)
+
+    threads = [threading.Thread(target=start, args=(r,)) for r in records]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes.values()) == ["refused"] * 9 + ["started"] * 3, outcomes
+    started = {r.id for r in stores.actions.started_since(T0)}
+    assert started == {i for i, o in outcomes.items() if o == "started"}
+
+
 def test_pauses_are_set_replaced_and_resumed(stores: Stores) -> None:
     assert stores.switch.pauses() == []
     stores.switch.pause(Pause("", "alice via cli", T0, "drill"))
@@ -168,3 +246,25 @@ def test_action_lines_and_commit_lines_make_one_timeline_in_time_order(stores: S
     stores.actions.create_action(planned(), [TimelineEntry(T1, "action", "2")])
     stores.incidents.add_timeline("inc-1", [TimelineEntry(T1, "page", "3")])
     assert [e.text for e in stores.incidents.timeline("inc-1")] == ["1", "2", "3", "4"]
+
+
+def test_on_table_storage_a_start_between_the_count_and_the_write_is_counted_again(azurite: str) -> None:
+    # What one write transaction rules out on SQLite: another instance starts an action after this
+    # one counted. The starts gate fails this transaction, and the count taken again sees it.
+    store = TableActionStore(fresh_table(azurite))
+    ours, theirs = planned("inc-1", CACHE), planned("inc-2", CACHE + "-2")
+    for record in (ours, theirs):
+        store.create_action(record, [])
+    counts: list[int] = []
+
+    def admit(started: Sequence[ActionRecord]) -> str | None:
+        counts.append(len(started))
+        if len(counts) == 1:
+            other = TableActionStore(store.client)  # another instance, on the same table
+            other.start_action(theirs.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, at_most(1))
+        return at_most(1)(started)
+
+    with pytest.raises(CapReached, match="1 started"):
+        store.start_action(ours.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, admit)
+    assert counts == [0, 1], "counted, then (the gate having refused the write) counted again"
+    assert [r.id for r in store.started_since(T0)] == [theirs.id]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from shared.bootstrap import Services
 from shared.clock import iso
-from shared.domain.actions import ActionState
+from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock, resource
 from tests.fakes import FakePager
@@ -135,6 +135,36 @@ def test_the_hourly_cap_for_all_tenants(acting: Acting, world: PretendCache, clo
     run_queues(app)
     ran(app, third)
     assert world.starts == 2
+
+
+def test_the_hourly_cap_counts_a_start_made_elsewhere_during_the_precondition(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting(limits={"max_per_hour": 1})
+    elsewhere = ActionRecord(
+        id="act-elsewhere",
+        incident_id="inc-elsewhere",
+        action="test.failover",
+        target=OTHER_CACHE,
+        mode="auto",
+        state=ActionState.PLANNED,
+        planned_by=Actor(AUTOMATION, "test-redis-down"),
+        planned_at=iso(clock()),
+        updated_at=iso(clock()),
+    )
+
+    def another_instance_starts_one() -> None:
+        world.during_precondition = None
+        app.action_store.create_action(elsewhere, [])
+        running, line = elsewhere.moved(ActionState.RUNNING, elsewhere.planned_by, iso(clock()))
+        app.action_store.save_action(running, 1, [line])
+
+    # The cap had room when this action was planned; by its start, another instance took it.
+    world.during_precondition = another_instance_starts_one
+    incident_id = open_incident(CACHE)
+    run_queues(app)
+    assert refused(app, incident_id) == "rate cap: 1 automatic actions in the last hour (max_per_hour = 1)"
+    assert world.calls == [("precondition", CACHE)] and world.starts == 0
 
 
 def test_the_hourly_cap_per_tenant(acting: Acting, world: PretendCache) -> None:
