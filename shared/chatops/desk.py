@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # which grow with the dead-letter backlog: largest during the incident someone asks about).
 LISTS = ("incidents",)
 QUEUED_STATUS = (*LISTS, "status")
+# A queue send made while Slack waits (its 3 s include verifying the request and answering) gives
+# up after this, and the person is told to try again, instead of Slack showing its own time-out.
+QUEUE_SEND_SECONDS = 2.0
 MAX_REPLY_ATTEMPTS = 5  # a response_url lives 30 minutes; five tries with backoff span most of it
 VIA = "slack"
 

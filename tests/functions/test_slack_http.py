@@ -14,6 +14,7 @@ import pytest
 
 from shared.domain.effects import CHATOPS_QUEUE
 from shared.domain.incidents import TimelineEntry
+from shared.ports import QueueMessage
 from tests.factories import incident
 from tests.fake_operations import REFUSED_TARGET
 from tests.functions.harness import assert_error, json_body
@@ -464,3 +465,30 @@ def test_on_service_bus_a_retried_command_carries_the_same_message_id_for_duplic
     # backlog: /dr status is answered from the queue there, not within Slack's 3 seconds.
     assert "Looking" in text_of(json_body(chatops.command("status", trigger="t-sb-status")))
     assert len(namespace.stored(CHATOPS_QUEUE)) == 3
+
+
+def test_on_service_bus_a_command_gives_up_on_the_queue_before_slack_does_and_says_so(
+    chatops: SlackWorld,
+) -> None:
+    from azure.servicebus import exceptions as sb
+
+    from shared.adapters.service_bus import SEND_TIMEOUT_SECONDS, ServiceBusQueue
+    from shared.chatops.desk import QUEUE_SEND_SECONDS
+    from tests.functions.test_service_bus_triggers import NoAdministration
+    from tests.stubs.service_bus import Namespace
+
+    namespace = Namespace()
+    chatops.app.__dict__["queue"] = ServiceBusQueue(namespace, NoAdministration(), clock=chatops.clock)
+    chatops.app.__dict__.pop("desk", None)
+    chatops.command("resume ikea", trigger="t-sb-1")
+    chatops.press("dr_ack", "inc-20261125-0001", trigger="t-sb-2")
+    assert namespace.senders[CHATOPS_QUEUE].timeouts == [QUEUE_SEND_SECONDS] * 2
+    # The SDK's own time-out (its retries inside) is what Slack would otherwise outwait.
+    namespace.failures = [sb.OperationTimeoutError(message="send timed out")]
+    reply = json_body(chatops.command("resume zara", trigger="t-sb-3"))
+    assert reply["response_type"] == "ephemeral" and "try again shortly" in reply["text"]
+    assert len(namespace.stored(CHATOPS_QUEUE)) == 2, "the timed-out command is not queued"
+    # Everything else sends with the default: an incident's effects can wait for Service Bus.
+    chatops.app.queue.send([QueueMessage(queue="pages", body=b"{}", message_id="m-1", session_id="inc-1")])
+    assert namespace.senders["pages"].timeouts == [SEND_TIMEOUT_SECONDS]
+    assert namespace.sender_requests == [CHATOPS_QUEUE, "pages"], "one sender per queue, shared"

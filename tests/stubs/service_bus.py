@@ -82,12 +82,14 @@ class Sender:
         self.namespace = namespace
         self.queue = queue
         self.sent: list[ServiceBusMessage | RecordedBatch] = []
+        self.timeouts: list[float | None] = []  # each send's total time-out, as the SDK was given it
         self.closed = False
 
     def create_message_batch(self, max_size_in_bytes: int | None = None) -> RecordedBatch:
         return RecordedBatch(max_size_in_bytes or self.namespace.max_batch_bytes)
 
     def send_messages(self, message: Any, *, timeout: float | None = None) -> None:
+        self.timeouts.append(timeout)
         if self.namespace.failures:
             raise self.namespace.failures.pop(0)
         self.sent.append(message)
