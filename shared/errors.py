@@ -77,8 +77,8 @@ class StoreContention(Contention):
     """A conditional write kept losing; the caller should answer 503 so the sender retries."""
 
 
-class CapReached(ResponderError):
-    """An automatic action's start would pass an hourly cap, counted as of the write that starts it."""
+class StartRefused(ResponderError):
+    """A guardrail checked in the write that starts an action (a pause, an hourly cap) refused it."""
 
 
 class PoisonMessage(ResponderError):

@@ -487,9 +487,9 @@ class ActionStore(Protocol):
         since: str,
         admit: Callable[[Sequence[ActionRecord]], str | None],
     ) -> VersionedAction:
-        """`save_action` for a start that must stay within the caps: `admit` sees what started since
-        `since` as of this write, and no other start comes between; CapReached with its reason when
-        it refuses."""
+        """`save_action` for a start the guardrails must still allow as of this write: `admit` sees
+        what started since `since`, and no other start, nor a pause, comes between its reading and
+        the write; StartRefused with its reason when it refuses."""
         ...
 
 

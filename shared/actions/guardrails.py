@@ -42,6 +42,13 @@ def paused(record: ActionRecord, pauses: Sequence[Pause]) -> str | None:
     return None
 
 
+def paused_for(record: ActionRecord, pauses: Sequence[Pause]) -> str | None:
+    """A pause that stops this action: the automation's own or a person's, not one a person approved."""
+    if record.automatic or record.planned_by.name != AUTOMATION:
+        return paused(record, pauses)
+    return None
+
+
 def refusal(
     record: ActionRecord, history: History, limits: Guardrails, cooldown_minutes: int, now: datetime
 ) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +37,7 @@ from shared.domain.actions import (
 )
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
-from shared.errors import CapReached, PoisonMessage, PreconditionFailed, Rejected, Transient
+from shared.errors import PoisonMessage, PreconditionFailed, Rejected, StartRefused, Transient
 from shared.outbox import Outbox
 from shared.ports import (
     ActionStore,
@@ -335,23 +335,21 @@ class ActionPipeline:
         record = current.record
         claim = record.evolve(continuation={"phase": "starting", "claimed_at": now, "found": found})
         moved, line = claim.moved(ActionState.RUNNING, actor, now, "started")
-        if record.automatic:
-            # The caps were read before the precondition, and other instances may have started actions
-            # since: they are counted again in the write that starts this one.
-            limits = self.policy.guardrails
-            try:
-                claimed = self.actions.start_action(
-                    moved,
-                    current.version,
-                    [line],
-                    iso(self.clock() - timedelta(hours=1)),
-                    lambda started: guardrails.over_cap(moved, started, limits),
-                )
-            except CapReached as e:
-                self._refuse(current, str(e))
-                return
-        else:
-            claimed = self.actions.save_action(moved, current.version, [line])
+        limits = self.policy.guardrails
+
+        def admit(started: Sequence[ActionRecord]) -> str | None:
+            # The pauses and caps were read before the precondition; a pause set or an action started
+            # elsewhere since must still stop this one, so they are read again in the starting write.
+            why = guardrails.paused_for(moved, self.switch.pauses())
+            return why or (guardrails.over_cap(moved, started, limits) if moved.automatic else None)
+
+        try:
+            claimed = self.actions.start_action(
+                moved, current.version, [line], iso(self.clock() - timedelta(hours=1)), admit
+            )
+        except StartRefused as e:
+            self._refuse(current, str(e))
+            return
         self._tell(claimed.record, line.text)
         self._execute(claimed, kind, target, found)
 

@@ -5,8 +5,8 @@ write, so a transition and its lines are one ETag-conditional transaction, and t
 guardrail asks for (by resource since a time, started since a time, by state) are one partition
 query each, filtered on the server. Actions are few (one per incident and target), so one
 partition holds them; the incident store reads the lines back into the incident's timeline.
-An automatic start also moves the starts gate in that partition, so the hourly caps it was counted
-against cannot be passed by another instance's start in between.
+A start also moves the starts gate in that partition, and so does a pause, so neither another
+instance's start nor a pause can come between the guardrails a start read and its write.
 """
 
 from __future__ import annotations
@@ -35,15 +35,16 @@ from shared.adapters.azure_tables_client import (
 from shared.adapters.azure_tables_store import NOTES, note_rows
 from shared.domain.actions import ActionRecord, Pause
 from shared.domain.incidents import TimelineEntry
-from shared.errors import CapReached, PreconditionFailed, StoreContention
+from shared.errors import PreconditionFailed, StartRefused, StoreContention
 from shared.ports import VersionedAction
 
 ACTION_ROWS = "action|"
 PAUSES = "pauses"
-# Every capped start moves this entity, in the actions' partition, in the transaction that starts it;
-# its ETag is what serialises the count before a start with the starts of other instances.
+# Every start moves this entity, in the actions' partition, in the transaction that starts it, and
+# so does every pause: its ETag is what serialises the guardrails a start reads (the pauses, the
+# starts of the last hour) with other instances' starts and pauses.
 GATE_ROW = "action-starts"
-GATE_TRIES = 20
+GATE_TRIES = 50  # each try is a read, a query and a transaction: 50 starts at once all get through
 
 
 def _entity(record: ActionRecord, version: int) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def _entity(record: ActionRecord, version: int) -> dict[str, Any]:
 
 def _gate_move(gate: Any | None) -> tuple[Any, ...]:
     """The starts gate's next value, conditional on the ETag read (or on its absence, the first time)."""
-    starts = int(gate["starts"]) + 1 if gate is not None else 1
+    starts = int(gate.get("starts") or 0) + 1 if gate is not None else 1  # a pause moves it too
     entity = {"PartitionKey": NOTES, "RowKey": GATE_ROW, "starts": starts}
     if gate is None:
         return ("create", entity)
@@ -129,7 +130,7 @@ class TableActionStore:
         for _ in range(GATE_TRIES):
             gate = get_entity(self.client, NOTES, GATE_ROW, self.counter)
             if why := admit(self.started_since(since)):
-                raise CapReached(why)
+                raise StartRefused(why)
             operations = [self._replace(record, version), _gate_move(gate), *self._lines(record, timeline)]
             try:
                 results = submit(self.client, operations, self.counter)
@@ -199,6 +200,9 @@ class TableActionStore:
         entity = {"PartitionKey": PAUSES, "RowKey": "t|" + escape_key(pause.tenant), "body": body}
         with translated_errors(self.counter):
             self.client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            # Then the gate: a start that read the pauses before this one fails at the gate and
+            # reads them again, so none commits after pause() returns.
+            self.client.upsert_entity({"PartitionKey": NOTES, "RowKey": GATE_ROW}, mode=UpdateMode.MERGE)
 
     def resume(self, tenant: str) -> bool:
         """Delete the scope's pause; a transaction, so a missing one answers 404 instead of nothing."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from shared.adapters.sqlite_db import Database
 from shared.domain.actions import ActionRecord, Pause
 from shared.domain.incidents import TimelineEntry
-from shared.errors import CapReached, PreconditionFailed
+from shared.errors import PreconditionFailed, StartRefused
 from shared.ports import VersionedAction
 
 SCHEMA = """
@@ -86,7 +86,7 @@ class SqliteActionStore:
         with self.db.write() as conn:
             started = [_record(row["body"]) for row in conn.execute(_STARTED_SINCE, (since,))]
             if why := admit(started):
-                raise CapReached(why)
+                raise StartRefused(why)
             _update(conn, record, version, timeline)
         return VersionedAction(record, version + 1)
 

@@ -15,7 +15,7 @@ from shared.adapters.sqlite_actions import SqliteActionStore
 from shared.adapters.sqlite_store import SqliteIncidentStore
 from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor, Pause, action_id
 from shared.domain.incidents import TimelineEntry
-from shared.errors import CapReached, PreconditionFailed
+from shared.errors import PreconditionFailed, StartRefused
 from shared.ports import ActionStore, ActiveActions, AutomationSwitch, IncidentRepository
 from tests.factories import incident
 from tests.servers.azurite import fresh_table
@@ -179,7 +179,7 @@ def test_a_refused_start_writes_nothing_and_says_why(stores: Stores) -> None:
         stores.actions.create_action(record, [])
     stores.actions.start_action(first.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, at_most(1))
     running, line = second.moved(ActionState.RUNNING, RULE, T1)
-    with pytest.raises(CapReached, match="1 started"):
+    with pytest.raises(StartRefused, match="1 started"):
         stores.actions.start_action(running, 1, [line], T0, at_most(1))
     found = stores.actions.get_action(second.id)
     assert found is not None and (found.record, found.version) == (second, 1)
@@ -209,7 +209,7 @@ def test_starts_racing_from_many_threads_stay_within_the_cap(stores: Stores) -> 
         try:
             stores.actions.start_action(running, 1, [line], T0, at_most(3))
             outcomes[record.id] = "started"
-        except CapReached:
+        except StartRefused:
             outcomes[record.id] = "refused"
         except Exception as e:  # reported below: a thread's exception would otherwise be lost
             outcomes[record.id] = repr(e)
@@ -264,7 +264,25 @@ def test_on_table_storage_a_start_between_the_count_and_the_write_is_counted_aga
             other.start_action(theirs.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, at_most(1))
         return at_most(1)(started)
 
-    with pytest.raises(CapReached, match="1 started"):
+    with pytest.raises(StartRefused, match="1 started"):
         store.start_action(ours.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, admit)
     assert counts == [0, 1], "counted, then (the gate having refused the write) counted again"
     assert [r.id for r in store.started_since(T0)] == [theirs.id]
+
+
+def test_on_table_storage_a_pause_between_the_guardrails_and_the_write_is_read_again(azurite: str) -> None:
+    store = TableActionStore(fresh_table(azurite))
+    record = planned()
+    store.create_action(record, [])
+    seen: list[list[Pause]] = []
+
+    def admit(started: Sequence[ActionRecord]) -> str | None:
+        seen.append(store.pauses())
+        if len(seen) == 1:  # another instance pauses automation after this start read the pauses
+            TableActionStore(store.client).pause(Pause("", "alice", T1, "stop"))
+        return "paused" if seen[-1] else None
+
+    with pytest.raises(StartRefused, match="paused"):
+        store.start_action(record.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, admit)
+    assert [len(p) for p in seen] == [0, 1], "read, then (the gate having refused the write) read again"
+    assert store.started_since(T0) == []

@@ -167,6 +167,20 @@ def test_the_hourly_cap_counts_a_start_made_elsewhere_during_the_precondition(
     assert world.calls == [("precondition", CACHE)] and world.starts == 0
 
 
+def test_a_pause_set_during_the_precondition_stops_the_start(acting: Acting, world: PretendCache) -> None:
+    app = acting()
+
+    def someone_pauses() -> None:
+        world.during_precondition = None
+        assert automation({"paused": True, "by": "alice", "reason": "stop"}).status_code == 200
+
+    world.during_precondition = someone_pauses
+    incident_id = open_incident(CACHE)
+    run_queues(app)
+    assert refused(app, incident_id).startswith("kill switch: automation is paused for all tenants (by alice")
+    assert world.calls == [("precondition", CACHE)] and world.starts == 0
+
+
 def test_the_hourly_cap_per_tenant(acting: Acting, world: PretendCache) -> None:
     app = acting(limits={"max_per_hour_per_tenant": 1})
     first = open_incident(CACHE)
