@@ -45,7 +45,11 @@ class PretendFailover:
 
     name = "test.failover"
     default_mode = "approve"
-    params: Mapping[str, Param] = {"zone": Param(help="where"), "tries": Param(kind=int)}
+    params: Mapping[str, Param] = {
+        "zone": Param(help="where"),
+        "tries": Param(kind=int),
+        "part": Param(help="the part of the cache it changes", narrows=True),
+    }
     timeout_minutes = 10
 
     def __init__(self, world: PretendCache) -> None:

@@ -21,9 +21,15 @@ class History:
     """What the guardrails look at besides the action itself."""
 
     pauses: Sequence[Pause]
-    on_target: Sequence[ActionRecord]  # every action on the same resource within the longest window
+    # Every action on the same resource within the longest window, or on a part of it that overlaps.
+    on_target: Sequence[ActionRecord]
     started_last_hour: Sequence[ActionRecord]  # every action started in the last hour
     automation_setting_on: bool  # DR_AUTOMATION
+
+
+def overlap(subject: str, other: str) -> bool:
+    """Two actions change the same thing: the same subject, or one inside the other."""
+    return subject == other or subject.startswith(other + "/") or other.startswith(subject + "/")
 
 
 def kill_switch(record: ActionRecord, history: History) -> str | None:

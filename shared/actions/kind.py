@@ -88,6 +88,10 @@ class Param:
     required: bool = False
     kind: type = str  # str is a template over the signal; int, bool, list are literals
     help: str = ""
+    # Names the part of the target the action changes (a Deployment, a namespace, "ns/name"): the
+    # guardrails that hold a target (one at a time, cooldown, circuit breaker) then hold only that
+    # part, and what holds the whole target, or a part containing it, still holds it.
+    narrows: bool = False
 
 
 class ActionFailed(Rejected):

@@ -205,7 +205,9 @@ def _check_rollout(clusters: Clusters, target: Target, continuation: Mapping[str
     return Step(step.progress, step.detail, {**continuation, **step.continuation}, step.check_after)
 
 
-DEPLOYMENT = Param(required=True, help='the Deployment, "namespace/name" (a template over the signal)')
+DEPLOYMENT = Param(
+    required=True, help='the Deployment, "namespace/name" (a template over the signal)', narrows=True
+)
 
 
 # --- kubernetes.rollback --------------------------------------------------------------------------

@@ -531,13 +531,22 @@ class ActionPipeline:
         cooldown = self._minutes(record, "cooldown_minutes")
         now = self.clock()
         window = max(cooldown, limits.breaker_window_minutes, 60 * 24)
+        subject = self._subject(record)
+        on_target = self.actions.actions_on(record.target, iso(now - timedelta(minutes=window)))
         history = guardrails.History(
             pauses=self.switch.pauses(),
-            on_target=self.actions.actions_on(record.target, iso(now - timedelta(minutes=window))),
+            on_target=[r for r in on_target if guardrails.overlap(self._subject(r), subject)],
             started_last_hour=self.actions.started_since(iso(now - timedelta(hours=1))),
             automation_setting_on=self.settings.automation_on,
         )
         return guardrails.refusal(record, history, limits, cooldown, now)
+
+    def _subject(self, record: ActionRecord) -> str:
+        """What of its target the action changes: the target, narrowed by the params that say so."""
+        kind = self.registry.get(record.action)
+        narrowing = [name for name, param in kind.params.items() if param.narrows] if kind else []
+        parts = [str(record.params.get(name) or "").strip("/").lower() for name in narrowing]
+        return "/".join([record.target.lower(), *(p for p in parts if p)])
 
     def _step(self, current: VersionedAction, call: Callable[[], Any]) -> Any:
         """Run a read or check step; a Transient schedules another try, an error counts toward giving up."""

@@ -108,7 +108,9 @@ class VeleroRestore:
     default_mode = "approve"
     timeout_minutes = 180
     params: Mapping[str, Param] = {
-        "namespace": Param(required=True, help="the namespace to restore (a template over the signal)"),
+        "namespace": Param(
+            required=True, help="the namespace to restore (a template over the signal)", narrows=True
+        ),
         "backup": Param(help="the backup to restore from (give this or schedule)"),
         "schedule": Param(help="restore the newest Completed backup of this schedule (or give backup)"),
         "namespace_mapping": Param(help='restore into other namespaces: "old:new[,old2:new2]" or a table'),

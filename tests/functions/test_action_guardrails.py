@@ -181,6 +181,28 @@ def test_a_pause_set_during_the_precondition_stops_the_start(acting: Acting, wor
     assert world.calls == [("precondition", CACHE)] and world.starts == 0
 
 
+def test_an_action_on_one_part_of_a_target_holds_only_that_part(acting: Acting, world: PretendCache) -> None:
+    # As two Deployments of one AKS cluster: rolling back one must not wait out the other's cooldown.
+    app = acting('{ action = "test.failover", mode = "auto", settle_minutes = 5, part = "{part}" }')
+
+    def on_part(part: str, n: int) -> str:
+        dimensions = [{"name": "part", "value": part}]
+        return open_incident(CACHE, alert_id=str(n), dimensions=dimensions, rule=f"redis-down-{n}")
+
+    first = on_part("shop/cart", 1)
+    run_queues(app)
+    ran(app, first)
+    world.primary = "node-0"
+    other_part = on_part("shop/checkout", 2)
+    run_queues(app)
+    ran(app, other_part)
+    world.primary = "node-0"
+    same_part = on_part("shop/cart", 3)
+    run_queues(app)
+    assert refused(app, same_part).startswith(f"cooldown: test.failover ran on {CACHE} at ")
+    assert world.starts == 2
+
+
 def test_the_hourly_cap_per_tenant(acting: Acting, world: PretendCache) -> None:
     app = acting(limits={"max_per_hour_per_tenant": 1})
     first = open_incident(CACHE)
