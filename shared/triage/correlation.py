@@ -20,6 +20,9 @@ from shared.triage.targets import resolve_target
 # instances were tracked, even if an untracked one still fires. 500 instances of one rule on one
 # resource is a storm of dimension values, and the record must stay small (Table Storage).
 MAX_INSTANCES = 500
+# At most this many actions are planned per incident: a multi-dimension alert firing for hundreds of
+# Deployments would be refused by the hourly caps anyway, and the record must stay small.
+MAX_PLANNED = 50
 
 
 def correlate(
@@ -99,7 +102,7 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
         updated_at=now,
         last_signal_at=signal.occurred_at,
         reasons=reasons,
-        planned_actions=tuple(_planned(a) for a in assessment.actions),
+        planned_actions=tuple(_planned(a, signal) for a in assessment.actions),
         page_held=any(a.page == "on-failure" for a in assessment.actions),
         firing_instances=(instance,) if (instance := instance_of(signal)) else (),
     )
@@ -125,19 +128,30 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
     effects: list[Effect] = []
     # An incident that affects all tenants keeps its extra level for whatever its signals say.
     severity = assessment.severity.raised() if current.all_tenants else assessment.severity
-    if severity < current.severity:
+    raised = severity < current.severity
+    if raised:
         updated = updated.evolve(severity=severity, reasons=_merged(current.reasons, assessment.reasons))
         text = f"Raised {current.severity.label} → {severity.label}: " + "; ".join(assessment.reasons)
         timeline.append(TimelineEntry(now, "severity", text))
         effects += _severity_effects(updated, now, policy, text)
-        new_actions = [a for a in assessment.actions if _planned(a) not in current.planned_actions]
-        if new_actions:
-            planned = (*current.planned_actions, *(_planned(a) for a in new_actions))
-            updated = updated.evolve(planned_actions=planned)
-            effects += _act_effects(current.id, signal, new_actions, severity.label, now)
     elif _is_milestone(count) and current.severity in policy.notify:
         # A storm refreshes the card at 10, 100, 1000… signals, not on every one of them.
         effects.append(Effect(EffectKind.NOTIFY, current.id, f"count-{count}", current.severity.label, now))
+    # New actions: a raised severity's, or a planned action that this signal fills in for another
+    # part (a second Deployment's errors in one cluster, under one alert rule, get their own rollback).
+    new = {_planned(plan, signal): plan for plan in assessment.actions}
+    new = {
+        label: plan
+        for label, plan in new.items()
+        if label not in current.planned_actions
+        and (raised or any(_same_action(label, known) for known in current.planned_actions))
+    }
+    if new and len(current.planned_actions) < MAX_PLANNED:
+        new = dict(list(new.items())[: MAX_PLANNED - len(current.planned_actions)])
+        updated = updated.evolve(planned_actions=(*current.planned_actions, *new))
+        effects += _act_effects(
+            current.id, signal, list(new.values()), min(severity, current.severity).label, now
+        )
     return _with_effects(updated, timeline, effects)
 
 
@@ -147,8 +161,22 @@ def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     return (new[0], *dict.fromkeys(rest))
 
 
-def _planned(action: ActionPlan) -> str:
-    return f"{action.action} ({action.mode})"
+def _same_action(label: str, other: str) -> bool:
+    """Two plans' labels name the same action and mode (their filled-in parameters may differ)."""
+    return label.split(" ", 2)[:2] == other.split(" ", 2)[:2]
+
+
+def _planned(action: ActionPlan, signal: Signal) -> str:
+    """How the card lists a planned action, and what tells a new plan from one made already: the
+    action, its mode, and the parameters this signal filled in (a rollback of which Deployment)."""
+    label = f"{action.action} ({action.mode})"
+    filled = sorted(k for k, v in action.params.items() if isinstance(v, str) and "{" in v)
+    if not filled:
+        return label
+    resolved = resolve_target(action, signal)
+    if resolved.problem:  # planned once, and refused with the reason, rather than once per signal
+        return label
+    return label + " " + ", ".join(f"{k}={resolved.params[k]}" for k in filled)
 
 
 def _act_effects(

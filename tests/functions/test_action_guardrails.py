@@ -203,6 +203,36 @@ def test_an_action_on_one_part_of_a_target_holds_only_that_part(acting: Acting, 
     assert world.starts == 2
 
 
+def test_a_second_part_firing_under_the_same_alert_rule_gets_its_own_action(
+    acting: Acting, world: PretendCache
+) -> None:
+    # One multi-dimensional alert rule on one cluster, two Deployments failing: one incident (the
+    # rule and the resource are its key), and each Deployment rolled back.
+    app = acting('{ action = "test.failover", mode = "auto", settle_minutes = 5, part = "{part}" }')
+
+    def firing(part: str, n: int) -> str:
+        return open_incident(CACHE, alert_id=str(n), dimensions=[{"name": "part", "value": part}])
+
+    incident_id = firing("shop/cart", 1)
+    run_queues(app)
+    world.primary = "node-0"
+    assert firing("shop/checkout", 2) == incident_id
+    run_queues(app)
+    assert firing("shop/cart", 3) == incident_id  # that part has its action already
+    run_queues(app)
+    records = actions_of(app, incident_id)
+    assert sorted((r.params["part"], r.state) for r in records) == [
+        ("shop/cart", ActionState.SUCCEEDED),
+        ("shop/checkout", ActionState.SUCCEEDED),
+    ]
+    assert world.starts == 2
+    found = app.store.get(incident_id)
+    assert found is not None and found.incident.planned_actions == (
+        "test.failover (auto) part=shop/cart",
+        "test.failover (auto) part=shop/checkout",
+    )
+
+
 def test_the_hourly_cap_per_tenant(acting: Acting, world: PretendCache) -> None:
     app = acting(limits={"max_per_hour_per_tenant": 1})
     first = open_incident(CACHE)

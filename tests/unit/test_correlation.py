@@ -8,9 +8,9 @@ from shared.domain.severity import Severity
 from shared.domain.signals import Signal
 from shared.outbox import effect_message
 from shared.triage.assessment import assess
-from shared.triage.correlation import MAX_INSTANCES, correlate, escalate_for_peers
+from shared.triage.correlation import MAX_INSTANCES, MAX_PLANNED, correlate, escalate_for_peers
 from shared.triage.policy import load_policy
-from tests.factories import signal
+from tests.factories import resource, signal
 
 POLICY = load_policy()
 NOW = "2026-11-25T10:00:00.000Z"
@@ -245,3 +245,45 @@ def test_records_stay_readable_across_releases() -> None:
     assert "firing_instances" not in record, "left out when empty: an older release can read it"
     newer = {**record, "a_field_of_a_later_release": 1}
     assert Incident.from_record(newer) == opened, "a field this release does not know is ignored"
+
+
+AKS = resource("aks", "aks-amicis-ikea-dev", "rg-amicis-ikea-dev")
+
+
+def _deployment_errors(controller: str, n: int) -> Signal:
+    """The default policy's bad-deployment rule: one alert rule, a Deployment per dimension value."""
+    dimensions = ("namespace=shop", f"controller={controller}")
+    return signal(
+        component="aks",
+        resource_id=AKS,
+        rule="aks-5xx",
+        id=f"errors-{n}",
+        facts={"metric": "Http5xx", "dimensions": dimensions},
+    )
+
+
+def test_a_second_deployment_under_the_same_alert_rule_gets_its_own_rollback() -> None:
+    opened = _run(None, _deployment_errors("cart", 1))
+    assert opened.incident.planned_actions == ("kubernetes.rollback (auto) deployment=shop/cart",)
+    second = _run(opened.incident, _deployment_errors("checkout", 2))
+    assert second.incident.id == opened.incident.id
+    assert second.incident.planned_actions == (
+        "kubernetes.rollback (auto) deployment=shop/cart",
+        "kubernetes.rollback (auto) deployment=shop/checkout",
+    )
+    assert [(e.kind, e.event, e.params) for e in second.effects] == [
+        (
+            EffectKind.ACT,
+            "kubernetes.rollback",
+            '{"deployment":"shop/checkout","rolled_out_within_minutes":60}',
+        )
+    ]
+    again = _run(second.incident, _deployment_errors("cart", 3))
+    assert again.effects == () and again.incident.planned_actions == second.incident.planned_actions
+
+
+def test_the_actions_planned_for_one_incident_are_bounded() -> None:
+    incident = _run(None, _deployment_errors("d0", 0)).incident
+    for n in range(1, MAX_PLANNED + 10):
+        incident = _run(incident, _deployment_errors(f"d{n}", n)).incident
+    assert len(incident.planned_actions) == MAX_PLANNED
