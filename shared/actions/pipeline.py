@@ -48,6 +48,7 @@ from shared.ports import (
     VersionedAction,
 )
 from shared.triage.policy import ActionPlan, Policy
+from shared.triage.targets import plan_label
 
 log = logging.getLogger(__name__)
 
@@ -496,10 +497,11 @@ class ActionPipeline:
                 current, ActionState.SUCCEEDED, f"recovered: the incident resolved at {incident.resolved_at}"
             )
             return
-        last_signal = parse_iso(incident.last_signal_at) if incident else None
+        last_at = self._last_signal(record, incident) if incident else ""
+        last_signal = parse_iso(last_at) if last_at else None
         done = parse_iso(done_at)
         if incident is not None and last_signal and done and last_signal > done:
-            why = f"not recovered: the alert fired again at {incident.last_signal_at} after the action"
+            why = f"not recovered: the alert fired again at {last_at} after the action"
             self._finish(current, ActionState.FAILED, why)
             return
         if _due(until, self.clock()):
@@ -518,6 +520,13 @@ class ActionPipeline:
         self._wake(
             saved.record, "check", checks + 100_000, after=min(remaining + 0.01, self.settings.check_seconds)
         )
+
+    def _last_signal(self, record: ActionRecord, incident: Incident) -> str:
+        """When the part the action is about last had a signal: its own, when the incident tracks it
+        (another Deployment's alert does not undo this one's rollback), else the incident's newest."""
+        plan = self._rule_plan(record.rule, record.action)
+        label = plan_label(plan, record.params) if plan else ""
+        return incident.part_signals.get(label, incident.last_signal_at)
 
     def _minutes(self, record: ActionRecord, name: str) -> int:
         """approval_, settle_ or cooldown_minutes: the rule's action's own, else the guardrails' default."""

@@ -123,6 +123,9 @@ class Incident:
     # a Resolved of one of them resolves the incident only when it was the last. Internal, like
     # the outbox; a record stored before they were tracked has none.
     firing_instances: tuple[str, ...] = ()
+    # When each planned action's part (its label names it: "… deployment=shop/cart") last had a
+    # signal, so settling one part's action is not failed by another part's alert. Internal.
+    part_signals: Mapping[str, str] = field(default_factory=dict)
     # Effects decided but not yet confirmed on the queue (transactional outbox): the intake
     # clears them after a successful send, the sweeper re-sends what a crash left behind.
     outbox: tuple[Mapping[str, Any], ...] = field(default=())
@@ -152,6 +155,8 @@ class Incident:
         data = self.to_dict()
         if self.firing_instances:  # left out when empty, so most records stay readable by older code
             data["firing_instances"] = list(self.firing_instances)
+        if self.part_signals:
+            data["part_signals"] = dict(self.part_signals)
         data["outbox"] = [dict(e) for e in self.outbox]
         return data
 
@@ -166,6 +171,7 @@ class Incident:
         fields["planned_actions"] = tuple(fields.get("planned_actions", ()))
         fields["failures"] = tuple(fields.get("failures", ()))
         fields["firing_instances"] = tuple(fields.get("firing_instances", ()))
+        fields["part_signals"] = dict(fields.get("part_signals", {}))
         fields["outbox"] = tuple(fields.get("outbox", ()))
         fields["action_states"] = dict(fields.get("action_states", {}))
         fields["pagerduty_state"] = PageState.parse(fields.get("pagerduty_state", ""))
@@ -173,7 +179,8 @@ class Incident:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Incident))
-_PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name not in ("outbox", "firing_instances"))
+_INTERNAL = ("outbox", "firing_instances", "part_signals")
+_PUBLIC_FIELDS = tuple(f.name for f in fields(Incident) if f.name not in _INTERNAL)
 
 
 def incident_id(correlation_key: str, opened_at: str, opened_by: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from shared.clock import seconds_between
@@ -13,7 +13,7 @@ from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, inc
 from shared.domain.signals import Signal
 from shared.triage.assessment import Assessment
 from shared.triage.policy import ActionPlan, Policy
-from shared.triage.targets import resolve_target
+from shared.triage.targets import filled_params, plan_label, resolve_target
 
 # At most this many firing instances are tracked per incident. Past it, further instances are not
 # tracked: the incident then resolves when the tracked ones have, as every incident did before
@@ -84,6 +84,7 @@ def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy:
 def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     severity, reasons = assessment.severity, assessment.reasons
     new_id = incident_id(assessment.correlation_key, now, signal.id)
+    planned = tuple(dict.fromkeys(_planned(a, signal) for a in assessment.actions))
     incident = Incident(
         id=new_id,
         correlation_key=assessment.correlation_key,
@@ -102,7 +103,8 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
         updated_at=now,
         last_signal_at=signal.occurred_at,
         reasons=reasons,
-        planned_actions=tuple(_planned(a, signal) for a in assessment.actions),
+        planned_actions=planned,
+        part_signals=_part_signals({}, planned, planned, signal.occurred_at),
         page_held=any(a.page == "on-failure" for a in assessment.actions),
         firing_instances=(instance,) if (instance := instance_of(signal)) else (),
     )
@@ -139,19 +141,22 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
         effects.append(Effect(EffectKind.NOTIFY, current.id, f"count-{count}", current.severity.label, now))
     # New actions: a raised severity's, or a planned action that this signal fills in for another
     # part (a second Deployment's errors in one cluster, under one alert rule, get their own rollback).
-    new = {_planned(plan, signal): plan for plan in assessment.actions}
+    labels = {_planned(plan, signal): plan for plan in assessment.actions}
     new = {
         label: plan
-        for label, plan in new.items()
+        for label, plan in labels.items()
         if label not in current.planned_actions
         and (raised or any(_same_action(label, known) for known in current.planned_actions))
     }
-    if new and len(current.planned_actions) < MAX_PLANNED:
-        new = dict(list(new.items())[: MAX_PLANNED - len(current.planned_actions)])
+    new = dict(list(new.items())[: max(0, MAX_PLANNED - len(current.planned_actions))])
+    if new:
         updated = updated.evolve(planned_actions=(*current.planned_actions, *new))
         effects += _act_effects(
             current.id, signal, list(new.values()), min(severity, current.severity).label, now
         )
+    if any(_has_part(label) for label in labels):
+        parts = _part_signals(current.part_signals, labels, updated.planned_actions, signal.occurred_at)
+        updated = updated.evolve(part_signals=parts)
     return _with_effects(updated, timeline, effects)
 
 
@@ -167,16 +172,25 @@ def _same_action(label: str, other: str) -> bool:
 
 
 def _planned(action: ActionPlan, signal: Signal) -> str:
-    """How the card lists a planned action, and what tells a new plan from one made already: the
-    action, its mode, and the parameters this signal filled in (a rollback of which Deployment)."""
-    label = f"{action.action} ({action.mode})"
-    filled = sorted(k for k, v in action.params.items() if isinstance(v, str) and "{" in v)
-    if not filled:
-        return label
+    """The plan's label for this signal (see `plan_label`)."""
+    if not filled_params(action):
+        return plan_label(action, {})
     resolved = resolve_target(action, signal)
     if resolved.problem:  # planned once, and refused with the reason, rather than once per signal
-        return label
-    return label + " " + ", ".join(f"{k}={resolved.params[k]}" for k in filled)
+        return f"{action.action} ({action.mode})"
+    return plan_label(action, resolved.params)
+
+
+def _has_part(label: str) -> bool:
+    """The label names a part (parameters after the action and mode)."""
+    return len(label.split(" ", 2)) == 3
+
+
+def _part_signals(
+    known: Mapping[str, str], labels: Iterable[str], planned: Sequence[str], at: str
+) -> dict[str, str]:
+    """The parts this signal is about, among those planned, now last signalled at `at`."""
+    return dict(known) | {label: at for label in labels if _has_part(label) and label in planned}
 
 
 def _act_effects(

@@ -40,6 +40,19 @@ def resolve_target(plan: ActionPlan, signal: Signal) -> ResolvedTarget:
     return ResolvedTarget(resource, params)
 
 
+def plan_label(plan: ActionPlan, params: Mapping[str, Any]) -> str:
+    """How a planned action is listed, and told from another plan of it: its action, its mode, and
+    the parameters filled in from the signal ("kubernetes.rollback (auto) deployment=shop/cart")."""
+    label = f"{plan.action} ({plan.mode})"
+    filled = filled_params(plan)
+    return label + " " + ", ".join(f"{k}={params.get(k, '')}" for k in filled) if filled else label
+
+
+def filled_params(plan: ActionPlan) -> list[str]:
+    """The names of the plan's parameters that the signal fills in (templates), sorted."""
+    return sorted(k for k, v in plan.params.items() if isinstance(v, str) and "{" in v)
+
+
 def template_values(signal: Signal) -> dict[str, set[str]]:
     """Every value a template may name, each as the set of values the signal gives it."""
     values: dict[str, set[str]] = {}

@@ -233,6 +233,41 @@ def test_a_second_part_firing_under_the_same_alert_rule_gets_its_own_action(
     )
 
 
+def test_settling_one_part_is_undone_by_its_own_alert_not_another_parts(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting('{ action = "test.failover", mode = "auto", settle_minutes = 5, part = "{part}" }')
+
+    def firing(part: str, n: int) -> str:
+        at = clock().isoformat().replace("+00:00", "Z")
+        dimensions = [{"name": "part", "value": part}]
+        return open_incident(CACHE, alert_id=str(n), dimensions=dimensions, fired=at)
+
+    def settling(part: str) -> Callable[[], bool]:
+        def is_settling() -> bool:
+            records = [r for r in actions_of(app, incident_id) if r.params["part"] == part]
+            return bool(records) and records[0].continuation.get("phase") == "settling"
+
+        return is_settling
+
+    incident_id = firing("shop/cart", 1)
+    run_queues(app, until=settling("shop/cart"))
+    world.primary = "node-0"
+    clock.advance(seconds=30)
+    assert firing("shop/checkout", 2) == incident_id  # another part fires while cart settles
+    run_queues(app, until=settling("shop/checkout"))
+    clock.advance(seconds=30)
+    firing("shop/checkout", 3)  # and fires again while its own action settles
+    run_queues(app)
+    results = {r.params["part"]: (r.state, r.result) for r in actions_of(app, incident_id)}
+    assert results["shop/cart"] == (
+        ActionState.SUCCEEDED,
+        "recovered: no new signal for 5 min after the action",
+    )
+    assert results["shop/checkout"][0] is ActionState.FAILED
+    assert results["shop/checkout"][1].startswith("not recovered: the alert fired again at ")
+
+
 def test_the_hourly_cap_per_tenant(acting: Acting, world: PretendCache) -> None:
     app = acting(limits={"max_per_hour_per_tenant": 1})
     first = open_incident(CACHE)

@@ -243,6 +243,7 @@ def test_records_stay_readable_across_releases() -> None:
     opened = _run(None, signal(rule="no-instances", facts={})).incident
     record = opened.to_record()
     assert "firing_instances" not in record, "left out when empty: an older release can read it"
+    assert "part_signals" not in record
     newer = {**record, "a_field_of_a_later_release": 1}
     assert Incident.from_record(newer) == opened, "a field this release does not know is ignored"
 
@@ -280,6 +281,10 @@ def test_a_second_deployment_under_the_same_alert_rule_gets_its_own_rollback() -
     ]
     again = _run(second.incident, _deployment_errors("cart", 3))
     assert again.effects == () and again.incident.planned_actions == second.incident.planned_actions
+    # Each part's newest signal is kept for settling its action, and survives the stored form.
+    cart, checkout = again.incident.planned_actions
+    assert set(again.incident.part_signals) == {cart, checkout}
+    assert Incident.from_record(again.incident.to_record()).part_signals == again.incident.part_signals
 
 
 def test_the_actions_planned_for_one_incident_are_bounded() -> None:
