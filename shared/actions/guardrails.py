@@ -25,6 +25,7 @@ class History:
     on_target: Sequence[ActionRecord]
     started_last_hour: Sequence[ActionRecord]  # every action started in the last hour
     automation_setting_on: bool  # DR_AUTOMATION
+    where: str = ""  # how refusals name the target, and the part of it the action changes
 
 
 def overlap(subject: str, other: str) -> bool:
@@ -60,6 +61,7 @@ def refusal(
 ) -> str | None:
     """The first guardrail that refuses the action, saying why; None when all let it run."""
     others = [r for r in history.on_target if r.id != record.id]
+    where = history.where or record.target
     if record.automatic and (why := kill_switch(record, history)):
         return why
     # A person's action does not run "by itself" (DR_AUTOMATION=off leaves it be), but a pause,
@@ -70,7 +72,7 @@ def refusal(
     tries = [r for r in others if r.action == record.action and r.attempts and r.started_at >= window_start]
     if len(tries) >= limits.breaker_attempts:
         return (
-            f"circuit breaker: {record.action} ran {len(tries)} times on {record.target} within "
+            f"circuit breaker: {record.action} ran {len(tries)} times on {where} within "
             f"{limits.breaker_window_minutes} min ({', '.join(r.id for r in tries[-3:])}); automation "
             "stops for this target and its owner is paged"
         )
@@ -83,13 +85,13 @@ def refusal(
         until = parse_iso(last.started_at)
         again = iso(until + timedelta(minutes=cooldown_minutes)) if until else "later"
         return (
-            f"cooldown: {record.action} ran on {record.target} at {last.started_at} ({last.id}, "
+            f"cooldown: {record.action} ran on {where} at {last.started_at} ({last.id}, "
             f"{last.state}); not again before {again} ({cooldown_minutes} min)"
         )
     holding = [r for r in others if r.state in HOLDING]
     if holding:
         busy = holding[0]
-        return f"one at a time: {busy.action} ({busy.id}) is {busy.state} on {record.target}"
+        return f"one at a time: {busy.action} ({busy.id}) is {busy.state} on {where}"
     if record.automatic:
         return over_cap(record, history.started_last_hour, limits)
     return None

@@ -547,15 +547,24 @@ class ActionPipeline:
             on_target=[r for r in on_target if guardrails.overlap(self._subject(r), subject)],
             started_last_hour=self.actions.started_since(iso(now - timedelta(hours=1))),
             automation_setting_on=self.settings.automation_on,
+            where=self._where(record),
         )
         return guardrails.refusal(record, history, limits, cooldown, now)
 
     def _subject(self, record: ActionRecord) -> str:
         """What of its target the action changes: the target, narrowed by the params that say so."""
+        parts = [value.strip("/").lower() for _, value in self._parts(record)]
+        return "/".join([record.target.lower(), *parts])
+
+    def _where(self, record: ActionRecord) -> str:
+        """The subject as a refusal names it: "<cluster> (deployment shop/cart)"."""
+        parts = ", ".join(f"{name} {value}" for name, value in self._parts(record))
+        return f"{record.target} ({parts})" if parts else record.target
+
+    def _parts(self, record: ActionRecord) -> list[tuple[str, str]]:
         kind = self.registry.get(record.action)
         narrowing = [name for name, param in kind.params.items() if param.narrows] if kind else []
-        parts = [str(record.params.get(name) or "").strip("/").lower() for name in narrowing]
-        return "/".join([record.target.lower(), *(p for p in parts if p)])
+        return [(name, str(record.params[name])) for name in narrowing if record.params.get(name)]
 
     def _step(self, current: VersionedAction, call: Callable[[], Any]) -> Any:
         """Run a read or check step; a Transient schedules another try, an error counts toward giving up."""

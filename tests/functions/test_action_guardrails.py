@@ -199,7 +199,7 @@ def test_an_action_on_one_part_of_a_target_holds_only_that_part(acting: Acting, 
     world.primary = "node-0"
     same_part = on_part("shop/cart", 3)
     run_queues(app)
-    assert refused(app, same_part).startswith(f"cooldown: test.failover ran on {CACHE} at ")
+    assert refused(app, same_part).startswith(f"cooldown: test.failover ran on {CACHE} (part shop/cart) at ")
     assert world.starts == 2
 
 
