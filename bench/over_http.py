@@ -98,7 +98,8 @@ def _start(
     prof: Path | None,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    args = ["serve", "--host", HOST, "--port", str(port), "--data-dir", str(data), "--function-key", key]
+    # "=": a random key may begin with "-", which argparse would take for an option.
+    args = ["serve", "--host", HOST, "--port", str(port), "--data-dir", str(data), f"--function-key={key}"]
     dr = Path(sys.executable).with_name("dr")
     if prof is not None:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "shared.cli", *args]

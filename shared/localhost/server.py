@@ -32,7 +32,7 @@ def function_key(data_dir: Path, given: str | None) -> str:
         pass
     else:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(secrets.token_urlsafe(24) + "\n")
+            f.write(_new_key() + "\n")
             f.flush()
             os.fsync(f.fileno())
     for _ in range(100):  # the other process may still be writing it
@@ -41,6 +41,13 @@ def function_key(data_dir: Path, given: str | None) -> str:
             return key
         time.sleep(0.01)
     raise SystemExit(f"dr serve: {path} is empty; delete it to make a new key")
+
+
+def _new_key() -> str:
+    """A random key that does not begin with "-", so it can be given as `--function-key KEY`."""
+    while (key := secrets.token_urlsafe(24)).startswith("-"):
+        pass
+    return key
 
 
 def serve(

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from shared import cli
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.errors import PoisonMessage
+from shared.localhost import server
 from shared.localhost.asgi import FunctionsHttpHost
 from shared.localhost.runtime import QueuePump
 from shared.localhost.server import function_key
@@ -79,6 +81,17 @@ def test_the_function_key_file_is_made_once_private_and_never_empty(tmp_path: Pa
     assert len(key) >= 20 and function_key(data, None) == key
     assert (data / "function-key").stat().st_mode & 0o777 == 0o600
     assert function_key(data, "given") == "given"
+
+
+def test_a_made_key_never_begins_with_a_dash_so_it_can_be_passed_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn = iter(["-looks-like-an-option", "k3y-fine"])
+    monkeypatch.setattr(server.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert function_key(tmp_path / "data", None) == "k3y-fine"
+    # And one given with "=" is taken whatever it begins with (the benches pass theirs so).
+    args = cli._parser().parse_args(["serve", "--function-key=-k3y"])
+    assert args.function_key == "-k3y"
 
 
 def test_the_local_host_refuses_to_run_without_a_key() -> None:
