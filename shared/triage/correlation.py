@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from shared.clock import seconds_between
@@ -13,7 +13,7 @@ from shared.domain.incidents import OPEN, RESOLVED, Incident, TimelineEntry, inc
 from shared.domain.signals import Signal
 from shared.triage.assessment import Assessment
 from shared.triage.policy import ActionPlan, Policy
-from shared.triage.targets import filled_params, plan_label, resolve_target
+from shared.triage.targets import base_label, filled_params, plan_label, resolve_target
 
 # At most this many firing instances are tracked per incident. Past it, further instances are not
 # tracked: the incident then resolves when the tracked ones have, as every incident did before
@@ -84,7 +84,7 @@ def escalate_for_peers(incident: Incident, tenants: list[str], now: str, policy:
 def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> Change:
     severity, reasons = assessment.severity, assessment.reasons
     new_id = incident_id(assessment.correlation_key, now, signal.id)
-    planned = tuple(dict.fromkeys(_planned(a, signal) for a in assessment.actions))
+    labels = {_planned(plan, signal): plan for plan in assessment.actions}
     incident = Incident(
         id=new_id,
         correlation_key=assessment.correlation_key,
@@ -103,8 +103,8 @@ def _open(signal: Signal, assessment: Assessment, now: str, policy: Policy) -> C
         updated_at=now,
         last_signal_at=signal.occurred_at,
         reasons=reasons,
-        planned_actions=planned,
-        part_signals=_part_signals({}, planned, planned, signal.occurred_at),
+        planned_actions=tuple(labels),
+        part_signals=dict.fromkeys(_parts(labels), signal.occurred_at),
         page_held=any(a.page == "on-failure" for a in assessment.actions),
         firing_instances=(instance,) if (instance := instance_of(signal)) else (),
     )
@@ -145,8 +145,7 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
     new = {
         label: plan
         for label, plan in labels.items()
-        if label not in current.planned_actions
-        and (raised or any(_same_action(label, known) for known in current.planned_actions))
+        if label not in current.planned_actions and (raised or _planned_before(plan, current.planned_actions))
     }
     new = dict(list(new.items())[: max(0, MAX_PLANNED - len(current.planned_actions))])
     if new:
@@ -154,9 +153,10 @@ def _repeat(current: Incident, signal: Signal, assessment: Assessment, now: str,
         effects += _act_effects(
             current.id, signal, list(new.values()), min(severity, current.severity).label, now
         )
-    if any(_has_part(label) for label in labels):
-        parts = _part_signals(current.part_signals, labels, updated.planned_actions, signal.occurred_at)
-        updated = updated.evolve(part_signals=parts)
+    if parts := [label for label in _parts(labels) if label in updated.planned_actions]:
+        updated = updated.evolve(
+            part_signals={**current.part_signals, **dict.fromkeys(parts, signal.occurred_at)}
+        )
     return _with_effects(updated, timeline, effects)
 
 
@@ -166,31 +166,25 @@ def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     return (new[0], *dict.fromkeys(rest))
 
 
-def _same_action(label: str, other: str) -> bool:
-    """Two plans' labels name the same action and mode (their filled-in parameters may differ)."""
-    return label.split(" ", 2)[:2] == other.split(" ", 2)[:2]
+def _planned_before(plan: ActionPlan, planned: Sequence[str]) -> bool:
+    """The incident has this action, in this mode, planned already (for whichever part)."""
+    base = base_label(plan)
+    return any(label == base or label.startswith(base + " ") for label in planned)
 
 
 def _planned(action: ActionPlan, signal: Signal) -> str:
     """The plan's label for this signal (see `plan_label`)."""
     if not filled_params(action):
-        return plan_label(action, {})
+        return base_label(action)
     resolved = resolve_target(action, signal)
     if resolved.problem:  # planned once, and refused with the reason, rather than once per signal
-        return f"{action.action} ({action.mode})"
+        return base_label(action)
     return plan_label(action, resolved.params)
 
 
-def _has_part(label: str) -> bool:
-    """The label names a part (parameters after the action and mode)."""
-    return len(label.split(" ", 2)) == 3
-
-
-def _part_signals(
-    known: Mapping[str, str], labels: Iterable[str], planned: Sequence[str], at: str
-) -> dict[str, str]:
-    """The parts this signal is about, among those planned, now last signalled at `at`."""
-    return dict(known) | {label: at for label in labels if _has_part(label) and label in planned}
+def _parts(labels: Mapping[str, ActionPlan]) -> list[str]:
+    """The labels that name a part: parameters filled in after the action and mode."""
+    return [label for label, plan in labels.items() if label != base_label(plan)]
 
 
 def _act_effects(

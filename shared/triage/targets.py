@@ -43,9 +43,14 @@ def resolve_target(plan: ActionPlan, signal: Signal) -> ResolvedTarget:
 def plan_label(plan: ActionPlan, params: Mapping[str, Any]) -> str:
     """How a planned action is listed, and told from another plan of it: its action, its mode, and
     the parameters filled in from the signal ("kubernetes.rollback (auto) deployment=shop/cart")."""
-    label = f"{plan.action} ({plan.mode})"
     filled = filled_params(plan)
-    return label + " " + ", ".join(f"{k}={params.get(k, '')}" for k in filled) if filled else label
+    base = base_label(plan)
+    return base + " " + ", ".join(f"{k}={params.get(k, '')}" for k in filled) if filled else base
+
+
+def base_label(plan: ActionPlan) -> str:
+    """The label without the filled-in parameters: which action, in which mode."""
+    return f"{plan.action} ({plan.mode})"
 
 
 def filled_params(plan: ActionPlan) -> list[str]:
