@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from shared.domain.signals import Signal
 from shared.errors import PoisonMessage
 from shared.ports import EffectQueue, QueueMessage
-from shared.triage.assessment import assess
+from shared.triage.assessment import correlation_key
 from shared.triage.policy import Policy
 
 INTAKE_QUEUE = "intake"
@@ -42,7 +42,8 @@ class Admission:
 
     def admit(self, signals: Sequence[Signal]) -> Admitted:
         """One send for the request's signals; on return they are durable (Service Bus, or SQLite)."""
-        self.queue.send([intake_message(s, assess(s, self.policy).correlation_key) for s in signals])
+        # Only the session is decided here; triage proper runs once, where the signal is folded.
+        self.queue.send([intake_message(s, correlation_key(s, self.policy)) for s in signals])
         return Admitted(tuple(s.id for s in signals))
 
 
