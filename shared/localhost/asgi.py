@@ -6,7 +6,6 @@ import asyncio
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -146,16 +145,17 @@ async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | No
     TimeoutError if it has not all arrived within `timeout` seconds, however it trickles in.
     """
     chunks, size = [], 0
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    # One deadline over the whole read: wait_for per receive() would start a task for each chunk.
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
