@@ -75,6 +75,9 @@ CREATE INDEX IF NOT EXISTS ix_queue_dedup_sent ON queue_dedup (sent_at);
 
 MAX_ID_LENGTH = 128  # Service Bus: message and session ids
 MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
+# Expired duplicate-detection rows only take space (a send past the window replaces its row), so
+# they are pruned now and then rather than by every send, where the delete was an eighth of it.
+PRUNE_EVERY_SECONDS = 60.0
 
 _ANYTHING_DUE = """
 SELECT EXISTS (SELECT 1 FROM queue_messages
@@ -143,6 +146,7 @@ class SqliteQueue:
         self._max_delivery_count = max_delivery_count
         self._duplicate_window = duplicate_window
         self._clock = clock
+        self._next_prune = 0.0
 
     def send(self, messages: Sequence[QueueMessage]) -> None:
         """Enqueue the batch in one transaction; a message_id seen within the window is dropped."""
@@ -152,7 +156,9 @@ class SqliteQueue:
         rows = [self._row(m, now) for m in messages]
         cutoff = now - self._duplicate_window
         with self._db.write() as conn:
-            conn.execute("DELETE FROM queue_dedup WHERE sent_at < ?", (cutoff,))
+            if now >= self._next_prune:
+                conn.execute("DELETE FROM queue_dedup WHERE sent_at < ?", (cutoff,))
+                self._next_prune = now + PRUNE_EVERY_SECONDS
             for row in rows:
                 queue, message_id, session_id, *_, state = row
                 accepted = conn.execute(

@@ -122,6 +122,16 @@ def test_duplicate_outside_the_window_is_accepted(queue: SqliteQueue, clock: Fak
     assert receive(queue).message_id == "m1"
 
 
+def test_an_expired_row_not_yet_pruned_does_not_drop_a_resend(tmp_path: Path, clock: FakeClock) -> None:
+    """Pruning runs once a minute; a 10 s window still ends after 10 s, pruned or not."""
+    queue = SqliteQueue(tmp_path / "short.db", duplicate_window=10.0, clock=clock)
+    queue.send([msg("m1")])
+    queue.complete(receive(queue))
+    clock.advance(11)  # past the window, well before the next prune
+    queue.send([msg("m1")])
+    assert receive(queue).message_id == "m1"
+
+
 def test_the_same_message_id_in_two_queues_is_not_a_duplicate(queue: SqliteQueue) -> None:
     queue.send([msg("m1", queue="act"), msg("m1", queue="page")])
     assert queue.active_count("act") == 1
