@@ -12,6 +12,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 # The rollback tests run the real `kubectl rollout undo` as their oracle (Debian: 1.20.x; any kubectl will do).
 command -v kubectl >/dev/null || need+=(kubernetes-client)
+# Servers the tests start run under setpriv --pdeathsig, so a killed test run leaves none behind.
+command -v setpriv >/dev/null || need+=(util-linux)
 # The table store's tests run Azurite (an npm package, installed into .azurite/ by make setup).
 command -v npm >/dev/null || need+=(nodejs npm)
 # The HTTP benchmark runs Prometheus Alertmanager beside `dr serve` as its yardstick (issue 8).

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers.lifetime import dies_with_test_run
+
 KEY = "e2e-function-key"
 DR = Path(sys.executable).with_name("dr")
 
@@ -52,7 +54,11 @@ class Responder:
         self.cwd.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+                dies_with_test_run(command),
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
             )
         self.client = httpx.Client(base_url=self.base, timeout=30)
         self._wait_ready()

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.servers.lifetime import dies_with_test_run
+
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / ".azurite" / "node_modules" / ".bin" / "azurite-table"
@@ -63,17 +65,19 @@ def running_azurite() -> Iterator[str]:
         log = Path(workdir) / "azurite.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    str(BINARY),
-                    "--inMemoryPersistence",
-                    "--tableHost",
-                    HOST,
-                    "--tablePort",
-                    str(port),
-                    "--skipApiVersionCheck",
-                    "--loose",
-                    "--silent",
-                ],
+                dies_with_test_run(
+                    [
+                        str(BINARY),
+                        "--inMemoryPersistence",
+                        "--tableHost",
+                        HOST,
+                        "--tablePort",
+                        str(port),
+                        "--skipApiVersionCheck",
+                        "--loose",
+                        "--silent",
+                    ]
+                ),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.servers.lifetime import dies_with_test_run
+
 MASTER_NAME = "dr-test"
 PASSWORD = "s3cret-data-pw"
 HOST = "127.0.0.1"
@@ -114,7 +116,7 @@ class Process:
         if self.running:
             return
         self.popen = subprocess.Popen(
-            [binary(self.kind), str(self.dir / "redis.conf")],
+            dies_with_test_run([binary(self.kind), str(self.dir / "redis.conf")]),
             cwd=self.dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
