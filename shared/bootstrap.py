@@ -381,6 +381,7 @@ class Services:
             clock=self.clock,
             backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
             queued_reads=LISTS if isinstance(queue, SqliteQueue) else QUEUED_STATUS,
+            workspaces=settings.slack_team_ids,
         )
 
     @cached_property

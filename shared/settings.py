@@ -44,6 +44,7 @@ class Settings:
     slack_signing_secret: str | None = field(default=None, repr=False)  # /dr and buttons are refused without
     slack_allowed_users: tuple[str, ...] = ()  # user ids that may run destructive commands
     slack_allowed_groups: tuple[str, ...] = ()  # user-group ids whose members may
+    slack_team_ids: tuple[str, ...] = ()  # workspaces served; empty: any the signing secret signs for
     runbook_base_url: str = ""
     retry_base_seconds: float = 2.0  # first retry of a failed page or card; doubles up to the cap
     retry_max_seconds: float = 300.0
@@ -105,6 +106,7 @@ class Settings:
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_allowed_users=_ids(get("SLACK_ALLOWED_USERS")),
             slack_allowed_groups=_ids(get("SLACK_ALLOWED_GROUPS")),
+            slack_team_ids=_ids(get("SLACK_TEAM_IDS")),
             runbook_base_url=get("DR_RUNBOOK_BASE_URL") or "",
             retry_base_seconds=number("DR_RETRY_BASE_SECONDS", 2, low=0.01),
             retry_max_seconds=number("DR_RETRY_MAX_SECONDS", 300, low=0.01),
@@ -141,12 +143,12 @@ class Settings:
         for name, ids, shape in (
             ("SLACK_ALLOWED_USERS", self.slack_allowed_users, _SLACK_USER),
             ("SLACK_ALLOWED_GROUPS", self.slack_allowed_groups, _SLACK_GROUP),
+            ("SLACK_TEAM_IDS", self.slack_team_ids, _SLACK_TEAM),
         ):
             wrong = [i for i in ids if not shape.fullmatch(i)]
             if wrong:
                 raise SettingsError(
-                    f"{name}: {', '.join(repr(w[:40]) for w in wrong[:5])} is not a Slack"
-                    f" {'user id (U… or W…)' if shape is _SLACK_USER else 'user-group id (S…)'}"
+                    f"{name}: {', '.join(repr(w[:40]) for w in wrong[:5])} is not a Slack {_SHAPES[shape]}"
                 )
         for name, url in (
             ("PAGERDUTY_EVENTS_URL", self.pagerduty_events_url),
@@ -168,6 +170,12 @@ class Settings:
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
 _SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,30}")
+_SLACK_TEAM = re.compile(r"T[A-Z0-9]{2,30}")
+_SHAPES = {
+    _SLACK_USER: "user id (U… or W…)",
+    _SLACK_GROUP: "user-group id (S…)",
+    _SLACK_TEAM: "workspace id (T…)",
+}
 
 
 def _ids(text: str | None) -> tuple[str, ...]:

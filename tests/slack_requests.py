@@ -27,10 +27,14 @@ def command_body(
     user_id: str = "W111",
     trigger_id: str = "111.111.xxx",
     user_name: str = "",
+    team_id: str = "",
 ) -> bytes:
-    """The refdata slash command's fields, as /dr with this text (by `user_name` if given)."""
+    """The refdata slash command's fields (workspace T111), as /dr with this text (by `user_name`, from
+    `team_id`, if given)."""
     fields = dict(_pairs((REFDATA / "slack" / "slash_command_body_boltpy_test.txt").read_text()))
     fields.update(command="/dr", text=text, response_url=response_url, user_id=user_id, trigger_id=trigger_id)
+    if team_id:
+        fields["team_id"] = team_id
     if user_name:
         fields["user_name"] = user_name
     return urlencode(fields).encode()
@@ -45,10 +49,14 @@ def interaction_body(
     action_ts: str = "1596530385.194939",
     message: dict[str, Any] | None = None,
     user_name: str = "",
+    user_team_id: str = "",
 ) -> bytes:
-    """The refdata block_actions payload, pressing one of our buttons (by `user_name` if given)."""
+    """The refdata block_actions payload (workspace T111), pressing one of our buttons (by `user_name`,
+    a user of workspace `user_team_id`, if given)."""
     payload = json.loads((REFDATA / "slack" / "block_actions_payload_boltpy_test.json").read_text())
     payload["user"]["id"] = user_id
+    if user_team_id:
+        payload["user"]["team_id"] = user_team_id
     if user_name:
         payload["user"].update(username=user_name, name=user_name)
     payload["response_url"] = response_url

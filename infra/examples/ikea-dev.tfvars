@@ -54,6 +54,7 @@ app_settings = {
   DR_RUNBOOK_BASE_URL  = "https://runbooks.example.com/dr/runbook.md"
   SLACK_ALLOWED_USERS  = "U0123ABCD"
   SLACK_ALLOWED_GROUPS = "S0123ABCD"
+  SLACK_TEAM_IDS       = "T0123ABCD"
 }
 
 # Phase 1 leaves these false; phase 2 sets them (see README.md).

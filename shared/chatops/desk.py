@@ -69,12 +69,22 @@ class Desk:
     clock: Clock
     backoff: Backoff
     queued_reads: tuple[str, ...] = LISTS  # read-only verbs answered from the queue
+    # SLACK_TEAM_IDS. The signing secret is the app's, not a workspace's: an app installed in two
+    # workspaces, or a channel shared with another organisation, brings others' requests signed alike.
+    workspaces: tuple[str, ...] = ()
 
     # --- the HTTP side: within 3 seconds --------------------------------------------------
 
     def command(self, command: SlashCommand) -> Reply:
         """The immediate answer to a /dr command (a changing one is queued and acknowledged)."""
         actor = _actor(command.user_id, command.user_name)
+        if not self._serves(command.team_id):
+            self._audit(actor, f"/dr {command.text}", _foreign(command.team_id))
+            return views.notice(
+                f"This responder does not serve your Slack workspace ({command.team_id or 'unnamed'}):"
+                " nothing was done.",
+                "no_entry",
+            )
         parsed = parse(command.text)
         if isinstance(parsed, NotACommand):
             self._audit(actor, f"/dr {command.text}", f"not a command: {parsed.problem}")
@@ -94,6 +104,12 @@ class Desk:
 
     def press(self, press: ButtonPress) -> None:
         """Queue a button press (the HTTP answer is an empty 200)."""
+        if not self._serves(press.team_id):
+            # Not queued, so nothing is updated: the presser sees no answer, the log says why.
+            self._audit(
+                _actor(press.user_id, press.user_name), f"pressed {press.action_id}", _foreign(press.team_id)
+            )
+            return
         self.queue.send([press_message(press)])
         self._audit(_actor(press.user_id, press.user_name), f"pressed {press.action_id}", "queued")
 
@@ -321,6 +337,9 @@ class Desk:
         found = self.incidents.get(incident_id)
         return found.incident if found else None
 
+    def _serves(self, team_id: str) -> bool:
+        return not self.workspaces or team_id in self.workspaces
+
     def _audit(
         self, actor: Actor, what: str, result: str, incident: Incident | None = None, kind: str = "slack"
     ) -> None:
@@ -338,6 +357,10 @@ _BUTTONS = {
     "dr_ack": "acknowledge incidents",
     "dr_resolve": "resolve incidents",
 }
+
+
+def _foreign(team_id: str) -> str:
+    return f"refused: workspace {team_id or '(none given)'} is not in SLACK_TEAM_IDS"
 
 
 def _actor(user_id: str, user_name: str) -> Actor:

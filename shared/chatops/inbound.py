@@ -59,6 +59,7 @@ class ButtonPress:
     trigger_id: str
     message_blocks: tuple[dict[str, Any], ...]  # the pressed message as it was (absent on ephemeral ones)
     response_url: str = field(repr=False)
+    team_id: str = ""  # the presser's own workspace ("" in presses queued before it was kept)
 
 
 def form_fields(body: bytes, content_type: str | None) -> dict[str, str]:
@@ -134,6 +135,9 @@ def parse_interaction(fields: dict[str, str], origins: Collection[str] = SLACK_R
         trigger_id=_text(payload, "trigger_id", "payload"),
         message_blocks=tuple(b for b in blocks if isinstance(b, dict)),
         response_url=_response_url(payload.get("response_url"), "payload.response_url", origins),
+        # The user's home workspace, which in a channel shared with another organisation
+        # (Slack Connect) is not the workspace the app is installed in.
+        team_id=str(user.get("team_id") or _dict(payload, "team").get("id") or "")[:MAX_ID],
     )
 
 

@@ -46,6 +46,7 @@ DEFAULTS: Mapping[str, str] = {
     "SLACK_SIGNING_SECRET": "",
     "SLACK_ALLOWED_USERS": "",
     "SLACK_ALLOWED_GROUPS": "",
+    "SLACK_TEAM_IDS": "",
 }
 # The Functions host's own settings: expected in the file, not read by the responder.
 HOST_SETTINGS = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "ServiceBusConnection"})

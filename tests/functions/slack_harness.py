@@ -28,6 +28,8 @@ ALLOWED = "W0ALLOWED"  # on SLACK_ALLOWED_USERS
 IN_GROUP = "W0INGROUP"  # in the allowed user group
 ON_CALL = "W0ONCALL"  # on call in PagerDuty, matched by e-mail
 STRANGER = "W0STRANGER"  # none of these
+WORKSPACE = "T111"  # on SLACK_TEAM_IDS: the workspace of Bolt's refdata requests
+SIGNING_EXAMPLE_WORKSPACE = "T1DC2JH3J"  # on it too: the workspace of Slack's signed example
 GROUP = "S0RESPONDERS"
 
 
@@ -42,11 +44,13 @@ class SlackWorld:
     clock: FakeClock
 
     def command(
-        self, text: str, user: str = ALLOWED, trigger: str = "", retry: bool = False
+        self, text: str, user: str = ALLOWED, trigger: str = "", retry: bool = False, team: str = ""
     ) -> func.HttpResponse:
         """POST /api/slack/commands, signed now."""
         url = self.slack.response_url(trigger or text.replace(" ", "-")[:30] or "help")
-        body = command_body(text, url, user_id=user, trigger_id=trigger or f"trig-{text}-{user}")
+        body = command_body(
+            text, url, user_id=user, trigger_id=trigger or f"trig-{text}-{user}", team_id=team
+        )
         headers = signed_headers(body, int(self.clock().timestamp()))
         if retry:
             headers["X-Slack-Retry-Num"] = "1"
@@ -117,6 +121,7 @@ def chatops(data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_ALLOWED_USERS": ALLOWED,
                 "SLACK_ALLOWED_GROUPS": GROUP,
+                "SLACK_TEAM_IDS": f"{WORKSPACE},{SIGNING_EXAMPLE_WORKSPACE}",
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
                 "SLACK_API_URL": slack.url,
                 "PAGERDUTY_API_TOKEN": PD_TOKEN,

@@ -18,7 +18,16 @@ from shared.ports import QueueMessage
 from tests.factories import incident
 from tests.fake_operations import REFUSED_TARGET
 from tests.functions.harness import assert_error, json_body
-from tests.functions.slack_harness import ALLOWED, IN_GROUP, ON_CALL, STRANGER, SlackWorld, post_form, text_of
+from tests.functions.slack_harness import (
+    ALLOWED,
+    IN_GROUP,
+    ON_CALL,
+    STRANGER,
+    WORKSPACE,
+    SlackWorld,
+    post_form,
+    text_of,
+)
 from tests.functions.slack_harness import chatops as chatops  # the fixture, re-exported
 from tests.slack_requests import SECRET, command_body, interaction_body, signed_headers
 
@@ -94,6 +103,42 @@ def test_an_unknown_action_id_is_a_400_naming_ours(chatops: SlackWorld) -> None:
     answer = chatops.press("a", "click_me_123")
     assert_error(answer, 400, "unknown_action", "dr_confirm")
     assert queued(chatops) == 0
+
+
+# --- the workspace: SLACK_TEAM_IDS ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["status", "show inc-20261125-aaaa", "ack inc-20261125-aaaa"])
+def test_a_command_from_another_workspace_is_refused_before_anything_is_read_or_queued(
+    chatops: SlackWorld, text: str
+) -> None:
+    store_incident(chatops)
+    reply = json_body(chatops.command(text, user=ALLOWED, team="T0OTHER"))  # signed with our secret
+    said = text_of(reply)
+    assert reply["response_type"] == "ephemeral"
+    assert "does not serve your Slack workspace (T0OTHER)" in said and "nothing was done" in said
+    assert "inc-20261125-aaaa" not in said and "cosmosdb" not in said
+    assert queued(chatops) == 0 and chatops.operations.calls == []
+    audit = [e.text for e in chatops.app.store.timeline("inc-20261125-aaaa") if e.kind.startswith("slack")]
+    assert audit == []  # and its incident's timeline is not the place for a stranger's attempt
+
+
+def test_a_press_by_a_user_of_another_organisation_is_not_queued(
+    chatops: SlackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack Connect: the channel is ours (team T111), the presser's home workspace is not."""
+    incident_id = store_incident(chatops)
+    with caplog.at_level(logging.INFO, logger="shared.chatops.desk"):
+        answer = chatops.press("dr_ack", incident_id, user=ALLOWED, user_team_id="T0PARTNER")
+    assert answer.status_code == 200 and queued(chatops) == 0
+    assert chatops.work() == 0 and chatops.operations.calls == []
+    assert "workspace T0PARTNER is not in SLACK_TEAM_IDS" in caplog.text
+
+
+def test_our_own_workspace_is_served(chatops: SlackWorld) -> None:
+    incident_id = store_incident(chatops)
+    chatops.press("dr_ack", incident_id, user=ALLOWED, user_team_id=WORKSPACE)
+    assert chatops.work() == 1 and [c[0] for c in chatops.operations.calls] == ["acknowledge"]
 
 
 # --- read-only commands: anyone, at once --------------------------------------------------------

@@ -38,6 +38,7 @@ def test_the_defaults_are_valid() -> None:
         ("SLACK_ALLOWED_USERS", "u0allow"),  # Slack's ids are upper case: this matches nobody
         ("SLACK_ALLOWED_USERS", "U0ALLOW, @alice"),
         ("SLACK_ALLOWED_GROUPS", "U0NOTAGROUP"),
+        ("SLACK_TEAM_IDS", "E0ENTERPRISE"),  # an org's id: commands name the workspace (T…)
     ],
 )
 def test_a_slack_id_that_could_never_match_is_refused_by_name(name: str, value: str) -> None:
@@ -46,5 +47,8 @@ def test_a_slack_id_that_could_never_match_is_refused_by_name(name: str, value: 
 
 
 def test_slack_ids_are_read_as_a_list() -> None:
-    settings = Settings.from_env({"SLACK_ALLOWED_USERS": " U0A, W0B ,,", "SLACK_ALLOWED_GROUPS": "S0C"})
+    settings = Settings.from_env(
+        {"SLACK_ALLOWED_USERS": " U0A, W0B ,,", "SLACK_ALLOWED_GROUPS": "S0C", "SLACK_TEAM_IDS": "T0D,T0E"}
+    )
     assert (settings.slack_allowed_users, settings.slack_allowed_groups) == (("U0A", "W0B"), ("S0C",))
+    assert settings.slack_team_ids == ("T0D", "T0E")
