@@ -84,5 +84,10 @@ def serve(
     )
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn has shut down by now and raises the Ctrl-C it caught again, for its caller to
+        # see; here Ctrl-C is how one stops the responder, not an error to show a traceback for.
+        pass
     finally:
         stop.set()
+    print("DR Responder stopped", flush=True)

@@ -202,3 +202,14 @@ def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(res
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), head
     assert json.loads(payload)["error"] == "request_timeout"
+
+
+def test_ctrl_c_stops_it_cleanly(start_responder: Callable[..., Responder]) -> None:
+    """SIGINT, as Ctrl-C sends it: exit status 0 and a last line, not a KeyboardInterrupt traceback."""
+    responder = start_responder()
+    assert responder.post("/alerts", body(metric_alert())).status_code == 202
+    responder.stop()
+    log = responder.log.read_text()
+    assert responder.process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
+    assert log.rstrip().endswith("DR Responder stopped")
