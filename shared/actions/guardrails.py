@@ -97,6 +97,11 @@ def refusal(
     return None
 
 
+def region_key(region: str) -> str:
+    """One region however it is spelt: "West Europe", "WestEurope" and "westeurope" alike."""
+    return "".join(region.split()).lower()
+
+
 def over_cap(record: ActionRecord, started: Sequence[ActionRecord], limits: Guardrails) -> str | None:
     """The hourly cap an automatic action would pass, given what started in the last hour; None if none."""
     automatic = [r for r in started if r.automatic and r.id != record.id]
@@ -109,7 +114,8 @@ def over_cap(record: ActionRecord, started: Sequence[ActionRecord], limits: Guar
             f"rate cap: {len(tenant)} automatic actions on tenant {record.tenant} in the last hour "
             f"(max_per_hour_per_tenant = {limits.max_per_hour_per_tenant})"
         )
-    region = [r for r in automatic if r.region and r.region == record.region]
+    here = region_key(record.region)
+    region = [r for r in automatic if r.region and region_key(r.region) == here]
     if record.region and len(region) >= limits.max_per_hour_per_region:
         return (
             f"rate cap: {len(region)} automatic actions in region {record.region} in the last hour "

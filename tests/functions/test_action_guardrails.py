@@ -290,7 +290,7 @@ def test_the_hourly_cap_per_region(acting: Acting, world: PretendCache) -> None:
         f'\n[targets."{name}"]\nregion = "{region}"\n'
         for name, region in (
             ("redis-amicis-ikea-prod", "westeurope"),
-            ("redis-amicis-hm-prod", "westeurope"),
+            ("redis-amicis-hm-prod", "West Europe"),  # its display name: the same region
             ("redis-amicis-zara-prod", "northeurope"),
         )
     )
@@ -302,7 +302,7 @@ def test_the_hourly_cap_per_region(acting: Acting, world: PretendCache) -> None:
     same_region = open_incident(OTHER_CACHE, alert_id="2")
     run_queues(app)
     assert refused(app, same_region) == (
-        "rate cap: 1 automatic actions in region westeurope in the last hour (max_per_hour_per_region = 1)"
+        "rate cap: 1 automatic actions in region West Europe in the last hour (max_per_hour_per_region = 1)"
     )
     world.primary = "node-0"
     other_region = open_incident(ZARA_CACHE, alert_id="3")
