@@ -204,6 +204,9 @@ class QueueReceiver(Protocol):
     def dead_letter(self, received: Received, reason: str, description: str) -> None:
         """Move the message to the dead letters with a reason a person can read."""
 
+    def renew_lock(self, received: Received) -> None:
+        """Extend the lock by the lock duration from now; LockLost if it is gone."""
+
 
 @runtime_checkable
 class BatchReceiver(QueueReceiver, Protocol):

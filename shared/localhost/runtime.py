@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,19 +34,83 @@ PUMPS_PER_QUEUE = 8
 INSTANCES_PER_QUEUE = {ACTIONS_QUEUE: 2}
 # host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
+# host.json's serviceBus.maxAutoLockRenewalDuration: the host renews a message's lock while its
+# function runs, up to this long. Without it a call slower than the lock (a slow ARM POST inside an
+# action's start) has its message delivered again, to another pump, while the first still runs.
+MAX_LOCK_RENEWAL_SECONDS = 300.0
+RENEWER_TICK_SECONDS = 0.25
+
+
+class LockRenewer(threading.Thread):
+    """Renews the locks of messages whose function is still running, at half their lock duration."""
+
+    def __init__(self, queue: QueueReceiver, stop: threading.Event) -> None:
+        super().__init__(name="queue-lock-renewer", daemon=True)
+        self.queue = queue
+        self.stop = stop
+        self._guard = threading.Lock()
+        # lock token → (the message, its lock duration, when held, when to renew next): monotonic seconds
+        self._held: dict[str, tuple[Received, float, float, float]] = {}
+
+    @contextmanager
+    def holding(self, messages: Sequence[Received]) -> Iterator[None]:
+        """Keep these messages' locks while the block runs (a batch shares its session's lock)."""
+        now = time.monotonic()
+        with self._guard:
+            for received in messages:
+                duration = max(1.0, (received.locked_until - datetime.now(UTC)).total_seconds())
+                self._held[received.lock_token] = (received, duration, now, now + duration / 2)
+        try:
+            yield
+        finally:
+            with self._guard:
+                for received in messages:
+                    self._held.pop(received.lock_token, None)
+
+    def run(self) -> None:
+        """Until stopped."""
+        while not self.stop.wait(RENEWER_TICK_SECONDS):
+            self.renew_due(time.monotonic())
+
+    def renew_due(self, now: float) -> None:
+        """Renew every held lock that is half gone (and not held past the renewal limit)."""
+        with self._guard:
+            due = [
+                (t, h) for t, h in self._held.items() if h[3] <= now and now - h[2] < MAX_LOCK_RENEWAL_SECONDS
+            ]
+        for token, (received, duration, since, _) in due:
+            try:
+                self.queue.renew_lock(received)
+            except LockLost:
+                log.warning("%s: lock on %s lost while its function ran", received.queue, received.message_id)
+                with self._guard:
+                    self._held.pop(token, None)
+                continue
+            except Exception as e:  # a busy database: the next tick tries again, the lock has time left
+                log.warning("%s: renewing the lock on %s failed: %s", received.queue, received.message_id, e)
+                continue
+            with self._guard:
+                if token in self._held:
+                    self._held[token] = (received, duration, since, now + duration / 2)
 
 
 class QueuePump(threading.Thread):
     """Delivers one queue's messages to its function: complete on success, abandon on error."""
 
     def __init__(
-        self, queue: QueueReceiver, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
+        self,
+        queue: QueueReceiver,
+        queue_name: str,
+        handler: Callable[[Any], None],
+        stop: threading.Event,
+        renewer: LockRenewer | None = None,
     ):
         super().__init__(name=f"queue-{queue_name}", daemon=True)
         self.queue = queue
         self.queue_name = queue_name
         self.handler = handler
         self.stop = stop
+        self.renewer = renewer
 
     def run(self) -> None:
         """Until stopped."""
@@ -63,7 +129,8 @@ class QueuePump(threading.Thread):
     def deliver(self, received: Received) -> None:
         """Call the function with a Service Bus message, then settle it as the host would."""
         try:
-            self.handler(service_bus_message(received))
+            with self._locked([received]):
+                self.handler(service_bus_message(received))
         except PoisonMessage as e:
             # Retrying cannot help: dead-letter now, with the reason, instead of after ten tries.
             log.error("%s: message %s dead-lettered: %s", self.queue_name, received.message_id, e)
@@ -80,6 +147,9 @@ class QueuePump(threading.Thread):
             self._settle(self.queue.abandon, received)
             return
         self._settle(self.queue.complete, received)
+
+    def _locked(self, messages: Sequence[Received]) -> AbstractContextManager[None]:
+        return self.renewer.holding(messages) if self.renewer else nullcontext()
 
     def _settle(self, settle: Callable[..., None], received: Received, *args: str) -> None:
         """Settle; a lost lock or a busy database must not end the pump (the message comes back)."""
@@ -104,9 +174,14 @@ class BatchPump(QueuePump):
     """Delivers a session's messages in batches to a function that takes a list ("many")."""
 
     def __init__(
-        self, queue: BatchReceiver, queue_name: str, handler: Callable[[Any], None], stop: threading.Event
+        self,
+        queue: BatchReceiver,
+        queue_name: str,
+        handler: Callable[[Any], None],
+        stop: threading.Event,
+        renewer: LockRenewer | None = None,
     ):
-        super().__init__(queue, queue_name, handler, stop)
+        super().__init__(queue, queue_name, handler, stop, renewer)
         self.batches = queue
 
     def run(self) -> None:
@@ -126,7 +201,8 @@ class BatchPump(QueuePump):
     def deliver_batch(self, batch: list[Received]) -> None:
         """Call the function with the batch; complete it all on success, abandon it all on error."""
         try:
-            self.handler([service_bus_message(r) for r in batch])
+            with self._locked(batch):
+                self.handler([service_bus_message(r) for r in batch])
         except Exception as e:
             log.warning(
                 "%s: batch of %d from session %s failed (delivery %d): %s",
@@ -177,6 +253,8 @@ def pumps_for(queue_name: str) -> int:
 def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threading.Event) -> list[str]:
     """Start a pump per queue trigger and a thread per timer; returns what was started, for the banner."""
     started = []
+    renewer = LockRenewer(queue, stop)
+    renewer.start()
     for function in functions:
         trigger = function.get_trigger()
         name = function.get_function_name()
@@ -187,10 +265,10 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
             if str(getattr(trigger, "cardinality", "") or "").lower().endswith("many"):
                 if not isinstance(queue, BatchReceiver):
                     raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
-                pumps = [BatchPump(queue, queue_name, handler, stop) for _ in range(count)]
+                pumps = [BatchPump(queue, queue_name, handler, stop, renewer) for _ in range(count)]
                 each = f"batches of up to {BATCH_SIZE}, "
             else:
-                pumps = [QueuePump(queue, queue_name, handler, stop) for _ in range(count)]
+                pumps = [QueuePump(queue, queue_name, handler, stop, renewer) for _ in range(count)]
                 each = ""
             for pump in pumps:
                 pump.start()

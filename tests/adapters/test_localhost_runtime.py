@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from azure.functions import ServiceBusMessage
 
 from shared import cli
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.errors import PoisonMessage
-from shared.localhost import server
+from shared.localhost import runtime, server
 from shared.localhost.asgi import FunctionsHttpHost
-from shared.localhost.runtime import QueuePump
+from shared.localhost.runtime import LockRenewer, QueuePump
 from shared.localhost.server import function_key
 from shared.ports import QueueMessage
 from tests.factories import FakeClock
@@ -97,3 +99,52 @@ def test_a_made_key_never_begins_with_a_dash_so_it_can_be_passed_on_the_command_
 def test_the_local_host_refuses_to_run_without_a_key() -> None:
     with pytest.raises(ValueError, match="function key is required"):
         FunctionsHttpHost([], "")
+
+
+def test_a_function_slower_than_the_lock_keeps_its_message_and_is_not_run_twice(tmp_path: Path) -> None:
+    """As the Functions host renews locks (maxAutoLockRenewalDuration), so does the local one."""
+    queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0)
+    _one(queue)
+    stop = threading.Event()
+    renewer = LockRenewer(queue, stop)
+    calls: list[str] = []
+
+    def slow(message: ServiceBusMessage) -> None:
+        calls.append(message.message_id or "")
+        time.sleep(2.5)  # two and a half lock durations
+
+    pumps = [QueuePump(queue, "q", slow, stop, renewer) for _ in range(2)]
+    renewer.start()
+    for pump in pumps:
+        pump.start()
+    try:
+        deadline = time.monotonic() + 10
+        while queue.active_count("q") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for pump in pumps:
+            pump.join(5)
+    assert calls == ["m1"], "delivered again while its function still ran"
+    assert queue.active_count("q") == 0 and queue.dead_letters("q") == []
+
+
+def test_renewal_stops_at_the_hosts_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung function keeps its message only so long (the host's function time-out is the same)."""
+    monkeypatch.setattr(runtime, "MAX_LOCK_RENEWAL_SECONDS", 1.5)
+    queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0)
+    _one(queue)
+    stop = threading.Event()
+    renewer = LockRenewer(queue, stop)
+    renewer.start()
+    received = queue.receive("q")
+    assert received is not None
+    try:
+        with renewer.holding([received]):
+            time.sleep(1.3)  # past the first lock's end: renewed at half of it
+            assert queue.receive("q") is None
+            time.sleep(1.7)  # past the limit and the last renewal's lock
+            again = queue.receive("q")
+    finally:
+        stop.set()
+    assert again is not None and again.delivery_count == 2
