@@ -377,7 +377,43 @@ class ActionPipeline:
         except ActionFailed as e:
             self._finish(claimed, ActionState.FAILED, f"refused by the target: {e}")
             return
+        except Exception as e:  # untranslated: counted as a step's are, or it would loop for ever
+            if self._gave_up(claimed, e):
+                return
+            raise
         self._operated(claimed, step, first=True)
+
+    def _restart(
+        self, current: VersionedAction, kind: ActionKind, target: Target, found: dict[str, Any], line: str
+    ) -> None:
+        """Claim a started action again (a retry, or a takeover), then make the call again.
+
+        The claim is one conditional write, as the first start's is: it renews the lease, so a
+        redelivery meanwhile waits for it instead of calling too, and it reads the pauses again, so
+        nothing starts again once `dr pause` has answered.
+        """
+        record = current.record
+        now = iso(self.clock())
+        kept = {k: record.continuation[k] for k in ("transients", "errors") if k in record.continuation}
+        claim = record.evolve(continuation=kept | {"phase": "starting", "claimed_at": now, "found": found})
+        lines = [TimelineEntry(now, "action", _line(claim, line))] if line else []
+
+        def admit(_: Sequence[ActionRecord]) -> str | None:
+            # Not a new start: the hourly caps counted it when it first started.
+            if claim.automatic and not self.settings.automation_on:
+                return "kill switch: DR_AUTOMATION=off, so nothing runs by itself"
+            return guardrails.paused_for(claim, self.switch.pauses())
+
+        try:
+            claimed = self.actions.start_action(
+                claim, current.version, lines, iso(self.clock() - timedelta(hours=1)), admit
+            )
+        except StartRefused as e:
+            self._finish(current, ActionState.FAILED, f"stopped before starting it again: {e}")
+            return
+        if lines:
+            self._tell(claimed.record, lines[0].text)
+        self._execute(claimed, kind, target, found)
 
     def _running(self, current: VersionedAction) -> None:
         record = current.record
@@ -407,8 +443,8 @@ class ActionPipeline:
     def _take_over(self, current: VersionedAction, kind: ActionKind, target: Target) -> None:
         record = current.record
         found = dict(record.continuation.get("found") or {})
-        if record.continuation.get("start_failed"):
-            self._execute(current, kind, target, found)
+        if record.continuation.get("start_failed"):  # the vendor did not take the call: no one is inside
+            self._restart(current, kind, target, found, "")
             return
         claimed_at = parse_iso(str(record.continuation.get("claimed_at", ""))) or self.clock()
         quiet = (self.clock() - claimed_at).total_seconds()
@@ -439,11 +475,13 @@ class ActionPipeline:
         # PROCEED does not prove the first call never reached the target (an ARM reboot accepted
         # but not yet visible): execute runs again, and every action's execute re-reads first.
         line = "took over from a worker that stopped while starting it; still needed: starting again"
-        retry = record.evolve(
-            attempts=record.attempts + 1,
-            continuation={"phase": "starting", "claimed_at": now, "found": found},
+        self._restart(
+            VersionedAction(record.evolve(attempts=record.attempts + 1), current.version),
+            kind,
+            target,
+            found,
+            line,
         )
-        self._execute(self._noted(current, retry, line), kind, target, found)
 
     def _operated(self, current: VersionedAction, step: Step, first: bool) -> None:
         record = current.record
@@ -592,19 +630,24 @@ class ActionPipeline:
             self._finish(current, ActionState.FAILED if running else ActionState.REFUSED, f"cannot act: {e}")
             return None
         except Exception as e:  # a bug or an error no adapter translated: count it, let the queue redeliver
-            errors = _count(record, "errors")
-            reason = f"{type(e).__name__}: {e}"
-            if errors >= self.settings.max_errors:
-                state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
-                self._finish(current, state, f"gave up after {errors} errors: {reason}")
-                self._dead_letter(record, reason)
+            if self._gave_up(current, e):
                 return None
-            self.actions.save_action(
-                record.evolve(continuation=dict(record.continuation) | {"errors": errors}),
-                current.version,
-                [],
-            )
             raise
+
+    def _gave_up(self, current: VersionedAction, error: Exception) -> bool:
+        """Count an untranslated error on the record; True when that was one too many (failed, and said)."""
+        record = current.record
+        errors = _count(record, "errors")
+        reason = f"{type(error).__name__}: {error}"
+        if errors >= self.settings.max_errors:
+            state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
+            self._finish(current, state, f"gave up after {errors} errors: {reason}")
+            self._dead_letter(record, reason)
+            return True
+        self.actions.save_action(
+            record.evolve(continuation=dict(record.continuation) | {"errors": errors}), current.version, []
+        )
+        return False
 
     def _refuse(self, current: VersionedAction, why: str) -> None:
         record = current.record

@@ -6,13 +6,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from shared.bootstrap import Services
 from shared.domain.actions import ActionState
+from shared.errors import LockLost, Transient
 from shared.localhost.runtime import service_bus_message
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock
 from tests.functions.action_harness import (
     CACHE,
+    actions_of,
+    automation,
     deliver,
     only_action,
     open_incident,
@@ -170,3 +175,112 @@ def test_two_workers_two_incidents_on_one_cache_make_one_failover_the_second_ref
     refused = only_action(app, second)
     assert refused.state is ActionState.REFUSED
     assert refused.result.startswith(f"cooldown: test.failover ran on {CACHE} at 2026-11-25T10:00:00.000Z (")
+
+
+# --- starting again: a retry after the vendor said "later", and a takeover ----------------------
+
+
+def _start_failed(app: Services, incident_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        records = actions_of(app, incident_id)
+        return bool(records) and bool(records[0].continuation.get("start_failed"))
+
+    return check
+
+
+def test_a_pause_set_between_a_refused_start_and_its_retry_stops_the_retry(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting()
+    world.fail("execute", Transient("503 Service Unavailable", 5))  # the vendor did not take the call
+    incident_id = open_incident()
+    run_queues(app, until=_start_failed(app, incident_id))
+    assert automation({"paused": True, "by": "alice", "reason": "stop everything"}).status_code == 200
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert world.starts == 0 and record.state is ActionState.FAILED
+    assert record.result.startswith("stopped before starting it again: kill switch: automation is paused")
+
+
+def test_a_takeover_after_a_crash_does_not_start_again_once_paused(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    world.fail("execute", WorkerKilled("SIGKILL"))  # claimed, died before the call went out
+    incident_id = open_incident()
+    errors: list[Exception] = []
+    deliver(app, "actions", errors)
+    assert [type(e) for e in errors] == [WorkerKilled]
+    assert automation({"paused": True, "by": "alice", "reason": "stop everything"}).status_code == 200
+    clock.advance(seconds=LEASE + 1)
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert world.starts == 0 and record.state is ActionState.FAILED
+    assert "kill switch" in record.result
+
+
+def test_a_worker_dying_inside_a_retried_start_is_taken_over_after_its_lease_and_precondition(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    world.fail("execute", Transient("503 Service Unavailable", 1))
+
+    def dies_after_the_change() -> None:
+        world.during_execute = None
+        world.primary = "node-1"  # the failover went through ...
+        raise WorkerKilled("SIGKILL")  # ... and the worker died before recording it
+
+    world.during_execute = dies_after_the_change
+    incident_id = open_incident()
+    run_queues(app, errors=[])
+    steps = [c[0] for c in world.calls]
+    assert world.starts == 1, steps
+    # The retry claimed the action again, so its death was a takeover: the lease, then the precondition.
+    assert steps[:4] == ["precondition", "execute", "execute", "precondition"], steps
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED
+
+
+def test_a_redelivery_while_a_retried_start_runs_waits_for_its_lease(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    world.fail("execute", Transient("503 Service Unavailable", 1))
+    incident_id = open_incident()
+    run_queues(app, until=_start_failed(app, incident_id))
+
+    def slow_call() -> None:
+        # The retried start is slow: its lock runs out and another worker gets the message meanwhile.
+        world.during_execute = None
+        clock.advance(seconds=LOCK_SECONDS + 1)
+        deliver(app, "actions", [])
+
+    world.during_execute = slow_call
+    try:
+        run_queues(app, errors=[])
+    except LockLost:  # the first worker's settle finds its lock gone
+        run_queues(app, errors=[])
+    assert world.starts == 1 and only_action(app, incident_id).state is ActionState.SUCCEEDED
+
+
+@pytest.mark.parametrize("after_the_call", [False, True])
+def test_an_untranslated_error_from_the_start_is_counted_and_gives_up(
+    acting: Acting, world: PretendCache, after_the_call: bool
+) -> None:
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    if after_the_call:
+        world.takes = False  # the failover was accepted but is not visible yet ...
+
+        def unreadable_answer() -> None:
+            raise RuntimeError("socket closed in the middle of the answer")  # ... after the call went out
+
+        world.during_execute = unreadable_answer
+    else:
+        world.fail("execute", *[RuntimeError("socket closed before the answer")] * 100)
+    incident_id = open_incident()
+    run_queues(app, seconds=300, errors=[])
+    record = only_action(app, incident_id)
+    # max_errors is one short of the queue's delivery count (DR_QUEUE_MAX_DELIVERY_COUNT=3 here).
+    assert record.state is ActionState.FAILED, (record.state, record.continuation)
+    assert record.result.startswith("gave up after 2 errors: RuntimeError: socket closed")
+    assert sum(1 for c in world.calls if c[0] == "execute") == 2
+    assert [d.reason for d in app.local_queue.dead_letters("actions")] == ["ActionFailed"]
