@@ -77,6 +77,10 @@ class StoreContention(Contention):
     """A conditional write kept losing; the caller should answer 503 so the sender retries."""
 
 
+class StoreBusy(StoreContention):
+    """The store's file stayed locked by another writer past the busy timeout (503, as contention)."""
+
+
 class StartRefused(ResponderError):
     """A guardrail checked in the write that starts an action (a pause, an hourly cap) refused it."""
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.errors import StoreBusy
+
 # NORMAL in WAL mode: a commit is in the WAL file before we answer, so it survives a crash of
 # this process; FULL also fsyncs each commit, surviving power loss at a cost in throughput.
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
@@ -76,9 +78,14 @@ class Database:
         conn = self.connection()
         # Reentrant, so a nested write fails in SQLite ("within a transaction") instead of hanging here.
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise sqlite3.OperationalError("database is locked")  # what the busy timeout would say
+            raise StoreBusy(self._busy("another thread of this process"))
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                raise StoreBusy(self._busy("another process")) from e
             try:
                 yield conn
             except BaseException:
@@ -87,6 +94,9 @@ class Database:
             conn.execute("COMMIT")
         finally:
             self._write_lock.release()
+
+    def _busy(self, holder: str) -> str:
+        return f"{self.path.name} stayed locked by {holder} for over {BUSY_TIMEOUT_MS / 1000:g} s"
 
     def read(self) -> sqlite3.Connection:
         """A connection for reads (each statement sees a consistent snapshot)."""

@@ -15,7 +15,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
 from shared.actions.pipeline import ACTIONS_QUEUE
-from shared.errors import LockLost, PoisonMessage
+from shared.errors import LockLost, PoisonMessage, StoreBusy
 from shared.localhost.ncrontab import Schedule
 from shared.ports import BatchReceiver, QueueReceiver, Received
 
@@ -161,7 +161,7 @@ class QueuePump(threading.Thread):
                 self.queue_name,
                 received.message_id,
             )
-        except sqlite3.OperationalError as e:
+        except (StoreBusy, sqlite3.OperationalError) as e:
             log.warning(
                 "%s: settling %s failed (%s); it will be delivered again",
                 self.queue_name,
@@ -219,7 +219,7 @@ class BatchPump(QueuePump):
     def _settle_batch(self, settle: Callable[[list[Received]], None], batch: list[Received]) -> None:
         try:
             settle(batch)
-        except (LockLost, sqlite3.OperationalError) as e:
+        except (LockLost, StoreBusy, sqlite3.OperationalError) as e:
             log.warning("%s: settling a batch failed (%s); it will be delivered again", self.queue_name, e)
 
 

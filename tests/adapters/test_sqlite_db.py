@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from shared.adapters import sqlite_db
 from shared.adapters.sqlite_db import Database
+from shared.errors import StoreBusy
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
 
@@ -68,9 +70,7 @@ def test_a_thread_waits_for_another_threads_write_in_this_process(tmp_path: Path
     assert _texts(Database(tmp_path / "d.sqlite3", SCHEMA)) == ["first", "second"]
 
 
-def test_a_wait_past_the_busy_timeout_fails_as_sqlite_would(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_wait_past_the_busy_timeout_is_store_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_db, "BUSY_TIMEOUT_MS", 50)
     db = Database(tmp_path / "d.sqlite3", SCHEMA)
     holder = Holder(db)
@@ -81,8 +81,8 @@ def test_a_wait_past_the_busy_timeout_fails_as_sqlite_would(
     writer.join(10)
     holder.let_go.set()
     holder.join(10)
-    assert isinstance(writer.error, sqlite3.OperationalError)
-    assert "database is locked" in str(writer.error)
+    assert isinstance(writer.error, StoreBusy)
+    assert "d.sqlite3 stayed locked by another thread of this process" in str(writer.error)
     assert _texts(db) == ["first"]
 
 
@@ -105,3 +105,21 @@ def test_a_nested_write_fails_instead_of_hanging(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.OperationalError, match="within a transaction"), db.write():
             pass
     assert _texts(db) == ["outer"]
+
+
+def test_a_lock_held_by_another_process_past_the_busy_timeout_is_store_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stalled second `dr serve` on the data dir does: callers answer 503, not 500."""
+    monkeypatch.setattr(sqlite_db, "BUSY_TIMEOUT_MS", 50)
+    db = Database(tmp_path / "d.sqlite3", SCHEMA)
+    other = sqlite3.connect(tmp_path / "d.sqlite3", isolation_level=None)  # not this Database's lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        busy = re.escape("d.sqlite3 stayed locked by another process for over 0.05 s")
+        with pytest.raises(StoreBusy, match=busy), db.write() as conn:
+            conn.execute("INSERT INTO notes (text) VALUES ('lost')")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _texts(db) == []

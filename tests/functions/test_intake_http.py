@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from typing import Any
 
 import azure.functions as func
 import pytest
 
+from shared.adapters import sqlite_db
 from shared.bootstrap import Services
 from shared.settings import MAX_BODY_BYTES
 from tests.alerts import body, metric_alert
@@ -406,3 +408,28 @@ def test_options_header_name_is_case_insensitive() -> None:
 def test_options_without_an_origin_is_400_json(headers: dict[str, str]) -> None:
     assert_error(_options(headers), 400, "missing_header", "WebHook-Request-Origin")
     assert snapshot() == EMPTY
+
+
+def test_a_store_held_locked_past_the_busy_timeout_answers_503_busy_and_stores_nothing(
+    app: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer (a stalled `dr serve` on the same data dir) holds the queue's file: the sender
+    is told to retry, as for contention, not given a 500."""
+    monkeypatch.setattr(sqlite_db, "BUSY_TIMEOUT_MS", 50)
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with app.local_queue._db.write():
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        answer = post("alerts", body(metric_alert()))
+    finally:
+        let_go.set()
+        holder.join(10)
+    assert_error(answer, 503, "busy", "retry shortly")
+    assert app.local_queue.active_count("intake") == 0 and all_signals(app) == []
