@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import BadInput
+from shared.intake.json_body import MAX_DEPTH, nesting_depth
 
 FORM = "application/x-www-form-urlencoded"
 MAX_TEXT = 4000  # Slack caps a command's text well below this; longer is not Slack
@@ -101,6 +102,10 @@ def parse_interaction(fields: dict[str, str], origins: Collection[str] = SLACK_R
         raise BadInput("invalid_json", "the payload field is not JSON") from None
     if not isinstance(payload, dict):
         raise BadInput("invalid_field", "payload must be a JSON object")
+    # The pressed message's blocks are kept and queued (dataclasses.asdict recurses): Slack's nest
+    # a few levels, and a deeper payload would end in a RecursionError rather than a clear 400.
+    if nesting_depth(payload) > MAX_DEPTH:
+        raise BadInput("invalid_json", f"the payload field nests deeper than {MAX_DEPTH} levels")
     if payload.get("type") != "block_actions":
         raise BadInput(
             "unsupported_interaction", f"only block_actions are handled, not {_shown(payload.get('type'))}"

@@ -58,7 +58,7 @@ def decode_json(
     except ValueError as e:  # NaN/Infinity, or an integer longer than Python's digit limit
         raise BadInput("malformed_json", str(e)[:200], 400) from e
     # A document with at most MAX_DEPTH brackets cannot be nested deeper: skip the walk for most bodies.
-    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+    if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
         raise BadInput("malformed_json", f"JSON nested deeper than {MAX_DEPTH} levels", 400)
     # JSON lets "\ud800" stand alone; such a string is not Unicode and fails later wherever it is
     # encoded (hashes, SQLite). Only bodies with an escape can hold one, so most skip the check.
@@ -168,7 +168,8 @@ def _position(raw: bytes, offset: int) -> tuple[int, int]:
     return line, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest (walked without recursion); stops counting past MAX_DEPTH."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -105,6 +105,17 @@ def test_an_unknown_action_id_is_a_400_naming_ours(chatops: SlackWorld) -> None:
     assert queued(chatops) == 0
 
 
+def test_a_press_nesting_its_message_too_deep_is_400_not_a_crash(chatops: SlackWorld) -> None:
+    """Signed, so only the secret's holder can send it; still a clear 400, nothing queued."""
+    nested: object = "deep"
+    for _ in range(500):  # json.loads takes it; keeping it (asdict) would not
+        nested = [nested]
+    message = {"ts": "1.2", "blocks": [{"type": "section", "deep": nested}]}
+    answer = chatops.press("dr_ack", "inc-1", message=message)
+    assert_error(answer, 400, "invalid_json", "nests deeper than 64 levels")
+    assert queued(chatops) == 0
+
+
 # --- the workspace: SLACK_TEAM_IDS ---------------------------------------------------------------
 
 
