@@ -91,6 +91,15 @@ class FunctionsHttpHost:
             return _error(
                 401, "unauthorized", "missing or wrong function key: pass ?code= or x-functions-key"
             )
+        codings = [c.strip().lower() for c in headers.get("transfer-encoding", "").split(",") if c.strip()]
+        if any(c != "chunked" for c in codings):
+            # The HTTP parser undoes only the chunking: a gzip transfer coding would reach the
+            # function still compressed and be misread as a body (RFC 9112 §6.1: 501).
+            return _error(
+                501,
+                "not_implemented",
+                f"Transfer-Encoding {', '.join(codings)} is not supported; send the body uncompressed",
+            )
         try:
             body = await _read_body(receive, MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS)
         except TimeoutError:

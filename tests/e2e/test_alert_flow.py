@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -202,6 +203,30 @@ def test_a_body_shorter_than_its_content_length_is_408_not_a_held_connection(res
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), head
     assert json.loads(payload)["error"] == "request_timeout"
+
+
+def test_a_gzip_transfer_coding_is_501_not_misread(responder: Responder) -> None:
+    """The parser undoes the chunking only; the gzip left inside must not be read as the body."""
+    packed = gzip.compress(body(metric_alert()))
+    chunked = f"{len(packed):x}\r\n".encode() + packed + b"\r\n0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=30) as conn:
+        conn.sendall(
+            f"POST /api/alerts?code={KEY} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: gzip, chunked\r\n\r\n".encode()
+            + chunked
+        )
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501"), head
+    assert json.loads(payload) == {
+        "error": "not_implemented",
+        "detail": "Transfer-Encoding gzip, chunked is not supported; send the body uncompressed",
+    }
 
 
 def test_ctrl_c_stops_it_cleanly(start_responder: Callable[..., Responder]) -> None:
