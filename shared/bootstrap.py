@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from shared.clock import Clock, utc_now
 from shared.domain.resources import Owner, Ownership, ResourceId, ownership
+from shared.errors import SettingsError
 from shared.intake.admission import Admission
 from shared.intake.pipeline import Intake
 from shared.outbox import Outbox
@@ -113,7 +114,10 @@ class Services:
         """What the local host receives from: the embedded queue (in Azure the Functions host receives)."""
         queue = self.queue
         if not isinstance(queue, QueueReceiver):
-            raise TypeError(f"{type(queue).__name__} cannot be received from by the local host")
+            raise SettingsError(
+                "the queue is Service Bus (ServiceBusConnection is set), which the Functions host"
+                " receives from; dr serve runs the triggers on its embedded queue: unset it to run locally"
+            )
         return queue
 
     @property

@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandFailed as e:
         print(f"dr {args.command}: {e}", file=sys.stderr)
         return 1
+    except ResponderError as e:  # a store or service refused or failed: say so, not a traceback
+        print(f"dr {args.command}: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"dr: {e}", file=sys.stderr)
         return 1

@@ -188,3 +188,41 @@ def test_the_operator_commands_refuse_a_data_dir_that_is_not_there(tmp_path: Pat
         assert done.returncode == 1, command
         assert f"no data dir at {tmp_path / 'nowhere'}" in text(done)[1]
     assert not (tmp_path / "nowhere").exists(), "and do not make one"
+
+
+def test_serve_refuses_the_service_bus_queue_in_one_line(tmp_path: Path) -> None:
+    """In Azure the Functions host receives from Service Bus; dr serve cannot, and says so."""
+    key = "c2VjcmV0LXNhcy1rZXk="
+    connection = f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={key}"
+    done = run_dr(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path / "data"),
+        cwd=tmp_path,
+        env={"ServiceBusConnection": connection},
+    )
+    out, err = text(done)
+    assert done.returncode == 2, err
+    assert err.startswith("dr: invalid settings: the queue is Service Bus (ServiceBusConnection is set)")
+    assert "Traceback" not in err and key not in err + out
+
+
+def test_a_store_that_refuses_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    key = "notbase64!!"
+    connection = (
+        f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={key};EndpointSuffix=core.windows.net"
+    )
+    done = run_dr(
+        "status",
+        "--data-dir",
+        str(tmp_path / "data"),
+        cwd=tmp_path,
+        env={"DR_TABLES_CONNECTION_STRING": connection},
+    )
+    out, err = text(done)
+    assert done.returncode == 1, err
+    assert err.startswith("dr status: table storage refused the request") and "Traceback" not in err
+    assert key not in err + out
