@@ -18,6 +18,9 @@ ENVIRONMENT = "environment"
 # them and local.settings.sample.json lists them (tests hold the three together).
 DEFAULTS: Mapping[str, str] = {
     "DR_DATA_DIR": ".data",
+    "DR_TABLES_ENDPOINT": "",
+    "DR_TABLES_CONNECTION_STRING": "",
+    "DR_TABLES_TABLE": "drresponder",
     "DR_POLICY_FILE": "",
     "DR_FUNCTION_KEY": "",
     "DR_QUEUE_LOCK_SECONDS": "30",
@@ -49,7 +52,16 @@ DEFAULTS: Mapping[str, str] = {
     "SLACK_TEAM_IDS": "",
 }
 # The Functions host's own settings: expected in the file, not read by the responder.
-HOST_SETTINGS = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "ServiceBusConnection"})
+# (ServiceBusConnection and its identity-based forms also tell the responder which queue to use.)
+HOST_SETTINGS = frozenset(
+    {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "AzureWebJobsStorage",
+        "ServiceBusConnection",
+        "ServiceBusConnection__fullyQualifiedNamespace",
+        "ServiceBusConnection__clientId",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -69,20 +69,32 @@ def test_the_banner_names_sources_of_non_defaults_and_never_a_value(tmp_path: Pa
                 "SLACK_BOT_TOKEN": SECRET,
                 "DR_QUEUE_LOCK_SECONDS": "30.0",  # the default, written differently
                 "DR_LOG_LEVEL": "info",
+                "DR_TABLES_CONNECTION_STRING": "AccountKey=tables-secret",  # Azurite, say
                 "SLACK_BOT_TOKN": "typo",
             }
         },
     )
     environ = {"PAGERDUTY_ROUTING_KEY": "e93facc04764012d7bfb002500d5d1a6", "PATH": "/bin"}
     local = apply_local_settings(tmp_path, environ)
-    assert non_default_settings(environ) == ["PAGERDUTY_ROUTING_KEY", "SLACK_BOT_TOKEN"]
+    assert non_default_settings(environ) == [
+        "DR_TABLES_CONNECTION_STRING",
+        "PAGERDUTY_ROUTING_KEY",
+        "SLACK_BOT_TOKEN",
+    ]
     lines = banner_lines(local, {**environ, "DR_DATA_DIR": "/srv/dr"}, {"DR_DATA_DIR": "--data-dir"})
     text = "\n".join(lines)
-    assert "    DR_DATA_DIR            --data-dir" in lines
-    assert "    PAGERDUTY_ROUTING_KEY  environment" in lines
-    assert "    SLACK_BOT_TOKEN        local.settings.json" in lines
+    assert "    DR_DATA_DIR                  --data-dir" in lines
+    assert "    PAGERDUTY_ROUTING_KEY        environment" in lines
+    assert "    SLACK_BOT_TOKEN              local.settings.json" in lines
+    assert "    DR_TABLES_CONNECTION_STRING  local.settings.json" in lines
     assert "not settings of the responder: SLACK_BOT_TOKN" in text
-    assert SECRET not in text and "e93facc" not in text and "/srv/dr" not in text and "typo" not in text
+    assert (
+        "tables-secret" not in text
+        and SECRET not in text
+        and "e93facc" not in text
+        and "/srv/dr" not in text
+        and "typo" not in text
+    )
 
 
 def test_all_defaults_say_so(tmp_path: Path) -> None:
