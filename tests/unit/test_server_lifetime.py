@@ -33,6 +33,12 @@ def test_a_server_is_killed_when_the_run_that_started_it_is_killed() -> None:
     starter = subprocess.Popen([sys.executable, "-c", STARTER], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert starter.stdout is not None
     server = int(starter.stdout.readline())
+    # setpriv sets the signal, then execs: wait for the exec, or the kill could come before the set.
+    deadline = time.monotonic() + 10
+    while (
+        not Path(f"/proc/{server}/cmdline").read_bytes().startswith(b"sleep") and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
     assert _alive(server)
     starter.send_signal(signal.SIGKILL)
     starter.wait(10)
