@@ -14,7 +14,7 @@ from shared.adapters.sqlite_queue import SqliteQueue
 from shared.errors import PoisonMessage
 from shared.localhost import runtime, server
 from shared.localhost.asgi import FunctionsHttpHost
-from shared.localhost.runtime import LockRenewer, QueuePump
+from shared.localhost.runtime import BatchPump, LockRenewer, QueuePump
 from shared.localhost.server import function_key
 from shared.ports import QueueMessage
 from tests.factories import FakeClock
@@ -148,3 +148,30 @@ def test_renewal_stops_at_the_hosts_limit(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         stop.set()
     assert again is not None and again.delivery_count == 2
+
+
+def test_a_slow_batch_keeps_its_session_and_is_not_folded_twice(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0)
+    queue.send([QueueMessage(queue="q", body=b"{}", message_id=f"m{n}", session_id="s1") for n in range(3)])
+    stop = threading.Event()
+    renewer = LockRenewer(queue, stop)
+    batches: list[list[str]] = []
+
+    def slow(messages: list[ServiceBusMessage]) -> None:
+        batches.append([m.message_id or "" for m in messages])
+        time.sleep(2.5)
+
+    pumps = [BatchPump(queue, "q", slow, stop, renewer) for _ in range(2)]
+    renewer.start()
+    for pump in pumps:
+        pump.start()
+    try:
+        deadline = time.monotonic() + 10
+        while queue.active_count("q") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for pump in pumps:
+            pump.join(5)
+    assert batches == [["m0", "m1", "m2"]]
+    assert queue.active_count("q") == 0
