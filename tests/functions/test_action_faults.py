@@ -4,6 +4,7 @@ workers on one queue never run two failovers on one cache."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -188,10 +189,19 @@ def _start_failed(app: Services, incident_id: str) -> Callable[[], bool]:
     return check
 
 
+@pytest.fixture(params=["sqlite", "tables"])
+def stores(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings for the action store: SQLite, or Table Storage on a real Azurite (its starts gate)."""
+    if request.param == "sqlite":
+        return {}
+    azurite: str = request.getfixturevalue("azurite")
+    return {"DR_TABLES_CONNECTION_STRING": azurite, "DR_TABLES_TABLE": f"t{uuid.uuid4().hex[:16]}"}
+
+
 def test_a_pause_set_between_a_refused_start_and_its_retry_stops_the_retry(
-    acting: Acting, world: PretendCache
+    acting: Acting, world: PretendCache, stores: dict[str, str]
 ) -> None:
-    app = acting()
+    app = acting(env=stores)
     world.fail("execute", Transient("503 Service Unavailable", 5))  # the vendor did not take the call
     incident_id = open_incident()
     run_queues(app, until=_start_failed(app, incident_id))
@@ -203,9 +213,9 @@ def test_a_pause_set_between_a_refused_start_and_its_retry_stops_the_retry(
 
 
 def test_a_takeover_after_a_crash_does_not_start_again_once_paused(
-    acting: Acting, world: PretendCache, clock: FakeClock
+    acting: Acting, world: PretendCache, clock: FakeClock, stores: dict[str, str]
 ) -> None:
-    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS)})
+    app = acting(env={"DR_QUEUE_LOCK_SECONDS": str(LOCK_SECONDS), **stores})
     world.fail("execute", WorkerKilled("SIGKILL"))  # claimed, died before the call went out
     incident_id = open_incident()
     errors: list[Exception] = []
