@@ -140,15 +140,15 @@ class Settings:
         RoutingTable.parse(self.pagerduty_routing_key, self.pagerduty_routing_keys, "PAGERDUTY_ROUTING_KEYS")
         RoutingTable.parse(self.slack_channel, self.slack_channels, "SLACK_CHANNELS")
         # Slack's ids are upper case: "u0abc" never matches anyone, and nobody would notice why.
-        for name, ids, shape in (
-            ("SLACK_ALLOWED_USERS", self.slack_allowed_users, _SLACK_USER),
-            ("SLACK_ALLOWED_GROUPS", self.slack_allowed_groups, _SLACK_GROUP),
-            ("SLACK_TEAM_IDS", self.slack_team_ids, _SLACK_TEAM),
+        for name, ids, shape, what in (
+            ("SLACK_ALLOWED_USERS", self.slack_allowed_users, _SLACK_USER, "user id (U… or W…)"),
+            ("SLACK_ALLOWED_GROUPS", self.slack_allowed_groups, _SLACK_GROUP, "user-group id (S…)"),
+            ("SLACK_TEAM_IDS", self.slack_team_ids, _SLACK_TEAM, "workspace id (T…)"),
         ):
             wrong = [i for i in ids if not shape.fullmatch(i)]
             if wrong:
                 raise SettingsError(
-                    f"{name}: {', '.join(repr(w[:40]) for w in wrong[:5])} is not a Slack {_SHAPES[shape]}"
+                    f"{name}: {', '.join(repr(w[:40]) for w in wrong[:5])} is not a Slack {what}"
                 )
         for name, url in (
             ("PAGERDUTY_EVENTS_URL", self.pagerduty_events_url),
@@ -171,11 +171,6 @@ class Settings:
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
 _SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,30}")
 _SLACK_TEAM = re.compile(r"T[A-Z0-9]{2,30}")
-_SHAPES = {
-    _SLACK_USER: "user id (U… or W…)",
-    _SLACK_GROUP: "user-group id (S…)",
-    _SLACK_TEAM: "workspace id (T…)",
-}
 
 
 def _ids(text: str | None) -> tuple[str, ...]:

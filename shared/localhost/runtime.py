@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,16 @@ MAX_LOCK_RENEWAL_SECONDS = 300.0
 RENEWER_TICK_SECONDS = 0.25
 
 
+@dataclass
+class _Held:
+    """A message whose function runs; times are monotonic seconds."""
+
+    received: Received
+    duration: float  # of its lock
+    since: float
+    renew_at: float
+
+
 class LockRenewer(threading.Thread):
     """Renews the locks of messages whose function is still running, at half their lock duration."""
 
@@ -49,8 +60,7 @@ class LockRenewer(threading.Thread):
         self.queue = queue
         self.stop = stop
         self._guard = threading.Lock()
-        # lock token → (the message, its lock duration, when held, when to renew next): monotonic seconds
-        self._held: dict[str, tuple[Received, float, float, float]] = {}
+        self._held: dict[str, _Held] = {}  # by lock token
 
     @contextmanager
     def holding(self, messages: Sequence[Received]) -> Iterator[None]:
@@ -59,7 +69,7 @@ class LockRenewer(threading.Thread):
         with self._guard:
             for received in messages:
                 duration = max(1.0, (received.locked_until - datetime.now(UTC)).total_seconds())
-                self._held[received.lock_token] = (received, duration, now, now + duration / 2)
+                self._held[received.lock_token] = _Held(received, duration, now, now + duration / 2)
         try:
             yield
         finally:
@@ -76,22 +86,23 @@ class LockRenewer(threading.Thread):
         """Renew every held lock that is half gone (and not held past the renewal limit)."""
         with self._guard:
             due = [
-                (t, h) for t, h in self._held.items() if h[3] <= now and now - h[2] < MAX_LOCK_RENEWAL_SECONDS
+                h
+                for h in self._held.values()
+                if h.renew_at <= now and now - h.since < MAX_LOCK_RENEWAL_SECONDS
             ]
-        for token, (received, duration, since, _) in due:
+        for held in due:
+            received = held.received
             try:
                 self.queue.renew_lock(received)
             except LockLost:
                 log.warning("%s: lock on %s lost while its function ran", received.queue, received.message_id)
                 with self._guard:
-                    self._held.pop(token, None)
+                    self._held.pop(received.lock_token, None)
                 continue
             except Exception as e:  # a busy database: the next tick tries again, the lock has time left
                 log.warning("%s: renewing the lock on %s failed: %s", received.queue, received.message_id, e)
                 continue
-            with self._guard:
-                if token in self._held:
-                    self._held[token] = (received, duration, since, now + duration / 2)
+            held.renew_at = now + held.duration / 2
 
 
 class QueuePump(threading.Thread):

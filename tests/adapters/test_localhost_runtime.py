@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,23 @@ def test_the_local_host_refuses_to_run_without_a_key() -> None:
         FunctionsHttpHost([], "")
 
 
+def _drain(
+    queue: SqliteQueue, renewer: LockRenewer, pumps: Sequence[QueuePump], stop: threading.Event
+) -> None:
+    """Run the renewer and the pumps until the queue is empty (10 s at most), then stop them."""
+    renewer.start()
+    for pump in pumps:
+        pump.start()
+    try:
+        deadline = time.monotonic() + 10
+        while queue.active_count("q") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for pump in pumps:
+            pump.join(5)
+
+
 def test_a_function_slower_than_the_lock_keeps_its_message_and_is_not_run_twice(tmp_path: Path) -> None:
     """As the Functions host renews locks (maxAutoLockRenewalDuration), so does the local one."""
     queue = SqliteQueue(tmp_path / "q.db", lock_duration=1.0)
@@ -114,17 +132,7 @@ def test_a_function_slower_than_the_lock_keeps_its_message_and_is_not_run_twice(
         time.sleep(2.5)  # two and a half lock durations
 
     pumps = [QueuePump(queue, "q", slow, stop, renewer) for _ in range(2)]
-    renewer.start()
-    for pump in pumps:
-        pump.start()
-    try:
-        deadline = time.monotonic() + 10
-        while queue.active_count("q") and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        for pump in pumps:
-            pump.join(5)
+    _drain(queue, renewer, pumps, stop)
     assert calls == ["m1"], "delivered again while its function still ran"
     assert queue.active_count("q") == 0 and queue.dead_letters("q") == []
 
@@ -162,16 +170,6 @@ def test_a_slow_batch_keeps_its_session_and_is_not_folded_twice(tmp_path: Path) 
         time.sleep(2.5)
 
     pumps = [BatchPump(queue, "q", slow, stop, renewer) for _ in range(2)]
-    renewer.start()
-    for pump in pumps:
-        pump.start()
-    try:
-        deadline = time.monotonic() + 10
-        while queue.active_count("q") and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        for pump in pumps:
-            pump.join(5)
+    _drain(queue, renewer, pumps, stop)
     assert batches == [["m0", "m1", "m2"]]
     assert queue.active_count("q") == 0

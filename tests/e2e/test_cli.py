@@ -27,6 +27,13 @@ def run_dr(
     )
 
 
+def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    """`dr serve` on a free port and a data dir of the test's: for the settings it must refuse."""
+    return run_dr(
+        "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=env
+    )
+
+
 def text(done: subprocess.CompletedProcess[bytes]) -> tuple[str, str]:
     """(stdout, stderr) as text."""
     return done.stdout.decode(), done.stderr.decode()
@@ -140,30 +147,14 @@ def test_serve_refuses_an_invalid_policy_naming_the_place(tmp_path: Path) -> Non
         .read_text()
         .replace('severity = "sev1"', 'severity = "sev9"', 1)
     )
-    done = run_dr(
-        "serve",
-        "--port",
-        str(free_port()),
-        "--data-dir",
-        str(tmp_path / "data"),
-        cwd=tmp_path,
-        env={"DR_POLICY_FILE": str(policy)},
-    )
+    done = serve(tmp_path, {"DR_POLICY_FILE": str(policy)})
     assert done.returncode == 2
     assert f"{policy}: rules[0] (cosmosdb-unavailable).severity: 'sev9'" in text(done)[1]
 
 
 def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path) -> None:
     secret = "e93facc04764012d7bfb002500d5d1a6"
-    done = run_dr(
-        "serve",
-        "--port",
-        str(free_port()),
-        "--data-dir",
-        str(tmp_path / "data"),
-        cwd=tmp_path,
-        env={"PAGERDUTY_ROUTING_KEYS": f"ikea={secret},{secret}"},
-    )
+    done = serve(tmp_path, {"PAGERDUTY_ROUTING_KEYS": f"ikea={secret},{secret}"})
     out, err = text(done)
     assert done.returncode == 2
     assert "PAGERDUTY_ROUTING_KEYS: item 2 is not selector=value" in err
@@ -173,9 +164,7 @@ def test_serve_refuses_invalid_settings_without_echoing_a_secret(tmp_path: Path)
 def test_serve_refuses_a_malformed_local_settings_file_without_echoing_it(tmp_path: Path) -> None:
     secret = "xoxb-secret-in-a-broken-file"
     (tmp_path / "local.settings.json").write_text('{"Values": {"SLACK_BOT_TOKEN": "' + secret + '",,}}')
-    done = run_dr(
-        "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env={}
-    )
+    done = serve(tmp_path, {})
     out, err = text(done)
     assert done.returncode == 2
     assert err.startswith("dr: invalid settings: ") and "local.settings.json: not valid JSON" in err
@@ -194,15 +183,7 @@ def test_serve_refuses_the_service_bus_queue_in_one_line(tmp_path: Path) -> None
     """In Azure the Functions host receives from Service Bus; dr serve cannot, and says so."""
     key = "c2VjcmV0LXNhcy1rZXk="
     connection = f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={key}"
-    done = run_dr(
-        "serve",
-        "--port",
-        str(free_port()),
-        "--data-dir",
-        str(tmp_path / "data"),
-        cwd=tmp_path,
-        env={"ServiceBusConnection": connection},
-    )
+    done = serve(tmp_path, {"ServiceBusConnection": connection})
     out, err = text(done)
     assert done.returncode == 2, err
     assert err.startswith("dr: invalid settings: the queue is Service Bus (ServiceBusConnection is set)")
