@@ -200,7 +200,16 @@ class ActionPipeline:
                 f"action {record.id} was asked for by {record.planned_by}: someone else must approve it"
             )
         if approve:
-            moved = self._move(current, ActionState.APPROVED, actor, f"approved by {actor}")
+            # An approval is for now, on what the request's check found: a start that cannot go ahead
+            # within the approval time (a vendor answering "later") lapses, not act on it hours on.
+            start_by = iso(now + timedelta(minutes=self._minutes(record, "approval_minutes")))
+            approved = record.evolve(continuation=dict(record.continuation) | {"start_by": start_by})
+            moved = self._move(
+                VersionedAction(approved, current.version),
+                ActionState.APPROVED,
+                actor,
+                f"approved by {actor}",
+            )
             self._wake(moved.record, "run", 0)
         else:
             moved = self._move(current, ActionState.DENIED, actor, f"denied by {actor}")
@@ -299,6 +308,17 @@ class ActionPipeline:
     def _guarded_start(self, current: VersionedAction) -> None:
         """An approved action: the guardrails and the precondition again (things moved), then start."""
         record = current.record
+        start_by = record.continuation.get("start_by")
+        if isinstance(start_by, str) and _due(start_by, self.clock()):
+            later = record.continuation.get("later") or "its checks did not finish"
+            lapsed = (
+                f"approval lapsed: approved by {record.approved_by}, but it could not start by {start_by}"
+                f" (last answer: {later}); ask for it again if it is still needed"
+            )
+            by = Actor(AUTOMATION, record.rule or "?")
+            moved = self._move(current, ActionState.REFUSED, by, lapsed)
+            self._escalate(moved.record, f"{record.action} on {record.target}: {lapsed}")
+            return
         kind = self.registry.get(record.action)
         if kind is None:
             self._refuse(current, f"no action named {record.action!r} is registered")
@@ -619,7 +639,9 @@ class ActionPipeline:
                 )
                 return None
             saved = self.actions.save_action(
-                record.evolve(continuation=dict(record.continuation) | {"transients": tries}),
+                record.evolve(
+                    continuation=dict(record.continuation) | {"transients": tries, "later": str(e)[:300]}
+                ),
                 current.version,
                 [],
             )

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from shared import bootstrap
 from shared.bootstrap import Services
 from shared.domain.actions import ActionState, Actor
+from shared.errors import Transient
 from tests.action_kinds import PretendCache
 from tests.conftest import REFDATA
 from tests.factories import FakeClock
@@ -169,6 +170,39 @@ def test_a_decision_after_the_expiry_but_before_its_message_is_refused(
     assert world.starts == 0
     lines = timeline(app, incident_id)
     assert f"Escalated: test.failover on {CACHE}: approval expired" in lines, "as when its message finds it"
+
+
+def test_an_approved_action_that_cannot_start_within_approval_minutes_lapses_and_pages(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app, incident_id, action_id = awaiting(acting)
+    approved_at = clock.now
+    assert decide(action_id, "approve", {"by": "alice"}).status_code == 200
+    # The vendor keeps answering "later" for longer than the approval time (2 min): what alice
+    # approved was checked three minutes ago, so it must not run on her word now.
+    world.fail("precondition", *[Transient("429 Too Many Requests", 60) for _ in range(3)])
+    run_queues(app, seconds=600)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED, record
+    start_by = "2026-11-25T10:02:00.000Z"
+    assert clock.now >= approved_at + timedelta(minutes=2)
+    assert record.result == (
+        f"approval lapsed: approved by alice via api, but it could not start by {start_by}"
+        " (last answer: 429 Too Many Requests); ask for it again if it is still needed"
+    )
+    assert world.starts == 0
+    assert f"Escalated: test.failover on {CACHE}: {record.result}" in timeline(app, incident_id)
+
+
+def test_an_approved_action_that_starts_within_approval_minutes_runs_after_a_later(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, action_id = awaiting(acting)
+    assert decide(action_id, "approve", {"by": "alice"}).status_code == 200
+    world.fail("precondition", Transient("429 Too Many Requests", 30))
+    run_queues(app)
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED
+    assert world.starts == 1
 
 
 def _acknowledged(incident_id: str) -> bytes:
