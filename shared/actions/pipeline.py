@@ -260,6 +260,13 @@ class ActionPipeline:
         if not record.target:
             self._refuse(current, f"no target: {record.result or 'the rule gave none'}")
             return
+        if record.planned_by.name != AUTOMATION:
+            # A person's request is for now, as an approval is (the same time to start it in).
+            minutes = self._minutes(record, "approval_minutes")
+            asked = parse_iso(record.planned_at)
+            start_by = iso(asked + timedelta(minutes=minutes)) if asked else ""
+            if start_by and self._lapsed(current, start_by, f"asked for by {record.planned_by}"):
+                return
         target = self._target(record)
         if record.mode == "suggest":
             line = f"suggested: run `{kind.command(target)}`"
@@ -309,15 +316,7 @@ class ActionPipeline:
         """An approved action: the guardrails and the precondition again (things moved), then start."""
         record = current.record
         start_by = record.continuation.get("start_by")
-        if isinstance(start_by, str) and _due(start_by, self.clock()):
-            later = record.continuation.get("later") or "its checks did not finish"
-            lapsed = (
-                f"approval lapsed: approved by {record.approved_by}, but it could not start by {start_by}"
-                f" (last answer: {later}); ask for it again if it is still needed"
-            )
-            by = Actor(AUTOMATION, record.rule or "?")
-            moved = self._move(current, ActionState.REFUSED, by, lapsed)
-            self._escalate(moved.record, f"{record.action} on {record.target}: {lapsed}")
+        if isinstance(start_by, str) and self._lapsed(current, start_by, f"approved by {record.approved_by}"):
             return
         kind = self.registry.get(record.action)
         if kind is None:
@@ -331,6 +330,20 @@ class ActionPipeline:
         check = self._precondition(current, kind, target, actor)
         if check is not None:
             self._start(current, kind, target, dict(check.found), actor)
+
+    def _lapsed(self, current: VersionedAction, start_by: str, decided: str) -> bool:
+        """Refuse and escalate a person's decision that could not start by `start_by`; False if in time."""
+        if not _due(start_by, self.clock()):
+            return False
+        record = current.record
+        later = record.continuation.get("later") or "its checks did not finish"
+        lapsed = (
+            f"lapsed: {decided}, but it could not start by {start_by} (last answer: {later}); ask for it"
+            " again if it is still needed"
+        )
+        moved = self._move(current, ActionState.REFUSED, Actor(AUTOMATION, record.rule or "?"), lapsed)
+        self._escalate(moved.record, f"{record.action} on {record.target}: {lapsed}")
+        return True
 
     def _precondition(
         self, current: VersionedAction, kind: ActionKind, target: Target, actor: Actor

@@ -187,7 +187,7 @@ def test_an_approved_action_that_cannot_start_within_approval_minutes_lapses_and
     start_by = "2026-11-25T10:02:00.000Z"
     assert clock.now >= approved_at + timedelta(minutes=2)
     assert record.result == (
-        f"approval lapsed: approved by alice via api, but it could not start by {start_by}"
+        f"lapsed: approved by alice via api, but it could not start by {start_by}"
         " (last answer: 429 Too Many Requests); ask for it again if it is still needed"
     )
     assert world.starts == 0

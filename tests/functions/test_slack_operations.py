@@ -17,7 +17,7 @@ from shared.chatops.operations import ActionRequest, OperationRefused, Operation
 from shared.clock import parse_iso
 from shared.domain.actions import ActionState, Actor
 from shared.domain.incidents import ACKNOWLEDGED, RESOLVED
-from shared.errors import BadInput
+from shared.errors import BadInput, Transient
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock, resource
 from tests.fakes import FakeChat
@@ -509,6 +509,25 @@ def test_a_pause_between_confirm_and_run_stops_the_persons_action_on_the_timelin
         f"test.failover on {CACHE}: refused by U0ADA via slack: kill switch: automation is paused for "
         "tenant ikea (by U0BOB via slack at 2026-11-25T10:00:00.000Z: storm)"
     ) in timeline(app, incident_id)
+
+
+def test_a_persons_action_that_cannot_start_within_approval_minutes_lapses_and_pages(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, ops = on_incident(acting)
+    world.fail("precondition", *[Transient("503 Service Unavailable", 600) for _ in range(4)])
+    record = ops.confirm(shown(ops, FAILOVER), ADA, "req-1")
+    run_queues(app, seconds=3600)  # 30 min by default, and the vendor says "later" for 40
+
+    lapsed = app.action_store.get_action(record.id)
+    assert lapsed is not None and lapsed.record.state is ActionState.REFUSED
+    result = (
+        "lapsed: asked for by U0ADA via slack, but it could not start by 2026-11-25T10:30:00.000Z (last"
+        " answer: 503 Service Unavailable); ask for it again if it is still needed"
+    )
+    assert lapsed.record.result == result
+    assert world.starts == 0
+    assert f"Escalated: test.failover on {CACHE}: {result}" in timeline(app, incident_id)
 
 
 # ---- four eyes, and what acknowledging approves ------------------------------------------------
