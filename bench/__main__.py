@@ -1,4 +1,4 @@
-"""`python -m bench [coldstart|storm|http|malformed|first-response|sentinel|status] [--profile]`: run them."""
+"""`python -m bench [NAME] [--profile]`: run one benchmark, or all of them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bench import (
     KEYS,
     coldstart,
     first_response,
+    intake_ceiling,
     malformed,
     over_http,
     sentinel_failover,
@@ -26,6 +27,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "coldstart": coldstart.run,
     "storm": storm.run,
     "http": over_http.run,
+    "ceiling": intake_ceiling.run,
     "tables": tables_storm.run,
     "malformed": malformed.run,
     "first-response": first_response.run,
@@ -38,6 +40,10 @@ TITLES = {
     "http": (
         "http: the same storm to `dr serve`, one request per alert on one keep-alive connection, beside"
         " Prometheus Alertmanager"
+    ),
+    "ceiling": (
+        "ceiling: Alertmanager, a do-nothing 202 app and a minimal durable intake (key, content type,"
+        " essentials, one append), alone and beside a busy core, the same storm and client"
     ),
     "tables": (
         f"tables: the storm admitted to the intake queue, then folded by {tables_storm.WRITERS} writers into"

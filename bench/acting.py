@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.over_http import HOST, _free_port, _start, _stop, _tail, _wait_healthy
+from bench.keepalive import free_port
+from bench.over_http import HOST, _start, _stop, _tail, _wait_healthy
 from bench.report import BenchFailed
 from tests.action_kinds import acting_policy
 
@@ -72,7 +73,7 @@ def serving(env: dict[str, str], targets: str = "", **guardrails: int) -> Iterat
     """`dr serve` with a policy failing Redis over on `redis-down*` alerts; stopped after."""
     with tempfile.TemporaryDirectory(prefix="dr-bench-act-") as tmp:
         policy = acting_policy(Path(tmp) / "policy.toml", FAILOVER, targets=targets, **guardrails)
-        port, key, log_path = _free_port(), secrets.token_urlsafe(16), Path(tmp) / "serve.log"
+        port, key, log_path = free_port(), secrets.token_urlsafe(16), Path(tmp) / "serve.log"
         settings = {
             "DR_POLICY_FILE": str(policy),
             "DR_ACTION_CHECK_SECONDS": "0.2",

@@ -32,27 +32,36 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": ANSWER})
 
 
-def rate(port: int, bodies: list[bytes]) -> float:
-    """Requests per second: the do-nothing app started, the storm sent on one keep-alive connection."""
-    command = [sys.executable, "-m", "uvicorn", "bench.asgi_floor:app", "--host", HOST, "--port", str(port)]
-    command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def rate(
+    port: int,
+    bodies: list[bytes],
+    target: str = "bench.asgi_floor:app",
+    who: str = "the do-nothing app",
+    path: str = "/api/alerts",
+    headers: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Requests per second: an ASGI app (the do-nothing one by default) on the uvicorn `dr serve` runs,
+    the storm sent on one keep-alive connection."""
+    command = [sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port)]
+    command += ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        _wait_listening(server, port)
-        return post_all(port, "/api/alerts", bodies, 202, "the do-nothing app")
+        _wait_listening(server, port, who)
+        return post_all(port, path, bodies, 202, who, headers)
     finally:
         server.terminate()
         server.wait(10)
 
 
-def _wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
+def _wait_listening(server: subprocess.Popen[bytes], port: int, who: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise BenchFailed(f"http: the floor app exited with {server.returncode}")
+            raise BenchFailed(f"http: {who} exited with {server.returncode}")
         try:
             http.client.HTTPConnection(HOST, port, timeout=5).connect()
             return
         except OSError:
             time.sleep(0.05)
-    raise BenchFailed("http: the floor app did not listen")
+    raise BenchFailed(f"http: {who} did not listen")

@@ -23,7 +23,8 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.over_http import HOST, _free_port, _start, _stop, _wait_healthy
+from bench.keepalive import free_port
+from bench.over_http import HOST, _start, _stop, _wait_healthy
 from bench.report import BenchFailed, Figure
 from tests.bad_inputs import ALERTS as BAD_ALERTS
 from tests.bad_inputs import EVENTS as BAD_EVENTS
@@ -54,7 +55,7 @@ def run(profile: bool = False) -> list[Figure]:
     key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="dr-bench-malformed-") as tmp:
         data, log_path = Path(tmp) / "data", Path(tmp) / "serve.log"
-        port = _free_port()
+        port = free_port()
         os.environ["PAGERDUTY_WEBHOOK_SECRETS"] = SECRET  # read by the dr serve started below
         with log_path.open("wb") as log:
             server = _start(port, data, key, log, None)

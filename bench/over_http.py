@@ -8,7 +8,6 @@ import os
 import pstats
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from bench import ALERTS, KEYS, REPO, alertmanager, asgi_floor
+from bench.keepalive import free_port
 from bench.payloads import storm
 from bench.report import BenchFailed, Figure, hotspots, percentile
 
@@ -32,12 +32,12 @@ STOP_TIMEOUT = 30.0
 def run(profile: bool = False) -> list[Figure]:
     """Serve, send the storm, check the answers and the incidents, stop; BenchFailed if anything is wrong."""
     bodies = storm()
-    yardstick = alertmanager.rate(_free_port())
-    floor = asgi_floor.rate(_free_port(), bodies)
+    yardstick = alertmanager.rate(free_port())
+    floor = asgi_floor.rate(free_port(), bodies)
     key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="dr-bench-http-") as tmp:
         data, log_path, prof_path = Path(tmp) / "data", Path(tmp) / "serve.log", Path(tmp) / "serve.prof"
-        port = _free_port()
+        port = free_port()
         with log_path.open("wb") as log:
             server = _start(port, data, key, log, prof_path if profile else None)
             try:
@@ -202,13 +202,6 @@ def _stop(server: subprocess.Popen[bytes]) -> float | None:
             server.wait()
             return None
     return time.perf_counter() - start
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _lines(path: Path) -> int:

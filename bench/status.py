@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import over_http, slack_command, status_world
+from bench.keepalive import free_port
 from bench.report import BenchFailed, Figure, hotspots, percentile
 
 READS = 200
@@ -199,7 +200,7 @@ def _over_http(data: Path, store: str, env: dict[str, str], expected: dict[str, 
     """`dr serve` on the seeded store: /dr status signed as Slack signs it, and GET /api/status, each on
     one keep-alive connection."""
     key = secrets.token_urlsafe(16)
-    port = over_http._free_port()
+    port = free_port()
     log_path = data.parent / f"serve-{store}.log"
     times: list[float] = []
     with log_path.open("wb") as log:

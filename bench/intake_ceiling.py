@@ -1,0 +1,183 @@
+"""The ceiling of a durable Python intake on this machine, beside Alertmanager, in one run.
+
+`minimal` is the least a webhook may do before a durable 202 and stay honest: check the function
+key and the content type, validate the common schema's essentials (msgspec, in C: 1.6 µs an alert
+where `json.loads` alone takes 9), and append the body to a journal with one `os.write`. Its rate is
+an upper bound for any intake that does more (ours parses, triages and appends a message); the runs
+beside a busy process show what folding on the machine's other core costs it, at normal priority
+and at the lowest the kernel has (SCHED_IDLE).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench import alertmanager, asgi_floor
+from bench.keepalive import free_port
+from bench.payloads import storm
+from bench.report import BenchFailed, Figure
+
+JOURNAL_ENV = "DR_CEILING_JOURNAL"
+KEY_ENV = "DR_CEILING_KEY"
+SEVERITIES = frozenset({"Sev0", "Sev1", "Sev2", "Sev3", "Sev4"})
+CONDITIONS = frozenset({"Fired", "Resolved"})
+ANSWER = b'{"accepted":1}'
+REFUSED = b'{"error":"refused"}'
+_RECORD = struct.Struct("<4sII")  # magic, length, CRC-32: a torn tail is found and skipped
+_MAGIC = b"DRJ1"
+# What a folder does to the machine while the storm arrives: it keeps one core busy.
+_BUSY = (
+    "import os, sys\n"
+    "if sys.argv[1] == 'idle': os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+    "while True: pass"
+)
+
+
+class Essentials(msgspec.Struct):
+    """The common schema's essentials that the webhook must refuse with a 4xx when wrong."""
+
+    alertId: str
+    alertRule: str
+    severity: str
+    monitorCondition: str
+    monitoringService: str
+    firedDateTime: str
+    alertTargetIDs: list[str] = []
+    configurationItems: list[str] = []
+
+
+class Data(msgspec.Struct):
+    """The alert's data: only the essentials are read before the 202."""
+
+    essentials: Essentials
+
+
+class CommonAlert(msgspec.Struct):
+    """An Azure Monitor alert in the common schema."""
+
+    schemaId: str
+    data: Data
+
+
+_decode = msgspec.json.Decoder(CommonAlert).decode
+_journal: int | None = None
+_key = b""
+
+
+def _is_valid(body: bytes) -> bool:
+    try:
+        alert = _decode(body)
+    except msgspec.ValidationError:
+        return False
+    except msgspec.DecodeError:
+        return False
+    essentials = alert.data.essentials
+    return (
+        alert.schemaId == "azureMonitorCommonAlertSchema"
+        and essentials.severity in SEVERITIES
+        and essentials.monitorCondition in CONDITIONS
+        and bool(essentials.alertId and essentials.alertRule and essentials.firedDateTime)
+    )
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Key, content type, essentials, one append, 202; anything wrong is a 4xx."""
+    global _journal, _key
+    if scope["type"] != "http":
+        return
+    if _journal is None:
+        _journal = os.open(os.environ[JOURNAL_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _key = os.environ[KEY_ENV].encode()
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    headers = dict(scope["headers"])
+    status, answer = 202, ANSWER
+    if headers.get(b"x-functions-key", b"") != _key:
+        status, answer = 401, REFUSED
+    elif headers.get(b"content-type", b"").split(b";")[0].strip().lower() != b"application/json":
+        status, answer = 415, REFUSED
+    elif not _is_valid(body):
+        status, answer = 422, REFUSED
+    else:
+        os.write(_journal, _RECORD.pack(_MAGIC, len(body), zlib.crc32(body)) + body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
+def run(profile: bool = False) -> list[Figure]:
+    """Alertmanager, the do-nothing app, the minimal intake alone and beside a busy core, Alertmanager."""
+    bodies = storm()
+    before = alertmanager.rate(free_port())
+    floor = asgi_floor.rate(free_port(), bodies)
+    alone = _minimal(bodies, None)
+    beside = _minimal(bodies, "normal")
+    beside_idle = _minimal(bodies, "idle")
+    after = alertmanager.rate(free_port())
+    yardstick = (before + after) / 2
+
+    def ratio(rate: float) -> str:
+        return f"{rate:,.0f}/s = {rate / yardstick:.2f}×"
+
+    return [
+        Figure("ceiling", "Alertmanager, before / after", f"{before:,.0f} / {after:,.0f}/s"),
+        Figure("ceiling", "do-nothing 202 app", ratio(floor)),
+        Figure("ceiling", "minimal durable intake, alone", ratio(alone)),
+        Figure("ceiling", "minimal intake beside a busy core", ratio(beside)),
+        Figure("ceiling", "minimal intake beside a busy core at SCHED_IDLE", ratio(beside_idle)),
+    ]
+
+
+def _minimal(bodies: list[bytes], neighbour: str | None) -> float:
+    key = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="dr-bench-ceiling-") as tmp:
+        journal = Path(tmp) / "intake.journal"
+        env = dict(os.environ, **{JOURNAL_ENV: str(journal), KEY_ENV: key})
+        busy = subprocess.Popen([sys.executable, "-c", _BUSY, neighbour]) if neighbour else None
+        try:
+            rate = asgi_floor.rate(
+                free_port(),
+                bodies,
+                "bench.intake_ceiling:app",
+                "the minimal intake",
+                headers={"x-functions-key": key},
+                env=env,
+            )
+        finally:
+            if busy:
+                busy.kill()
+                busy.wait()
+        _check_journal(journal, bodies)
+    return rate
+
+
+def _check_journal(journal: Path, bodies: list[bytes]) -> None:
+    """Every accepted body is in the journal, whole and in order: the 202s were not empty words."""
+    data, offset, count = journal.read_bytes(), 0, 0
+    while offset < len(data):
+        magic, length, crc = _RECORD.unpack_from(data, offset)
+        body = data[offset + _RECORD.size : offset + _RECORD.size + length]
+        if magic != _MAGIC or zlib.crc32(body) != crc or body != bodies[count]:
+            raise BenchFailed(f"ceiling: journal record {count} is not the body sent")
+        offset, count = offset + _RECORD.size + length, count + 1
+    if count != len(bodies):
+        raise BenchFailed(f"ceiling: the journal holds {count} of {len(bodies)} accepted alerts")
