@@ -69,14 +69,20 @@ class Served:
 
 
 @contextmanager
-def serving(env: dict[str, str], targets: str = "", **guardrails: int) -> Iterator[Served]:
-    """`dr serve` with a policy failing Redis over on `redis-down*` alerts; stopped after."""
+def serving(
+    env: dict[str, str], targets: str = "", check_seconds: float = 0.2, **guardrails: int
+) -> Iterator[Served]:
+    """`dr serve` with a policy failing Redis over on `redis-down*` alerts; stopped after.
+
+    `check_seconds` is how often a running operation is checked: short, so a bench that waits for
+    its failovers to finish does not wait out the 15 s a deployment uses.
+    """
     with tempfile.TemporaryDirectory(prefix="dr-bench-act-") as tmp:
         policy = acting_policy(Path(tmp) / "policy.toml", FAILOVER, targets=targets, **guardrails)
         port, key, log_path = free_port(), secrets.token_urlsafe(16), Path(tmp) / "serve.log"
         settings = {
             "DR_POLICY_FILE": str(policy),
-            "DR_ACTION_CHECK_SECONDS": "0.2",
+            "DR_ACTION_CHECK_SECONDS": f"{check_seconds:g}",
             "DR_RETRY_BASE_SECONDS": "0.05",
             "DR_RETRY_MAX_SECONDS": "0.2",
         }

@@ -116,8 +116,10 @@ class StubCredential:
 class ArmStub(StubServer):
     """Point a management client at `url` with `credential_scopes=[scope]`; trust `ca_file`."""
 
-    def __init__(self, *, tls: bool = True, polls: int = 1, retry_after: str | None = "1") -> None:
-        super().__init__(tls=tls)
+    def __init__(
+        self, *, tls: bool = True, polls: int = 1, retry_after: str | None = "1", keep_alive: bool = False
+    ) -> None:
+        super().__init__(tls=tls, keep_alive=keep_alive)
         self.polls = polls  # InProgress answers of a new operation before its outcome
         self.retry_after = retry_after  # the Retry-After of 202s (None: no header)
         self.lro_delete = True  # DELETE of a resource is a 202 LRO (as for linked servers)

@@ -57,8 +57,9 @@ class StubServer:
 
     content_type = "application/json"
 
-    def __init__(self, *, tls: bool = False) -> None:
+    def __init__(self, *, tls: bool = False, keep_alive: bool = False) -> None:
         self.tls = tls
+        self.keep_alive = keep_alive
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._requests: list[Recorded] = []
@@ -73,7 +74,7 @@ class StubServer:
 
     def start(self) -> Self:
         """Listen on a free port of 127.0.0.1; returns self."""
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), _KeepAliveHandler if self.keep_alive else _Handler)
         server.stub = self
         if self.tls:
             context = certificate().server_context()
@@ -337,3 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _KeepAliveHandler(_Handler):
+    # As a real service answers: a client's pooled connection carries its next request, so what it
+    # costs is what it costs against Azure, where a handshake per request would be the stub's doing.
+    protocol_version = "HTTP/1.1"
