@@ -78,7 +78,7 @@ def serve(
         port=port,
         log_level="warning",
         access_log=False,
-        http="httptools",
+        http="shared.localhost.protocol:JsonErrorsProtocol",  # httptools, with JSON for its 400s
         loop="uvloop",
         lifespan="on",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -32,6 +33,33 @@ def test_bad_request_gets_a_4xx_naming_the_problem(responder: Responder, path: s
     assert answer.headers["content-type"].startswith("application/json")
     problem = answer.json()
     assert problem["error"] == case.error and case.detail in problem["detail"]
+    assert _stored(responder) == before
+
+
+# What uvicorn's parser refuses before any function sees it: each is sent as raw bytes.
+_POST = b"POST /api/alerts HTTP/1.1\r\nHost: x\r\n"
+_UNPARSABLE = {
+    "a NUL in a header": _POST + b"X-Bad: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
+    "two Content-Lengths": _POST + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    "a bad chunk size": _POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "not HTTP at all": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 (TLS on the plain port)\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", list(_UNPARSABLE.values()), ids=list(_UNPARSABLE))
+def test_an_unparsable_request_gets_a_json_400_and_a_closed_connection(
+    responder: Responder, raw: bytes
+) -> None:
+    before = _stored(responder)
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=10) as conn:
+        conn.sendall(raw)
+        answer = b""
+        while chunk := conn.recv(65536):  # the server closes: the whole answer, then EOF
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"] == "malformed_request"
     assert _stored(responder) == before
 
 
