@@ -69,13 +69,19 @@ class FunctionsHttpHost:
             return
         if scope["type"] != "http":
             return
-        status, headers, body = await self._handle(scope, receive)
+        handled = await self._handle(scope, receive)
+        if handled is None:
+            return
+        status, headers, body = handled
         # A known length spares chunked encoding: one write per answer instead of three.
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _handle(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The answer, or None when the sender left before its request was whole."""
         path: str = scope["path"]
         if not path.startswith(ROUTE_PREFIX):
             return _error(404, "not_found", f"no function at {path}; functions are under {ROUTE_PREFIX}")
@@ -102,6 +108,8 @@ class FunctionsHttpHost:
             )
         try:
             body = await _read_body(receive, MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS)
+        except ClientGone:
+            return None  # nobody to answer; uvicorn has answered a parse error itself
         except TimeoutError:
             status, reply_headers, answer = _error(
                 408,
@@ -148,16 +156,23 @@ class FunctionsHttpHost:
         return bool(given) and hmac.compare_digest(given.encode(), self.function_key.encode())
 
 
+class ClientGone(Exception):
+    """The sender went away (or its bytes stopped parsing) before the whole body arrived."""
+
+
 async def _read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
     """The whole body, or None as soon as it passes the limit (never buffered past it).
 
-    TimeoutError if it has not all arrived within `timeout` seconds, however it trickles in.
+    TimeoutError if it has not all arrived within `timeout` seconds, however it trickles in;
+    ClientGone if the connection ended first, so that a part of a body is never handled as a whole.
     """
     chunks, size = [], 0
     # One deadline over the whole read: wait_for per receive() would start a task for each chunk.
     async with asyncio.timeout(timeout):
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
