@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol, with its parser's 400 in the JSON shape of every other refusal."""
+"""uvicorn's httptools protocol, with its parser's 400s in the JSON shape of every other refusal."""
 
 from __future__ import annotations
 
@@ -13,24 +13,54 @@ MALFORMED = json.dumps(
         " encoding or the Content-Length); send a well-formed HTTP/1.1 request",
     }
 ).encode()
+UPGRADE_WITH_BODY = json.dumps(
+    {
+        "error": "upgrade_not_supported",
+        "detail": "this server does not switch protocols, and the parser stops at a request that asks"
+        " to (Upgrade: h2c, as curl --http2 sends), so its body would be lost; send it without the"
+        " Upgrade header (curl --http1.1)",
+    }
+).encode()
+
+
+class _UpgradeWithBody(Exception):
+    """Raised in a parser callback, which httptools turns into the parse error uvicorn answers."""
 
 
 class JsonErrorsProtocol(HttpToolsProtocol):
     """What a sender gets for a request the parser refuses: a JSON 400, then the connection closed."""
 
+    _refusal = MALFORMED
+
+    def on_headers_complete(self) -> None:
+        """Refuse a non-WebSocket upgrade that carries a body: uvicorn would run it with none."""
+        if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
+            self._refusal = UPGRADE_WITH_BODY
+            raise _UpgradeWithBody
+        super().on_headers_complete()
+
+    def _has_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (
+                name == b"content-length" and value.strip() not in (b"", b"0")
+            ):
+                return True
+        return False
+
     def send_400_response(self, msg: str) -> None:
         """As uvicorn's, with our body: uvicorn's own is plain text that a sender's tooling cannot read."""
-        del msg  # uvicorn's one text ("Invalid HTTP request received."), which MALFORMED says better
+        del msg  # uvicorn's one text ("Invalid HTTP request received."), which ours says better
+        body = self._refusal
         content = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
                 b"content-type: application/json\r\n",
-                b"content-length: " + str(len(MALFORMED)).encode("ascii") + b"\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
-                MALFORMED,
+                body,
             ]
         )
         self.transport.write(b"".join(content))

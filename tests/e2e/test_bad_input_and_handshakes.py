@@ -53,13 +53,19 @@ _UNPARSABLE = {
     + b"%x\r\n%s\r\n" % (len(_ALERT), _ALERT)
     + _PAUSE
     + b"zz\r\n",
+    # curl --http2 on an http:// URL: the parser stops at the headers, so the body would be lost.
+    "an h2c upgrade with a body": _POST
+    + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+    + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(_ALERT), _ALERT),
 }
+_ERRORS = {"an h2c upgrade with a body": "upgrade_not_supported"}
 
 
-@pytest.mark.parametrize("raw", list(_UNPARSABLE.values()), ids=list(_UNPARSABLE))
+@pytest.mark.parametrize("name", list(_UNPARSABLE))
 def test_an_unparsable_request_gets_a_json_400_and_a_closed_connection(
-    responder: Responder, raw: bytes
+    responder: Responder, name: str
 ) -> None:
+    raw = _UNPARSABLE[name]
     before = _stored(responder)
     with socket.create_connection(("127.0.0.1", responder.port), timeout=10) as conn:
         for n, part in enumerate(raw.split(_PAUSE)):
@@ -72,7 +78,7 @@ def test_an_unparsable_request_gets_a_json_400_and_a_closed_connection(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b"content-type: application/json" in head.lower()
-    assert json.loads(body)["error"] == "malformed_request"
+    assert json.loads(body)["error"] == _ERRORS.get(name, "malformed_request")
     time.sleep(1.0)  # an accepted alert is folded well within this: had one been taken, it would show
     assert _stored(responder) == before
 
