@@ -33,7 +33,7 @@ SEVERITIES = frozenset({"Sev0", "Sev1", "Sev2", "Sev3", "Sev4"})
 CONDITIONS = frozenset({"Fired", "Resolved"})
 ANSWER = b'{"accepted":1}'
 REFUSED = b'{"error":"refused"}'
-_RECORD = struct.Struct("<4sII")  # magic, length, CRC-32: a torn tail is found and skipped
+_RECORD = struct.Struct("<4sII")  # magic, length, CRC-32: what a reader would find a torn tail by
 _MAGIC = b"DRJ1"
 # What a folder does to the machine while the storm arrives: it keeps one core busy.
 _BUSY = (
@@ -77,9 +77,7 @@ _key = b""
 def _is_valid(body: bytes) -> bool:
     try:
         alert = _decode(body)
-    except msgspec.ValidationError:
-        return False
-    except msgspec.DecodeError:
+    except msgspec.DecodeError:  # not JSON, or not the schema (ValidationError is one)
         return False
     essentials = alert.data.essentials
     return (
