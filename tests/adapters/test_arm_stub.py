@@ -200,3 +200,21 @@ def _reboot_answer() -> Any:
     from tests.stubs.base import Reply
 
     return Reply(200, {"message": "Reboot started"})
+
+
+def test_a_keep_alive_stub_serves_a_pooled_connection_until_stopped(
+    credential: StubCredential, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    with ArmStub(keep_alive=True) as arm:
+        for name, value in arm.client_env().items():
+            monkeypatch.setenv(name, value)
+        arm.put(REDIS, {"location": "westeurope", "properties": {"provisioningState": "Succeeded"}})
+        redis = client(arm, credential, retry_total=0)
+        assert [redis.redis.get(GROUP, "cache-we").name for _ in range(3)] == ["cache-we"] * 3
+        arm.stop()
+        # The pooled connection is hung up too: a stopped stub answers nobody, as HTTP/1.0 ones do.
+        with pytest.raises(ServiceRequestError):
+            redis.redis.get(GROUP, "cache-we")
+    assert [r.method for r in arm.requests] == ["GET"] * 3

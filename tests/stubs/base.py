@@ -7,9 +7,11 @@ class does the rest: a ThreadingHTTPServer on 127.0.0.1:0 in a daemon thread (HT
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
+import socket
 import ssl
 import threading
 import traceback
@@ -96,6 +98,7 @@ class StubServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.hang_up()  # a kept-alive connection must not reach a handler after this
             if self._thread is not None:
                 self._thread.join(5)
             self._server = None
@@ -315,6 +318,29 @@ def _form(body: bytes, content_type: str) -> dict[str, list[str]] | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     stub: StubServer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def hang_up(self) -> None:
+        """End every connection still open: its handler's next read finds it closed."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):  # already closed by its client
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
