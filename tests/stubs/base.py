@@ -68,7 +68,7 @@ class StubServer:
         self._script: list[tuple[str, Reply]] = []
         self._holds: list[tuple[str, threading.Event]] = []
         self._down: Reply | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
 
