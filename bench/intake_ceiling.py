@@ -26,10 +26,10 @@ from bench import alertmanager, asgi_floor
 from bench.keepalive import free_port
 from bench.payloads import storm
 from bench.report import BenchFailed, Figure
+from shared.intake.azure_monitor import COMMON_SCHEMA, SEVERITIES
 
 JOURNAL_ENV = "DR_CEILING_JOURNAL"
 KEY_ENV = "DR_CEILING_KEY"
-SEVERITIES = frozenset({"Sev0", "Sev1", "Sev2", "Sev3", "Sev4"})
 CONDITIONS = frozenset({"Fired", "Resolved"})
 ANSWER = b'{"accepted":1}'
 REFUSED = b'{"error":"refused"}'
@@ -81,7 +81,7 @@ def _is_valid(body: bytes) -> bool:
         return False
     essentials = alert.data.essentials
     return (
-        alert.schemaId == "azureMonitorCommonAlertSchema"
+        alert.schemaId == COMMON_SCHEMA
         and essentials.severity in SEVERITIES
         and essentials.monitorCondition in CONDITIONS
         and bool(essentials.alertId and essentials.alertRule and essentials.firedDateTime)
