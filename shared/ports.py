@@ -109,6 +109,9 @@ class IncidentStore(IncidentRepository, ExternalIds, IncidentQueries, Protocol):
     """What one store adapter provides (SQLite locally); callers ask for the narrow part they use."""
 
 
+MAX_MESSAGE_BYTES = 256 * 1024  # a queue message's body: Service Bus Standard tier's limit
+
+
 @dataclass(frozen=True)
 class QueueMessage:
     """A message to send; `message_id` makes a resend within the dedup window a no-op."""

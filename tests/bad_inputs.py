@@ -32,6 +32,12 @@ def _alert(change: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
+def _described(description: str) -> dict[str, Any]:
+    payload = metric_alert()
+    payload["data"]["essentials"]["description"] = description
+    return payload
+
+
 def _event_grid() -> list[Any]:
     return list(json.loads((REFDATA / "event_grid" / "eg_redis_PatchingCompleted.json").read_text()))
 
@@ -78,6 +84,15 @@ COMMON = [
 ALERTS = [
     *COMMON,
     BadRequest("empty array", b"[]", JSON, 422, "invalid_payload", "list"),
+    # 200 KB of UTF-8, but each é escaped to 6 bytes in the signal: over a queue message's 256 KiB.
+    BadRequest(
+        "a signal too large for a queue message",
+        json.dumps(_described("\u00e9" * 100_000), ensure_ascii=False).encode(),
+        JSON,
+        413,
+        "signal_too_large",
+        "262144",
+    ),
     BadRequest("empty object", b"{}", JSON, 422, "missing_field", "schemaId"),
     BadRequest(
         "unknown schemaId",

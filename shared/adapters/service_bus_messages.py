@@ -17,14 +17,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.ports import DeadLetter, QueueMessage
+from shared.ports import MAX_MESSAGE_BYTES, DeadLetter, QueueMessage
 
 if TYPE_CHECKING:
     from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 
 DEAD_LETTERS_QUEUE = "deadletters"
 MAX_ID_LENGTH = 128  # Service Bus: message and session ids
-MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
 MAX_DESCRIPTION = 4096  # Service Bus keeps this much of a DeadLetterErrorDescription
 
 # Our properties on a message in `deadletters`; stripped again when it is sent once more.

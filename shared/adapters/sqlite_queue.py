@@ -19,7 +19,7 @@ from typing import Any
 from shared.adapters.sqlite_db import Database
 from shared.clock import Clock, utc_now
 from shared.errors import LockLost
-from shared.ports import DeadLetter, QueueCounts, QueueMessage, Received
+from shared.ports import MAX_MESSAGE_BYTES, DeadLetter, QueueCounts, QueueMessage, Received
 
 # Completed messages are deleted; 'scheduled' ones turn 'active' when due, so the receive query
 # never has to step over a backlog of future messages.
@@ -74,7 +74,6 @@ CREATE INDEX IF NOT EXISTS ix_queue_dedup_sent ON queue_dedup (sent_at);
 """
 
 MAX_ID_LENGTH = 128  # Service Bus: message and session ids
-MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
 # Expired duplicate-detection rows only take space (a send past the window replaces its row), so
 # they are pruned now and then rather than by every send, where the delete was an eighth of it.
 PRUNE_EVERY_SECONDS = 60.0

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.domain.signals import Signal
-from shared.errors import PoisonMessage
-from shared.ports import EffectQueue, QueueMessage
+from shared.errors import BadInput, PoisonMessage
+from shared.ports import MAX_MESSAGE_BYTES, EffectQueue, QueueMessage
 from shared.triage.assessment import correlation_key
 from shared.triage.policy import Policy
 
@@ -41,9 +41,20 @@ class Admission:
         self.policy = policy
 
     def admit(self, signals: Sequence[Signal]) -> Admitted:
-        """One send for the request's signals; on return they are durable (Service Bus, or SQLite)."""
+        """One send for the request's signals; on return they are durable (Service Bus, or SQLite).
+
+        BadInput (413) before anything is sent if a signal would not fit in a queue message."""
         # Only the session is decided here; triage proper runs once, where the signal is folded.
-        self.queue.send([intake_message(s, correlation_key(s, self.policy)) for s in signals])
+        messages = [intake_message(s, correlation_key(s, self.policy)) for s in signals]
+        for message in messages:
+            if len(message.body) > MAX_MESSAGE_BYTES:
+                raise BadInput(
+                    "signal_too_large",
+                    f"signal {message.message_id[:40]} is {len(message.body)} bytes once normalized; a queue"
+                    f" message holds at most {MAX_MESSAGE_BYTES}: shorten its description or rule name",
+                    413,
+                )
+        self.queue.send(messages)
         return Admitted(tuple(s.id for s in signals))
 
 

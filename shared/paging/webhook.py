@@ -17,9 +17,8 @@ from shared.clock import parse_iso
 from shared.domain.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
 from shared.intake.json_body import decode_json, optional, require
-from shared.ports import QueueMessage
+from shared.ports import MAX_MESSAGE_BYTES, QueueMessage
 
-MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard tier
 MAX_ID_LENGTH = 128  # Service Bus message and session ids: event.id and the incident's id become them
 
 
