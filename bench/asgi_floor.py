@@ -45,6 +45,19 @@ def rate(
     the storm sent on one keep-alive connection."""
     command = [sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port)]
     command += ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+    return served_rate(command, port, bodies, who, path, headers, env)
+
+
+def served_rate(
+    command: list[str],
+    port: int,
+    bodies: list[bytes],
+    who: str,
+    path: str = "/api/alerts",
+    headers: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Requests per second: the server `command` starts on `port`, fed the storm, then stopped."""
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         _wait_listening(server, port, who)

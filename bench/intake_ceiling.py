@@ -1,8 +1,9 @@
 """The ceiling of a durable Python intake on this machine, beside Alertmanager, in one run.
 
 `minimal` is the least a webhook may do before a durable 202 and stay honest: check the function
-key and the content type, validate the common schema's essentials (msgspec, in C: 1.6 µs an alert
-where `json.loads` alone takes 9), and append the body to a journal with one `os.write`. Its rate is
+key and the content type, validate the common schema's essentials with `dr serve`'s quick check
+(msgspec, in C: 2–7 µs an alert where `json.loads` alone takes 9), and append the body to a journal
+with one `os.write`. Its rate is
 an upper bound for any intake that does more (ours parses, triages and appends a message); the runs
 beside a busy process show what folding on the machine's other core costs it, at normal priority
 and at the lowest the kernel has (SCHED_IDLE).
@@ -20,17 +21,14 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from bench import alertmanager, asgi_floor
 from bench.keepalive import free_port
 from bench.payloads import storm
 from bench.report import BenchFailed, Figure
-from shared.intake.azure_monitor import COMMON_SCHEMA, SEVERITIES
+from shared.localhost.sure_alerts import sure_signal_id
 
 JOURNAL_ENV = "DR_CEILING_JOURNAL"
 KEY_ENV = "DR_CEILING_KEY"
-CONDITIONS = frozenset({"Fired", "Resolved"})
 ANSWER = b'{"accepted":1}'
 REFUSED = b'{"error":"refused"}'
 _RECORD = struct.Struct("<4sII")  # magic, length, CRC-32: what a reader would find a torn tail by
@@ -43,49 +41,13 @@ _BUSY = (
 )
 
 
-class Essentials(msgspec.Struct):
-    """The common schema's essentials that the webhook must refuse with a 4xx when wrong."""
-
-    alertId: str
-    alertRule: str
-    severity: str
-    monitorCondition: str
-    monitoringService: str
-    firedDateTime: str
-    alertTargetIDs: list[str] = []
-    configurationItems: list[str] = []
+def _is_valid(body: bytes) -> bool:
+    # dr serve's own quick check (shared/localhost/sure_alerts.py): the common schema's essentials.
+    return sure_signal_id(body) is not None
 
 
-class Data(msgspec.Struct):
-    """The alert's data: only the essentials are read before the 202."""
-
-    essentials: Essentials
-
-
-class CommonAlert(msgspec.Struct):
-    """An Azure Monitor alert in the common schema."""
-
-    schemaId: str
-    data: Data
-
-
-_decode = msgspec.json.Decoder(CommonAlert).decode
 _journal: int | None = None
 _key = b""
-
-
-def _is_valid(body: bytes) -> bool:
-    try:
-        alert = _decode(body)
-    except msgspec.DecodeError:  # not JSON, or not the schema (ValidationError is one)
-        return False
-    essentials = alert.data.essentials
-    return (
-        alert.schemaId == COMMON_SCHEMA
-        and essentials.severity in SEVERITIES
-        and essentials.monitorCondition in CONDITIONS
-        and bool(essentials.alertId and essentials.alertRule and essentials.firedDateTime)
-    )
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -123,13 +85,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def run(profile: bool = False) -> list[Figure]:
-    """Alertmanager, the do-nothing app, the minimal intake alone and beside a busy core, Alertmanager."""
+    """Alertmanager, the do-nothing app, the minimal intake on uvicorn and bare, beside a busy core or not."""
     bodies = storm()
     before = alertmanager.rate(free_port())
     floor = asgi_floor.rate(free_port(), bodies)
     alone = _minimal(bodies, None)
     beside = _minimal(bodies, "normal")
     beside_idle = _minimal(bodies, "idle")
+    bare = _minimal(bodies, None, bare=True)
+    bare_beside = _minimal(bodies, "normal", bare=True)
     after = alertmanager.rate(free_port())
     yardstick = (before + after) / 2
 
@@ -142,24 +106,28 @@ def run(profile: bool = False) -> list[Figure]:
         Figure("ceiling", "minimal durable intake, alone", ratio(alone)),
         Figure("ceiling", "minimal intake beside a busy core", ratio(beside)),
         Figure("ceiling", "minimal intake beside a busy core at SCHED_IDLE", ratio(beside_idle)),
+        Figure("ceiling", "minimal intake on a bare protocol, alone", ratio(bare)),
+        Figure("ceiling", "minimal intake on a bare protocol beside a busy core", ratio(bare_beside)),
     ]
 
 
-def _minimal(bodies: list[bytes], neighbour: str | None) -> float:
+def _minimal(bodies: list[bytes], neighbour: str | None, bare: bool = False) -> float:
+    """The minimal intake's rate, on uvicorn or on the bare protocol (`bench.bare_intake`)."""
     key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="dr-bench-ceiling-") as tmp:
         journal = Path(tmp) / "intake.journal"
         env = dict(os.environ, **{JOURNAL_ENV: str(journal), KEY_ENV: key})
+        headers = {"x-functions-key": key}
+        port = free_port()
         busy = subprocess.Popen([sys.executable, "-c", _BUSY, neighbour]) if neighbour else None
         try:
-            rate = asgi_floor.rate(
-                free_port(),
-                bodies,
-                "bench.intake_ceiling:app",
-                "the minimal intake",
-                headers={"x-functions-key": key},
-                env=env,
-            )
+            if bare:
+                command = [sys.executable, "-m", "bench.bare_intake", str(port)]
+                who = "the bare intake"
+                rate = asgi_floor.served_rate(command, port, bodies, who, headers=headers, env=env)
+            else:
+                target, who = "bench.intake_ceiling:app", "the minimal intake"
+                rate = asgi_floor.rate(port, bodies, target, who, headers=headers, env=env)
         finally:
             if busy:
                 busy.kill()
