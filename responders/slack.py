@@ -39,12 +39,13 @@ def _verified_form(req: func.HttpRequest) -> dict[str, str]:
 def slack_commands(req: func.HttpRequest) -> func.HttpResponse:
     """Answer /dr within 3 s: read-only commands at once, the rest queued and acknowledged."""
     from shared.chatops.inbound import parse_command, reply_origins
+    from shared.chatops.plain import one_line
 
     command = parse_command(_verified_form(req), reply_origins(services().settings.slack_api_url))
     try:
         reply = services().desk.command(command)
     except Exception:
-        log.exception("slack command from %s not taken", command.user_id)
+        log.exception("slack command from %s not taken", one_line(command.user_id))
         return json_response(
             {
                 "response_type": "ephemeral",
@@ -59,12 +60,13 @@ def slack_commands(req: func.HttpRequest) -> func.HttpResponse:
 def slack_interactions(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a button press and answer 200 at once (the pressed message is updated from the queue)."""
     from shared.chatops.inbound import parse_interaction, reply_origins
+    from shared.chatops.plain import one_line
 
     press = parse_interaction(_verified_form(req), reply_origins(services().settings.slack_api_url))
     try:
         services().desk.press(press)
     except Exception:
-        log.exception("slack button %s from %s not queued", press.action_id, press.user_id)
+        log.exception("slack button %s from %s not queued", press.action_id, one_line(press.user_id))
         return error_response(503, "unavailable", "the press could not be queued; press again shortly")
     return func.HttpResponse(status_code=200)
 

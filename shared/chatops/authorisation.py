@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+from shared.chatops.plain import one_line
 from shared.ports import OnCall
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Authorisation:
                 if match is not None:
                     return Verdict(True, f"on call in PagerDuty ({match.name})")
         if unchecked:
-            log.error("authorising %s: could not check %s", user_id, "; ".join(unchecked))
+            log.error("authorising %s: could not check %s", one_line(user_id), "; ".join(unchecked))
             because = "; ".join(unchecked)
             return Verdict(False, f"could not be checked ({because})", because)
         return Verdict(False, "not on the allowlist, in an allowed group, or on call")

@@ -30,6 +30,7 @@ from shared.chatops.jobs import (
     reply_message,
 )
 from shared.chatops.operations import ActionRequest, OperationRefused, Operations
+from shared.chatops.plain import one_line
 from shared.chatops.responses import Responses
 from shared.clock import Clock, iso
 from shared.domain.actions import ActionRecord, Actor
@@ -201,9 +202,11 @@ class Desk:
                 )
             elif command.verb == "pause":
                 self._known_tenant(command)
-                line = ops.pause(command.tenant, actor, command.reason or "paused from Slack")
+                line = ops.pause(
+                    one_line(command.tenant), actor, one_line(command.reason) or "paused from Slack"
+                )
             else:
-                line = ops.resume(command.tenant, actor)
+                line = ops.resume(one_line(command.tenant), actor)
         except OperationRefused as e:
             self._audit(actor, what, f"refused: {e}", incident)
             return views.notice(str(e), "no_entry")
@@ -344,9 +347,12 @@ class Desk:
         self, actor: Actor, what: str, result: str, incident: Incident | None = None, kind: str = "slack"
     ) -> None:
         """Log who did what and how it went; on the incident's timeline too when it names one."""
-        log.info("slack: %s: %s → %s", actor, what[:200], result[:300])
+        # Each part may quote Slack's text (a command, a button's value, a name), so each is made one
+        # plain line: a newline in it must not write a line of its own.
+        who, what, result = one_line(str(actor)), one_line(what)[:200], one_line(result)[:300]
+        log.info("slack: %s: %s → %s", who, what, result)
         if incident is not None:
-            line = f"{actor}: {what[:200]} → {result[:300]}"
+            line = f"{who}: {what} → {result}"
             self.incidents.add_timeline(incident.id, [TimelineEntry(iso(self.clock()), kind, line)])
 
 
@@ -364,7 +370,8 @@ def _foreign(team_id: str) -> str:
 
 
 def _actor(user_id: str, user_name: str) -> Actor:
-    return Actor(f"{user_name} ({user_id})" if user_name else user_id, VIA)
+    """The person as the Operations write them down (on timelines, on a pause): one plain line."""
+    return Actor(one_line(f"{user_name} ({user_id})" if user_name else user_id), VIA)
 
 
 def _request_id(press: ButtonPress) -> str:
@@ -397,7 +404,7 @@ def _spelt(command: Command, text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.split())[:200].replace("`", "'")
+    return one_line(text)[:200].replace("`", "'")
 
 
 def _when(moment: Any) -> str:

@@ -44,12 +44,23 @@ class SlackWorld:
     clock: FakeClock
 
     def command(
-        self, text: str, user: str = ALLOWED, trigger: str = "", retry: bool = False, team: str = ""
+        self,
+        text: str,
+        user: str = ALLOWED,
+        trigger: str = "",
+        retry: bool = False,
+        team: str = "",
+        user_name: str = "",
     ) -> func.HttpResponse:
         """POST /api/slack/commands, signed now."""
         url = self.slack.response_url(trigger or text.replace(" ", "-")[:30] or "help")
         body = command_body(
-            text, url, user_id=user, trigger_id=trigger or f"trig-{text}-{user}", team_id=team
+            text,
+            url,
+            user_id=user,
+            trigger_id=trigger or f"trig-{text}-{user}",
+            team_id=team,
+            user_name=user_name,
         )
         headers = signed_headers(body, int(self.clock().timestamp()))
         if retry:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -476,6 +477,34 @@ def test_no_response_url_signature_or_secret_reaches_the_log(
     assert (
         "/actions/" not in logged and "secret-" not in logged and SECRET not in logged and "v0=" not in logged
     )
+
+
+FORGED = (
+    "\n2026-11-25 10:00:00 CRITICAL shared.chatops.desk slack: /dr failover cosmos prod \u2192 done\x00\u202e"
+)
+
+
+def unseen(text: str) -> list[str]:
+    """The characters of a text that would break or disguise a line: control, format, surrogate."""
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")]
+
+
+def test_slack_text_reaches_the_log_and_the_timeline_on_one_plain_line(
+    chatops: SlackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    incident_id = store_incident(chatops)
+    chatops.command(f"rolback shop/web{FORGED}", trigger="t-forged")  # not a command
+    chatops.command(f"ack {incident_id}", user_name=f"ada{FORGED}", trigger="t-named")
+    chatops.press("dr_deny", f"act-missing{FORGED}", trigger="t-value", name="value")
+    chatops.press("dr_resolve", incident_id, trigger="t-who", name="who", user_name=f"grace{FORGED}")
+    chatops.work()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("shared.chatops")]
+    assert any("rolback" in m for m in logged) and any("act-missing" in m for m in logged)
+    assert [m for m in logged if unseen(m)] == []
+    lines = [e.text for e in chatops.app.store.timeline(incident_id) if e.kind == "slack"]
+    assert any("ada" in line for line in lines) and any("grace" in line for line in lines)
+    assert [line for line in lines if unseen(line)] == []
 
 
 def test_the_manifest_points_slack_at_the_registered_routes_with_the_scopes_they_need() -> None:
