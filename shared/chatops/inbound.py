@@ -7,14 +7,13 @@ out of repr so that logging a request never shows it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import BadInput
-from shared.intake.json_body import MAX_DEPTH, nesting_depth
+from shared.intake.json_body import json_value
 
 FORM = "application/x-www-form-urlencoded"
 MAX_TEXT = 4000  # Slack caps a command's text well below this; longer is not Slack
@@ -96,16 +95,15 @@ def parse_interaction(fields: dict[str, str], origins: Collection[str] = SLACK_R
     """The button press in the `payload` field; BadInput for anything but one of our buttons."""
     if "payload" not in fields:
         raise BadInput("missing_field", "an interaction carries its JSON in the form field payload")
+    # Parsed as a webhook's body is: a lone surrogate or NaN would be taken here and fail later, in
+    # the worker (the queued press is encoded), and the pressed message's blocks are kept and queued
+    # (dataclasses.asdict recurses), so nesting deeper than Slack's few levels is refused too.
     try:
-        payload = json.loads(fields["payload"])
-    except (ValueError, RecursionError):
-        raise BadInput("invalid_json", "the payload field is not JSON") from None
+        payload = json_value(fields["payload"])
+    except BadInput as e:
+        raise BadInput("invalid_json", f"the payload field is not JSON: {e.detail}") from None
     if not isinstance(payload, dict):
         raise BadInput("invalid_field", "payload must be a JSON object")
-    # The pressed message's blocks are kept and queued (dataclasses.asdict recurses): Slack's nest
-    # a few levels, and a deeper payload would end in a RecursionError rather than a clear 400.
-    if nesting_depth(payload) > MAX_DEPTH:
-        raise BadInput("invalid_json", f"the payload field nests deeper than {MAX_DEPTH} levels")
     if payload.get("type") != "block_actions":
         raise BadInput(
             "unsupported_interaction", f"only block_actions are handled, not {_shown(payload.get('type'))}"

@@ -49,6 +49,11 @@ def decode_json(
     except UnicodeDecodeError as e:
         line, column = _position(raw, e.start)
         raise BadInput("malformed_json", f"invalid UTF-8 at line {line} column {column}", 400) from e
+    return json_value(text)
+
+
+def json_value(text: str) -> Any:
+    """Parse JSON text (a decoded body, or JSON in a form field); BadInput (400) naming the problem."""
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:

@@ -10,6 +10,7 @@ import json
 import logging
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,7 +114,22 @@ def test_a_press_nesting_its_message_too_deep_is_400_not_a_crash(chatops: SlackW
         nested = [nested]
     message = {"ts": "1.2", "blocks": [{"type": "section", "deep": nested}]}
     answer = chatops.press("dr_ack", "inc-1", message=message)
-    assert_error(answer, 400, "invalid_json", "nests deeper than 64 levels")
+    assert_error(answer, 400, "invalid_json", "nested deeper than 64 levels")
+    assert queued(chatops) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        ({"user_name": "\ud800"}, "surrogate"),  # JSON carries it; no store or hash can
+        ({"message": {"ts": "1.2", "blocks": [{"type": "section", "n": float("nan")}]}}, "NaN"),
+        ({"message": {"ts": "1.2", "blocks": [{"type": "section", "n": float("-inf")}]}}, "Infinity"),
+    ],
+)
+def test_a_press_whose_payload_json_is_not_json_is_400_not_dead_lettered_later(
+    chatops: SlackWorld, extra: dict[str, Any], detail: str
+) -> None:
+    assert_error(chatops.press("dr_ack", "inc-1", **extra), 400, "invalid_json", detail)
     assert queued(chatops) == 0
 
 
