@@ -102,9 +102,19 @@ def parse_delivery(payload: Any, owner: Owner) -> Delivery:
         raise BadInput("invalid_payload", f"expected an event object or an array of events, got {kind}", 422)
     envelopes = [_envelope(item, at) for item, at in zip(items, prefixes, strict=True)]
     for envelope, at in zip(envelopes, prefixes, strict=True):
-        if envelope.type == VALIDATION_EVENT:
-            code = require(envelope.data, "validationCode", str, at=join_path(at, "data"), nonempty=True)
-            return Handshake(validation_code=code.strip())
+        if envelope.type != VALIDATION_EVENT:
+            continue
+        # Event Grid sends the handshake alone. Answering it for a batch would drop the other events
+        # without a word, and storing them would half-process a handshake: neither, the sender is told.
+        if len(envelopes) > 1:
+            raise BadInput(
+                "mixed_batch",
+                f"{at} is a {VALIDATION_EVENT}, which comes alone; this batch has"
+                f" {len(envelopes) - 1} other event(s): send the handshake by itself and the events apart",
+                422,
+            )
+        code = require(envelope.data, "validationCode", str, at=join_path(at, "data"), nonempty=True)
+        return Handshake(validation_code=code.strip())
     return Events(signals=[_signal(envelope, owner) for envelope in envelopes])
 
 

@@ -373,12 +373,12 @@ def test_event_grid_batch_of_every_reference_event(app: Services) -> None:
     assert_store_holds(app, report)
 
 
-def test_a_validation_event_inside_a_batch_is_answered_and_nothing_is_stored() -> None:
-    """A handshake wins: Event Grid sends it alone, and it must never be half-processed with events."""
+def test_a_validation_event_inside_a_batch_is_refused_and_nothing_is_stored() -> None:
+    """Event Grid sends a handshake alone: in a batch, answering it would drop the other events unsaid."""
     batch = [*_events("eg_redis_PatchingCompleted.json"), *_events(VALIDATION_EVENT)]
     answer = post("eventgrid", body(batch))
-    assert answer.status_code == 200
-    assert json_body(answer) == event_payload(VALIDATION_REPLY)
+    assert_error(answer, 422, "mixed_batch", "[1] is a Microsoft.EventGrid.SubscriptionValidationEvent")
+    assert "validationResponse" not in json_body(answer)
     assert snapshot() == EMPTY
 
 

@@ -528,6 +528,8 @@ def _ce() -> dict[str, Any]:
             "invalid_field",
             "[0].data",
         ),
+        ([_eg(0), *load("eg_SubscriptionValidationEvent.json")], "mixed_batch", "[1]"),
+        ([*load("eg_SubscriptionValidationEvent.json"), _eg(0), _eg(1)], "mixed_batch", "[0]"),
     ],
 )
 def test_refusals_name_index_and_field(owner: Owner, payload: Any, error: str, path: str) -> None:
