@@ -12,7 +12,8 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from shared.chatops import views
@@ -32,7 +33,7 @@ from shared.chatops.jobs import (
 from shared.chatops.operations import ActionRequest, OperationRefused, Operations
 from shared.chatops.plain import one_line
 from shared.chatops.responses import Responses
-from shared.clock import Clock, iso
+from shared.clock import Clock, iso, parse_iso
 from shared.domain.actions import ActionRecord, Actor
 from shared.domain.incidents import Incident, TimelineEntry
 from shared.errors import PoisonMessage, Rejected, Transient
@@ -51,7 +52,13 @@ QUEUED_STATUS = (*LISTS, "status")
 # A queue send made while Slack waits (its 3 s include verifying the request and answering) gives
 # up after this, and the person is told to try again, instead of Slack showing its own time-out.
 QUEUE_SEND_SECONDS = 2.0
-MAX_REPLY_ATTEMPTS = 5  # a response_url lives 30 minutes; five tries with backoff span most of it
+# Slack: a response_url is "usable up to 5 times within 30 minutes". Each reply is one post to its own
+# URL, so what bounds its retries is that life: they back off (DR_RETRY_BASE_SECONDS doubling up to
+# DR_RETRY_MAX_SECONDS, 2 s to 5 minutes) and the last is due as the life ends. It is counted from the
+# first try, a little after Slack made the URL (the command waited in the queue): hence the margin.
+RESPONSE_URL_LIFE = timedelta(minutes=30)
+REPLY_MARGIN = timedelta(minutes=1)
+MAX_REPLY_ATTEMPTS = 20  # with a short DR_RETRY_MAX_SECONDS, the life alone would allow hundreds
 VIA = "slack"
 
 
@@ -153,7 +160,12 @@ class Desk:
                 self._run_press(press_from(data["press"]))
             elif kind == "reply":
                 self._deliver(
-                    data["origin"], data["response_url"], Reply.from_dict(data["reply"]), int(data["attempt"])
+                    data["origin"],
+                    data["response_url"],
+                    Reply.from_dict(data["reply"]),
+                    int(data["attempt"]),
+                    # A reply queued before the first try was kept: its life is counted from now.
+                    first_try=parse_iso(str(data.get("first_try") or "")),
                 )
             else:
                 raise PoisonMessage(f"unknown chatops message kind {str(kind)[:40]!r}")
@@ -283,24 +295,37 @@ class Desk:
         self._deliver(origin, response_url, reply, 1, session)
 
     def _deliver(
-        self, origin: str, response_url: str, reply: Reply, attempt: int, session: str = "slack"
+        self,
+        origin: str,
+        response_url: str,
+        reply: Reply,
+        attempt: int,
+        session: str = "slack",
+        first_try: datetime | None = None,
     ) -> None:
-        """Post the reply; on a transient failure queue the next try with backoff, then give up visibly."""
+        """Post the reply; on a transient failure queue the next try with backoff while the response_url
+        lives, then give up visibly."""
+        first = first_try or self.clock()
         try:
             self.responses.post(response_url, reply)
         except Rejected as e:
             log.warning("slack reply %s (try %d) refused for good: %s", origin, attempt, e)
             return
         except Transient as e:
-            following = reply_message(origin, response_url, reply, session, attempt + 1)
-            if attempt >= MAX_REPLY_ATTEMPTS:
-                log.error("slack reply %s gave up after %d tries: %s", origin, attempt, e)
-                self.queue.dead_letter_message(following, "ReplyNotDelivered", f"{attempt} tries: {e}")
+            now = self.clock()
+            following = partial(reply_message, origin, response_url, reply, session, first_try=iso(first))
+            last = first + RESPONSE_URL_LIFE - REPLY_MARGIN
+            wait = timedelta(seconds=self.backoff.delay(attempt, e.retry_after, e.held))
+            at = min(now + wait, last)  # the last try as the URL's life ends, not a wait past it
+            asked_past = now + timedelta(seconds=e.retry_after or 0) > last  # Retry-After is not cut short
+            if attempt >= MAX_REPLY_ATTEMPTS or at <= now or asked_past:
+                reason = f"{attempt} tries in {(now - first).total_seconds() / 60:.0f} min: {e}"
+                log.error("slack reply %s gave up after %s", origin, reason)
+                self.queue.dead_letter_message(following(attempt + 1), "ReplyNotDelivered", reason)
                 return
-            delay = self.backoff.delay(attempt, e.retry_after, e.held)
+            delay = (at - now).total_seconds()
             log.warning("slack reply %s (try %d) failed: %s; again in %.1f s", origin, attempt, e, delay)
-            at = self.clock() + timedelta(seconds=delay)
-            self.queue.send([reply_message(origin, response_url, reply, session, attempt + 1, at)])
+            self.queue.send([following(attempt + 1, at)])
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -414,7 +439,5 @@ def _when(moment: Any) -> str:
 
 
 def _when_iso(text: str) -> str:
-    from shared.clock import parse_iso
-
     moment = parse_iso(text)
     return _when(moment) if moment else text

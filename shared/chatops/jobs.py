@@ -45,15 +45,22 @@ def press_message(press: ButtonPress) -> QueueMessage:
 
 
 def reply_message(
-    origin: str, response_url: str, reply: Reply, session: str, attempt: int = 1, at: datetime | None = None
+    origin: str,
+    response_url: str,
+    reply: Reply,
+    session: str,
+    attempt: int = 1,
+    at: datetime | None = None,
+    first_try: str = "",
 ) -> QueueMessage:
-    """A reply to post (again, when `attempt` > 1, at `at`)."""
+    """A reply to post (again, when `attempt` > 1, at `at`; first tried at `first_try`, ISO 8601)."""
     body = {
         "kind": "reply",
         "response_url": response_url,
         "reply": reply.to_dict(),
         "attempt": attempt,
         "origin": origin,
+        "first_try": first_try,
     }
     return _message(f"{origin}-reply-{attempt}", body, session, at)
 

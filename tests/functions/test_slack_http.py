@@ -469,12 +469,34 @@ def test_a_reply_slack_refuses_for_now_is_posted_again_from_the_queue(chatops: S
     assert [c[0] for c in chatops.operations.calls] == ["pause"]  # the pause itself was not repeated
 
 
-def test_a_reply_that_never_gets_through_is_dead_lettered_with_a_reason(chatops: SlackWorld) -> None:
-    chatops.slack.fail_next("/actions/*", 10, status=500)
-    chatops.command("resume", trigger="t-resume")
-    for _ in range(6):
+def tried_at(chatops: SlackWorld, minutes: float, up_after: float | None = None) -> list[float]:
+    """Work the chatops queue for `minutes` of the fake clock, every 5 s, with Slack's response_urls
+    down (until `up_after`); the minutes at which a reply was posted."""
+    start, tries = chatops.clock(), 0
+    times: list[float] = []
+    while (elapsed := (chatops.clock() - start).total_seconds() / 60) < minutes:
+        chatops.slack.set_down(up_after is None or elapsed < up_after)
         chatops.work()
-        chatops.clock.advance(minutes=10)
+        if (now := len(chatops.slack.requests_to("/actions/*"))) > tries:
+            tries, times = now, [*times, elapsed]
+        chatops.clock.advance(seconds=5)
+    chatops.slack.set_down(False)
+    return times
+
+
+def test_a_reply_is_retried_through_the_response_urls_thirty_minutes(chatops: SlackWorld) -> None:
+    chatops.command("resume", trigger="t-late")
+    times = tried_at(chatops, 40, up_after=25)
+    assert 25 <= times[-1] < 30 and "resumed" in text_of(chatops.replies("t-late")[0])
+    assert chatops.app.queue.dead_letters(CHATOPS_QUEUE, 10) == []
+    assert [c[0] for c in chatops.operations.calls] == ["resume"]  # the resume itself was not repeated
+
+
+def test_a_reply_that_never_gets_through_is_dead_lettered_with_a_reason(chatops: SlackWorld) -> None:
+    chatops.command("resume", trigger="t-resume")
+    times = tried_at(chatops, 60)
+    assert 28 <= times[-1] < 30  # the last try as the response_url's life ends, none after
+    assert 8 <= len(times) <= 20  # backing off to minutes apart, not hammering Slack
     dead = chatops.app.queue.dead_letters(CHATOPS_QUEUE, 10)
     assert len(dead) == 1 and dead[0].reason == "ReplyNotDelivered"
 
