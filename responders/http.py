@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import parse_qsl
 
 import azure.functions as func
 
@@ -70,10 +72,29 @@ FUNCTION_KEY_PARAMETER = "code"
 
 
 def only_parameters(req: func.HttpRequest, *allowed: str) -> None:
-    """BadInput naming the query parameters a route does not take: a misspelt filter must not be
-    ignored, or a caller reads an unfiltered answer as a filtered one."""
+    """BadInput naming the query parameters a route does not take, or that are given twice: a misspelt
+    filter must not be ignored, nor a repeated one half-read, or a caller misreads what was filtered."""
     unknown = sorted(set(req.params) - {*allowed, FUNCTION_KEY_PARAMETER})
     if unknown:
         named = ", ".join(repr(name[:40]) for name in unknown[:10]) + (", …" if len(unknown) > 10 else "")
         takes = f"this route takes {', '.join(allowed)}" if allowed else "this route takes none"
         raise BadInput("invalid_parameter", f"unknown query parameter(s): {named}; {takes}")
+    repeated = _repeated_parameters(req.url)
+    if repeated:
+        named = ", ".join(repr(name[:40]) for name in repeated[:10])
+        raise BadInput(
+            "invalid_parameter", f"repeated query parameter(s): {named}; give each once (one value each)"
+        )
+
+
+def _repeated_parameters(url: str) -> list[str]:
+    """The query parameters the URL names more than once (the function key aside: the host's).
+
+    `params` maps each name to one string (dr serve keeps the last value), so `?severity=sev1&severity=sev4`
+    would quietly filter on one of them: the URL the host gives keeps them all.
+    """
+    query = url.partition("?")[2].partition("#")[0]  # not urlsplit: it refuses some hosts ("[")
+    if "&" not in query:
+        return []
+    counts = Counter(name for name, _ in parse_qsl(query, keep_blank_values=True))
+    return sorted(name for name, n in counts.items() if n > 1 and name != FUNCTION_KEY_PARAMETER)

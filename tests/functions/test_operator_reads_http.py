@@ -144,6 +144,31 @@ def test_unknown_query_parameters_are_named_in_a_400(
 
 
 @pytest.mark.parametrize(
+    ("name", "query", "repeated"),
+    [
+        ("list_incidents", "severity=sev1&severity=sev4", "'severity'"),
+        ("list_incidents", "status=open&tenant=ikea&status=resolved", "'status'"),
+        ("list_incidents", "tenant=ikea&tenant=hm&limit=1&limit=2", "'limit', 'tenant'"),
+        ("informational_signals", "limit=1&limit=1", "'limit'"),
+    ],
+)
+def test_a_repeated_query_parameter_is_named_in_a_400_not_read_as_its_last(
+    name: str, query: str, repeated: str
+) -> None:
+    """The hosts keep one value of a repeated parameter in `params`; the URL keeps them all."""
+    _open(1, severity="Sev0")
+    route = "incidents" if name == "list_incidents" else "signals"
+    params = dict(pair.split("=") for pair in query.split("&"))  # the last of each, as dr serve gives
+    answer = get(name, f"http://localhost:7071/api/{route}?{query}&code=k", params | {"code": "k"})
+    assert_error(answer, 400, "invalid_parameter", f"repeated query parameter(s): {repeated}")
+
+
+def test_a_repeated_function_key_is_the_hosts_business() -> None:
+    answer = get("list_incidents", "http://localhost:7071/api/incidents?code=a&code=b", {"code": "b"})
+    assert answer.status_code == 200, answer.get_body()
+
+
+@pytest.mark.parametrize(
     ("name", "url", "route_params"),
     [
         ("list_incidents", "/api/incidents", {}),
