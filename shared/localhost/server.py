@@ -1,4 +1,4 @@
-"""`dr serve`: the registered functions over HTTP, their queues and timers, on one data dir."""
+"""`dr serve`: the registered functions over HTTP, and a worker process for their queues and timers."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import importlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from shared import bootstrap
 from shared.localhost.asgi import FunctionsHttpHost, http_routes
-from shared.localhost.runtime import start_triggers
+from shared.localhost.fast_intake import fast_intake_protocol
+from shared.localhost.inbox import Inbox
+from shared.localhost.worker import Worker
 from shared.settings import Settings
 
 log = logging.getLogger("dr.serve")
@@ -60,14 +61,19 @@ def serve(
     services = bootstrap.Services(settings)
     bootstrap.reset(services)  # what the registered functions get from bootstrap.services()
     policy = services.policy  # fail fast, with the policy's own message, before serving anything
+    _ = services.receiver  # the same for a queue the worker could not receive from (Service Bus)
     functions = importlib.import_module(app_module).app.get_functions()
-    stop = threading.Event()
-    started = start_triggers(functions, services.receiver, stop)
     routes = http_routes(functions)
     secret = function_key(data_dir, key)
+    worker = Worker(settings, app_module)
+    try:
+        started = worker.start()
+    except RuntimeError as e:
+        raise SystemExit(f"dr serve: {e}") from e
     banner = [f"DR Responder on http://{host}:{port}/api (data: {data_dir}, policy: {policy.source})"]
     banner += [f"  {'/'.join(sorted(r.methods))} /api/{r.template}  [{r.auth_level}]" for r in routes]
-    banner += [f"  {line}" for line in started]
+    banner.append(f"  in a worker process (pid {worker.pid}):")
+    banner += [f"    {line}" for line in started]
     where = "given" if key else str(data_dir / "function-key")
     banner.append(f"  function key: {where} (pass ?code= or x-functions-key)")
     banner += settings_lines
@@ -78,7 +84,8 @@ def serve(
         port=port,
         log_level="warning",
         access_log=False,
-        http="shared.localhost.protocol:JsonErrorsProtocol",  # httptools, with JSON for its 400s
+        # httptools, with JSON for its 400s, answering sure alerts itself (fast_intake)
+        http=fast_intake_protocol(Inbox(data_dir, settings.sqlite_synchronous, appender=True), secret),
         loop="uvloop",
         lifespan="on",
     )
@@ -89,5 +96,5 @@ def serve(
         # see; here Ctrl-C is how one stops the responder, not an error to show a traceback for.
         pass
     finally:
-        stop.set()
+        worker.stop()
     print("DR Responder stopped", flush=True)
