@@ -190,6 +190,13 @@ class ActionPipeline:
             # Escalated as when the expiry message finds it: the message will find it final and say nothing.
             self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
             raise Rejected(f"action {record.id} expired at {record.expires_at} before it was decided")
+        resolved_at = self._resolved_at(record)
+        if approve and record.state is ActionState.AWAITING_APPROVAL and resolved_at:
+            # What the request asked for was for an open incident: approving it now would act on a
+            # target that recovered without it.
+            line = f"the incident resolved at {resolved_at} before it was decided"
+            self._move(current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), line)
+            raise Rejected(f"action {record.id} expired: {line}")
         if (
             approve
             and record.state is ActionState.AWAITING_APPROVAL
@@ -267,6 +274,8 @@ class ActionPipeline:
             start_by = iso(asked + timedelta(minutes=minutes)) if asked else ""
             if start_by and self._lapsed(current, start_by, f"asked for by {record.planned_by}"):
                 return
+        if record.mode in ("auto", "approve") and self._unneeded(current):
+            return
         target = self._target(record)
         if record.mode == "suggest":
             line = f"suggested: run `{kind.command(target)}`"
@@ -322,6 +331,8 @@ class ActionPipeline:
         if kind is None:
             self._refuse(current, f"no action named {record.action!r} is registered")
             return
+        if self._unneeded(current):
+            return
         if why := self._guardrail(record):
             self._refuse(current, why)
             return
@@ -330,6 +341,21 @@ class ActionPipeline:
         check = self._precondition(current, kind, target, actor)
         if check is not None:
             self._start(current, kind, target, dict(check.found), actor)
+
+    def _resolved_at(self, record: ActionRecord) -> str:
+        """When the action's incident resolved; "" while it is open."""
+        found = self.store.get(record.incident_id)
+        if found is None or found.incident.is_open:
+            return ""
+        return found.incident.resolved_at or "an unknown time"
+
+    def _unneeded(self, current: VersionedAction) -> bool:
+        """Refuse an action whose incident resolved before it started; False while the incident is open."""
+        resolved_at = self._resolved_at(current.record)
+        if resolved_at:
+            why = f"not started: the incident resolved at {resolved_at} before it could start"
+            self._refuse(current, why)
+        return bool(resolved_at)
 
     def _lapsed(self, current: VersionedAction, start_by: str, decided: str) -> bool:
         """Refuse and escalate a person's decision that could not start by `start_by`; False if in time."""
@@ -563,14 +589,17 @@ class ActionPipeline:
         until = str(record.continuation.get("settle_until", ""))
         found = self.store.get(record.incident_id)
         incident = found.incident if found else None
-        if incident is not None and incident.status == RESOLVED:
+        done = parse_iso(done_at)
+        resolved = parse_iso(incident.resolved_at or "") if incident and incident.status == RESOLVED else None
+        # Only a resolution after the action was done says the action fixed it; one before (while it
+        # ran) says nothing about it, so the settle window decides as for any other.
+        if incident is not None and resolved and done and resolved > done:
             self._finish(
                 current, ActionState.SUCCEEDED, f"recovered: the incident resolved at {incident.resolved_at}"
             )
             return
         last_at = self._last_signal(record, incident) if incident else ""
         last_signal = parse_iso(last_at) if last_at else None
-        done = parse_iso(done_at)
         if incident is not None and last_signal and done and last_signal > done:
             why = f"not recovered: the alert fired again at {last_at} after the action"
             self._finish(current, ActionState.FAILED, why)

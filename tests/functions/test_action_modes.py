@@ -14,6 +14,7 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.clock import iso
 from shared.domain.actions import ActionState, Actor
 from shared.errors import Transient
 from tests.action_kinds import PretendCache
@@ -23,6 +24,7 @@ from tests.fakes import FakeChat, FakePager
 from tests.functions.action_harness import (
     CACHE,
     WEBHOOK_SECRET,
+    alert,
     decide,
     only_action,
     open_incident,
@@ -203,6 +205,40 @@ def test_an_approved_action_that_starts_within_approval_minutes_runs_after_a_lat
     run_queues(app)
     assert only_action(app, incident_id).state is ActionState.SUCCEEDED
     assert world.starts == 1
+
+
+def test_approving_after_the_incident_resolved_expires_the_request_and_runs_nothing(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app, incident_id, action_id = awaiting(
+        acting, '{ action = "test.failover", mode = "approve", approval_minutes = 30 }'
+    )
+    clock.advance(minutes=5)
+    resolved_at = iso(clock())
+    assert post("alerts", alert(condition="Resolved")).status_code == 202
+    run_queues(app, seconds=5)
+    clock.advance(minutes=10)
+    why = f"the incident resolved at {resolved_at} before it was decided"
+    assert_error(decide(action_id, "approve", {"by": "bob"}), 409, "conflict", why)
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.EXPIRED and record.result == why
+    assert f"test.failover on {CACHE}: expired by {RULE}: {why}" in timeline(app, incident_id)
+    assert world.starts == 0
+
+
+def test_an_approved_action_whose_incident_resolved_before_it_started_is_refused(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app, incident_id, action_id = awaiting(acting)
+    assert decide(action_id, "approve", {"by": "alice"}).status_code == 200
+    resolved_at = iso(clock())
+    assert post("alerts", alert(condition="Resolved")).status_code == 202  # before the run is delivered
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED, record
+    assert record.result == f"not started: the incident resolved at {resolved_at} before it could start"
+    assert world.starts == 0
 
 
 def _acknowledged(incident_id: str) -> bytes:

@@ -13,6 +13,7 @@ import pytest
 
 from shared import bootstrap
 from shared.bootstrap import Services
+from shared.clock import iso
 from shared.domain.actions import ActionState
 from shared.errors import Transient
 from shared.localhost.runtime import service_bus_message
@@ -82,6 +83,31 @@ def test_each_result_reaches_the_card_its_thread_and_pagerduty(
     summaries = [c[1] for c in pager.changes]
     assert any("done and verified" in s for s in summaries) and any("succeeded" in s for s in summaries)
     assert all(c[3]["incident"] == incident_id for c in pager.changes)
+
+
+def test_a_resolution_while_the_action_ran_is_not_counted_as_its_success(
+    app: Services, world: PretendCache
+) -> None:
+    # The alert resolves while the failover is being started, before it is done: it recovered
+    # without the action, or the action is still to prove it helped.
+    world.during_execute = lambda: post("alerts", alert(condition="Resolved"))
+    incident_id = open_incident()
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.SUCCEEDED, record
+    assert record.result == "recovered: no new signal for 5 min after the action"
+
+
+def test_an_action_whose_incident_resolved_before_it_was_delivered_is_refused(
+    app: Services, world: PretendCache, clock: FakeClock
+) -> None:
+    incident_id = open_incident()
+    assert post("alerts", alert(condition="Resolved")).status_code == 202
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED
+    assert record.result == f"not started: the incident resolved at {iso(clock())} before it could start"
+    assert world.starts == 0
 
 
 def test_the_same_action_message_delivered_three_times_runs_once(app: Services, world: PretendCache) -> None:
