@@ -49,11 +49,19 @@ def paused(record: ActionRecord, pauses: Sequence[Pause]) -> str | None:
     return None
 
 
-def paused_for(record: ActionRecord, pauses: Sequence[Pause]) -> str | None:
-    """A pause that stops this action: the automation's own or a person's, not one a person approved."""
-    if record.automatic or record.planned_by.name != AUTOMATION:
-        return paused(record, pauses)
-    return None
+def explicit_approval(record: ActionRecord) -> str:
+    """When a person approved the automation's request by deciding on it ("" for an acknowledgement's
+    approval, a person's own action, or one not approved)."""
+    at = record.continuation.get("approved_at") if record.planned_by.name == AUTOMATION else None
+    return at if isinstance(at, str) and record.approved_by is not None else ""
+
+
+def paused_for(record: ActionRecord, pauses: Sequence[Pause], approved_at: str = "") -> str | None:
+    """A pause that stops this start: every one that covers it, but one a person's explicit approval
+    (at `approved_at`) came after: they approved knowing automation was paused."""
+    approved = parse_iso(approved_at) if approved_at else None
+    before = [p for p in pauses if approved and (at := parse_iso(p.at)) is not None and at < approved]
+    return paused(record, [p for p in pauses if p not in before])
 
 
 def refusal(
@@ -67,6 +75,12 @@ def refusal(
     # A person's action does not run "by itself" (DR_AUTOMATION=off leaves it be), but a pause,
     # set between its confirmation and its run, stops it as it stops the automation's.
     if record.planned_by.name != AUTOMATION and (why := paused(record, history.pauses)):
+        return why
+    # The automation's request, approved: a pause stops it unless a person approved it after the pause.
+    # (Asking for approval while paused goes ahead: a request changes nothing.)
+    if record.state is ActionState.APPROVED and (
+        why := paused_for(record, history.pauses, explicit_approval(record))
+    ):
         return why
     window_start = iso(now - timedelta(minutes=limits.breaker_window_minutes))
     tries = [r for r in others if r.action == record.action and r.attempts and r.started_at >= window_start]

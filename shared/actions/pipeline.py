@@ -178,8 +178,13 @@ class ActionPipeline:
                 continue  # another worker moved it: go on from what it wrote
         raise Transient(f"action {action_id_} kept changing under us")
 
-    def decide(self, action_id_: str, approve: bool, actor: Actor) -> ActionRecord:
-        """A person approves or denies an action awaiting approval; Rejected when it is not awaiting."""
+    def decide(
+        self, action_id_: str, approve: bool, actor: Actor, *, acknowledged: bool = False
+    ) -> ActionRecord:
+        """A person approves or denies an action awaiting approval; Rejected when it is not awaiting.
+
+        `acknowledged`: the approval is an acknowledgement's (`approve_on_ack`), not a decision on it.
+        """
         current = self._get(action_id_)
         record = current.record
         now = self.clock()
@@ -210,7 +215,10 @@ class ActionPipeline:
             # An approval is for now, on what the request's check found: a start that cannot go ahead
             # within the approval time (a vendor answering "later") lapses, not act on it hours on.
             start_by = iso(now + timedelta(minutes=self._minutes(record, "approval_minutes")))
-            approved = record.evolve(continuation=dict(record.continuation) | {"start_by": start_by})
+            decision = {"start_by": start_by}
+            if not acknowledged:  # a person who decided on it while paused means it: the pause lets it be
+                decision["approved_at"] = iso(now)
+            approved = record.evolve(continuation=dict(record.continuation) | decision)
             moved = self._move(
                 VersionedAction(approved, current.version),
                 ActionState.APPROVED,
@@ -231,9 +239,21 @@ class ActionPipeline:
             plan = self._rule_plan(record.rule, record.action)
             if record.planned_by.is_person(who):
                 log.info("acknowledgement by %s does not approve %s: they asked for it", who, record.id)
+            elif (
+                plan is not None
+                and plan.approve_on_ack
+                and (why := guardrails.paused(record, self.switch.pauses()))
+            ):
+                # One acknowledges to stop the ringing: while paused that is no decision to act. It still
+                # waits, for a person to approve by hand, or to expire.
+                current = self._get(record.id)
+                try:
+                    self._noted(current, current.record, f"not approved by {who}'s acknowledgement: {why}")
+                except PreconditionFailed:  # decided meanwhile: its own line says how
+                    log.info("acknowledgement did not approve %s (paused); it moved meanwhile", record.id)
             elif plan is not None and plan.approve_on_ack:
                 try:
-                    approved.append(self.decide(record.id, True, Actor(who, via)))
+                    approved.append(self.decide(record.id, True, Actor(who, via), acknowledged=True))
                 except Rejected as e:  # expired, or decided meanwhile: said on its timeline already
                     log.info("acknowledgement did not approve %s: %s", record.id, e)
         return approved
@@ -400,7 +420,7 @@ class ActionPipeline:
         def admit(started: Sequence[ActionRecord]) -> str | None:
             # The pauses and caps were read before the precondition; a pause set or an action started
             # elsewhere since must still stop this one, so they are read again in the starting write.
-            why = guardrails.paused_for(moved, self.switch.pauses())
+            why = guardrails.paused_for(moved, self.switch.pauses(), guardrails.explicit_approval(record))
             return why or (guardrails.over_cap(moved, started, limits) if moved.automatic else None)
 
         try:
@@ -461,7 +481,7 @@ class ActionPipeline:
             # Not a new start: the hourly caps counted it when it first started.
             if claim.automatic and not self.settings.automation_on:
                 return "kill switch: DR_AUTOMATION=off, so nothing runs by itself"
-            return guardrails.paused_for(claim, self.switch.pauses())
+            return guardrails.paused(claim, self.switch.pauses())  # every start again, approved or not
 
         try:
             claimed = self.actions.start_action(

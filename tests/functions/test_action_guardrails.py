@@ -12,6 +12,7 @@ from collections.abc import Callable
 from shared.bootstrap import Services
 from shared.clock import iso
 from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor
+from shared.errors import Transient
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock, resource
 from tests.fakes import FakePager
@@ -447,14 +448,51 @@ def test_with_dr_automation_off_dry_run_and_suggest_still_record(acting: Acting,
     assert world.starts == 0
 
 
-def test_a_pause_stops_automation_not_a_person_approving(acting: Acting, world: PretendCache) -> None:
+def test_a_pause_stops_automation_not_a_person_approving(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
     app = acting('{ action = "test.failover", mode = "approve" }')
     automation({"paused": True, "by": "alice"})
     incident_id = open_incident()
     run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
     record = only_action(app, incident_id)
     assert record.state is ActionState.AWAITING_APPROVAL, "the request is still made"
-    assert decide(record.id, "approve", {"by": "bob"}).status_code == 200
+    clock.advance(seconds=1)
+    assert decide(record.id, "approve", {"by": "bob"}).status_code == 200  # after the pause, knowing it
     run_queues(app)
     assert only_action(app, incident_id).state is ActionState.SUCCEEDED
     assert world.starts == 1
+
+
+def test_a_pause_after_a_person_approved_stops_the_start(acting: Acting, world: PretendCache) -> None:
+    app = acting('{ action = "test.failover", mode = "approve" }')
+    incident_id = open_incident()
+    run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
+    assert decide(only_action(app, incident_id).id, "approve", {"by": "bob"}).status_code == 200
+    assert automation({"paused": True, "by": "alice", "reason": "stop"}).status_code == 200
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED, record
+    assert record.result.startswith("kill switch: automation is paused for all tenants (by alice via api")
+    assert world.starts == 0
+
+
+def test_an_approved_start_the_vendor_did_not_take_is_not_sent_again_once_paused(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting('{ action = "test.failover", mode = "approve" }')
+    incident_id = open_incident()
+    run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
+    assert decide(only_action(app, incident_id).id, "approve", {"by": "bob"}).status_code == 200
+
+    def answered_503_and_paused() -> None:
+        world.during_execute = None
+        assert automation({"paused": True, "by": "alice", "reason": "stop everything"}).status_code == 200
+        raise Transient("rebooting the primary: ARM answered 503 ServiceUnavailable: -")
+
+    world.during_execute = answered_503_and_paused
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert [c[0] for c in world.calls].count("execute") == 1, "nothing starts again once paused"
+    assert record.state is ActionState.FAILED, record
+    assert record.result.startswith("stopped before starting it again: kill switch: automation is paused")

@@ -25,7 +25,9 @@ from tests.functions.action_harness import (
     CACHE,
     WEBHOOK_SECRET,
     alert,
+    automation,
     decide,
+    deliver,
     only_action,
     open_incident,
     run_queues,
@@ -278,6 +280,44 @@ def test_approve_on_ack_the_pagerduty_acknowledgement_approves_it(
     assert _signed_post(_acknowledged(incident_id)) == 202  # a redelivery: approving twice is not repeated
     run_queues(app)
     assert world.starts == 1
+
+
+def test_while_paused_an_acknowledgement_approves_nothing_and_a_person_still_can(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, action_id = awaiting(
+        acting, '{ action = "test.failover", mode = "approve", approve_on_ack = true }'
+    )
+    assert automation({"paused": True, "by": "alice", "reason": "DR drill"}).status_code == 200
+    assert _signed_post(_acknowledged(incident_id)) == 202  # acknowledged to stop the ringing
+    run_queues(app, seconds=30)
+    assert only_action(app, incident_id).state is ActionState.AWAITING_APPROVAL
+    assert world.starts == 0
+    assert any(
+        "not approved by Ben's acknowledgement: kill switch: automation is paused for all tenants" in t
+        for t in timeline(app, incident_id)
+    )
+    assert decide(action_id, "approve", {"by": "bob"}).status_code == 200  # a decision, knowing it is paused
+    run_queues(app)
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED
+    assert world.starts == 1
+
+
+def test_a_pause_after_an_acknowledgement_approved_it_stops_its_start(
+    acting: Acting, world: PretendCache
+) -> None:
+    app, incident_id, _ = awaiting(
+        acting, '{ action = "test.failover", mode = "approve", approve_on_ack = true }'
+    )
+    assert _signed_post(_acknowledged(incident_id)) == 202
+    deliver(app, "pagerduty")  # the acknowledgement approves it; its start is not delivered yet
+    assert only_action(app, incident_id).state is ActionState.APPROVED
+    assert automation({"paused": True, "by": "alice", "reason": "DR drill"}).status_code == 200
+    run_queues(app)
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED, record
+    assert record.result.startswith("kill switch: automation is paused for all tenants (by alice via api")
+    assert world.starts == 0
 
 
 def test_without_approve_on_ack_the_acknowledgement_approves_nothing(
