@@ -124,7 +124,7 @@ class ActionPipeline:
         if found is None:
             raise PoisonMessage(f"act for unknown incident {effect.incident_id}")
         incident = found.incident
-        params = json.loads(effect.params) if effect.params else {}
+        params = _params(effect.params)
         record = ActionRecord(
             id=action_id(incident.id, effect.event, effect.target, effect.params),
             incident_id=incident.id,
@@ -866,6 +866,17 @@ def _parse(body: bytes) -> Mapping[str, Any]:
     if not isinstance(data, dict):
         raise PoisonMessage("an action message must be a JSON object")
     return data
+
+
+def _params(text: str) -> dict[str, Any]:
+    """An act effect's parameters; PoisonMessage when they are not a JSON object (no retry mends them)."""
+    try:
+        params = json.loads(text) if text else {}
+    except (ValueError, RecursionError) as e:
+        raise PoisonMessage(f"the action's params are not JSON: {e}") from e
+    if not isinstance(params, dict):
+        raise PoisonMessage(f"the action's params must be a JSON object, not {type(params).__name__}")
+    return params
 
 
 def _step_message(step: ActionStep, due: datetime | None) -> QueueMessage:

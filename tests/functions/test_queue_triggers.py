@@ -240,6 +240,31 @@ def test_a_malformed_message_raises_poison(
     assert dry_run(data_dir, "pagerduty") == dry_run(data_dir, "slack") == []
 
 
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [("{oops", "not JSON"), ("[1, 2]", "must be a JSON object, not list"), ('"zone"', "not str")],
+)
+def test_an_act_whose_params_are_not_a_json_object_is_poison(
+    app: Services, incident_id: str, params: str, why: str
+) -> None:
+    """Dead-lettered at once with the cause (no redelivery mends it), and no action is recorded."""
+    act = {
+        "kind": "act",
+        "incident_id": incident_id,
+        "event": "cosmosdb.failover",
+        "severity": "sev1",
+        "at": "2026-11-25T10:00:00.000Z",
+        "target": COSMOS,
+        "mode": "approve",
+        "params": params,
+    }
+    before = app.store.timeline(incident_id)
+    with pytest.raises(PoisonMessage, match=why):
+        function("run_action")(raw_message(json.dumps(act).encode()))
+    assert app.store.timeline(incident_id) == before
+    assert app.action_store.get_action(action_id(incident_id, "cosmosdb.failover", COSMOS, params)) is None
+
+
 def _host_loop(app: Services, queue: str, handler: Callable[..., Any]) -> int:
     """What the Functions host does: run the function, complete on success, abandon on an exception."""
     failures = 0
