@@ -237,21 +237,27 @@ class Services:
         from shared.actions.registry import Registry
         from shared.adapters.acr import acr_kinds
         from shared.adapters.azure_actions import aks_locator, azure_kinds
-        from shared.adapters.azure_clients import LazyCredential
+        from shared.adapters.azure_clients import LazyCredential, arm_timeouts
         from shared.adapters.keyvault import keyvault_kinds
         from shared.adapters.kube import kube_kinds
 
         settings = self.settings
         arm, every = settings.arm_url, settings.action_check_seconds
         credential = LazyCredential(settings.managed_identity_client_id)  # azure-identity on first token
+        timeouts = arm_timeouts(self.lease_seconds)  # a start's call ends before its lease can
         return Registry(
             [
-                *azure_kinds(arm, credential, check_seconds=every),
-                *acr_kinds(arm, credential, check_seconds=every),
+                *azure_kinds(arm, credential, check_seconds=every, timeouts=timeouts),
+                *acr_kinds(arm, credential, check_seconds=every, timeouts=timeouts),
                 *keyvault_kinds(credential, check_seconds=every),
-                *kube_kinds(aks_locator(arm, credential)),
+                *kube_kinds(aks_locator(arm, credential, timeouts)),
             ]
         )
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed start is left to its worker before another takes it over: two locks."""
+        return max(2 * self.settings.queue_lock_seconds, 1.0)
 
     @cached_property
     def _tables(self) -> tuple[IncidentStore, ActionBook] | None:
@@ -299,7 +305,7 @@ class Services:
         pacing = PipelineSettings(
             automation_on=settings.automation == "on",
             check_seconds=settings.action_check_seconds,
-            lease_seconds=max(2 * settings.queue_lock_seconds, 1.0),
+            lease_seconds=self.lease_seconds,
             retry_seconds=settings.retry_base_seconds,
             max_errors=max(1, min(5, settings.queue_max_delivery_count - 1)),
         )

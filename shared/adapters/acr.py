@@ -13,7 +13,16 @@ from typing import Any
 from shared.actions.acr import AcrImport, ImageImport, Registry
 from shared.actions.arm import ArmId, OperationHandle, OperationState
 from shared.actions.kind import ActionKind
-from shared.adapters.azure_clients import NO_RETRIES, ArmClients, ArmPolls, FirstAnswer, arm_errors, wire_text
+from shared.adapters.azure_clients import (
+    ARM_TIMEOUTS,
+    NO_RETRIES,
+    ArmClients,
+    ArmPolls,
+    ArmTimeouts,
+    FirstAnswer,
+    arm_errors,
+    wire_text,
+)
 
 
 class ArmRegistries:
@@ -69,6 +78,8 @@ class ArmRegistries:
         return self.clients.client(ContainerRegistryManagementClient, arm_id.subscription)
 
 
-def acr_kinds(arm_url: str, credential: Any, check_seconds: float = 15.0) -> list[ActionKind]:
+def acr_kinds(
+    arm_url: str, credential: Any, check_seconds: float = 15.0, timeouts: ArmTimeouts = ARM_TIMEOUTS
+) -> list[ActionKind]:
     """`acr.import`, through the ARM endpoint at arm_url (DR_ARM_URL)."""
-    return [AcrImport(ArmRegistries(ArmClients(arm_url, credential)), check_seconds)]
+    return [AcrImport(ArmRegistries(ArmClients(arm_url, credential, timeouts)), check_seconds)]

@@ -15,7 +15,7 @@ from shared.actions.cosmosdb import CosmosFailback, CosmosFailover
 from shared.actions.kind import ActionKind
 from shared.actions.redis import RedisFailover, SentinelFactory
 from shared.adapters.aks import AksClusters
-from shared.adapters.azure_clients import ArmClients
+from shared.adapters.azure_clients import ARM_TIMEOUTS, ArmClients, ArmTimeouts
 from shared.adapters.cosmosdb_arm import ArmCosmosAccounts
 from shared.adapters.redis_arm import ArmAzureCaches, ArmManagedRedis, sentinel_set
 
@@ -26,9 +26,10 @@ def azure_kinds(
     *,
     check_seconds: float = 15.0,
     sentinels: SentinelFactory = sentinel_set,
+    timeouts: ArmTimeouts = ARM_TIMEOUTS,
 ) -> list[ActionKind]:
     """redis.failover (Azure Cache, Managed Redis, Sentinel), cosmosdb.failover and cosmosdb.failback."""
-    clients = ArmClients(arm_url, credential)
+    clients = ArmClients(arm_url, credential, timeouts)
     accounts = ArmCosmosAccounts(clients)
     return [
         RedisFailover(ArmAzureCaches(clients), ArmManagedRedis(clients), sentinels, check_seconds),
@@ -37,6 +38,6 @@ def azure_kinds(
     ]
 
 
-def aks_locator(arm_url: str, credential: Any) -> ClusterLocator:
+def aks_locator(arm_url: str, credential: Any, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> ClusterLocator:
     """AKS clusters by resource id: API server and CA from the user kubeconfig, an Entra ID token."""
-    return AksClusters(ArmClients(arm_url, credential), credential)
+    return AksClusters(ArmClients(arm_url, credential, timeouts), credential)

@@ -10,6 +10,9 @@ The SDKs are imported inside the functions that build clients: each costs a cold
 - No client retries by itself (`retry_total=0`): azure-core would retry a POST on 500/503/504 or a
   Retry-After, and a failover started twice is a second failover. Every 429, 5xx and unreachable
   endpoint becomes `Transient`, and the action pipeline decides when to try the step again.
+- Every ARM call is bounded (`arm_timeouts(lease)`; azure-core's defaults are 300 s to connect and
+  300 s per read): an endpoint that takes the connection and never answers is `Transient` well
+  within the action's lease, so another worker never takes over a start whose call still waits.
 - `started(poller)` / `ArmPolls.poll(handle)`: a long operation is started without waiting (its
   first answer's URLs become the handle) and polled once per check.
 """
@@ -21,6 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.actions.arm import OperationHandle, OperationState, OperationStatus
@@ -29,6 +33,32 @@ from shared.errors import Transient, retry_after_seconds
 
 ARM_URL = "https://management.azure.com"
 NO_RETRIES: Mapping[str, Any] = {"retry_total": 0}
+# ARM answers in seconds (a long operation answers 202 and is polled); these bound a black hole.
+ARM_CONNECT_SECONDS = 10.0
+ARM_READ_SECONDS = 30.0  # the longest silence while the answer is awaited
+
+
+@dataclass(frozen=True)
+class ArmTimeouts:
+    """How long one ARM call may wait: to connect, and for each read of the answer."""
+
+    connect_seconds: float = ARM_CONNECT_SECONDS
+    read_seconds: float = ARM_READ_SECONDS
+
+    def keywords(self) -> dict[str, float]:
+        """As azure-core's transport takes them: keywords of any client (its ConnectionConfiguration)."""
+        return {"connection_timeout": self.connect_seconds, "read_timeout": self.read_seconds}
+
+
+ARM_TIMEOUTS = ArmTimeouts()
+
+
+def arm_timeouts(lease_seconds: float) -> ArmTimeouts:
+    """The defaults, shortened so one call's worst case (connect + read) is two thirds of the lease at
+    most: the lease must outlast it, or a redelivery takes over a start whose call still waits."""
+    return ArmTimeouts(min(ARM_CONNECT_SECONDS, lease_seconds / 6), min(ARM_READ_SECONDS, lease_seconds / 2))
+
+
 # Terminal states of an Azure-AsyncOperation status body (anything else is still running).
 _FAILED = {"failed", "canceled", "cancelled"}
 
@@ -86,9 +116,10 @@ def arm_scope(arm_url: str) -> str:
 class ArmClients:
     """Management clients by SDK and subscription, built on first use and kept."""
 
-    def __init__(self, arm_url: str, credential: Any) -> None:
+    def __init__(self, arm_url: str, credential: Any, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> None:
         self.arm_url = arm_url.rstrip("/")
         self.credential = credential
+        self.timeouts = timeouts
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
 
@@ -103,6 +134,7 @@ class ArmClients:
                     base_url=self.arm_url,
                     credential_scopes=[arm_scope(self.arm_url)],
                     retry_total=0,
+                    **self.timeouts.keywords(),
                 )
             return self._clients[key]
 
@@ -124,6 +156,7 @@ class ArmClients:
                         ARMChallengeAuthenticationPolicy(self.credential, arm_scope(self.arm_url)),
                         ARMHttpLoggingPolicy(),
                     ],
+                    **self.timeouts.keywords(),
                 )
             return self._clients[("pipeline", "")]
 
