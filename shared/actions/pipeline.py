@@ -47,12 +47,12 @@ from shared.ports import (
     QueueMessage,
     VersionedAction,
 )
+from shared.retries import Backoff
 from shared.triage.policy import ActionPlan, Policy
 from shared.triage.targets import plan_label
 
 log = logging.getLogger(__name__)
 
-MAX_TRANSIENT = 40  # a vendor that keeps saying "later" before a step is given up
 ACTIONS_QUEUE = "actions"
 BY_HAND_SEQ = 500_000  # the wake-up of a person's action (checks count from 1, retries from 200_000)
 
@@ -64,7 +64,10 @@ class PipelineSettings:
     automation_on: bool = True  # DR_AUTOMATION
     check_seconds: float = 15.0  # between checks of a long operation
     lease_seconds: float = 60.0  # a claimed action not heard of for this long is taken over
-    retry_seconds: float = 5.0  # after a vendor said "later" without saying when
+    # After a vendor said "later": doubling from retry_seconds up to retry_max_seconds, jittered; a
+    # 429's Retry-After wins. A step kept "later" for longer than its action's time-out is given up.
+    retry_seconds: float = 5.0
+    retry_max_seconds: float = 300.0
     # Unexpected errors in one action's steps before it is failed and dead-lettered by us, with the
     # reason on the incident and in Slack: one delivery short of the queue's own MaxDeliveryCount,
     # whose dead letter nobody would hear of.
@@ -441,17 +444,14 @@ class ActionPipeline:
             step = kind.execute(target, self._context(record), found)
         except Transient as e:
             # The vendor did not take the call (429, 5xx before it started): try the start again.
-            retry = dict(record.continuation) | {
-                "start_failed": str(e),
-                "transients": _count(record, "transients"),
-            }
-            if retry["transients"] > MAX_TRANSIENT:
-                self._finish(
-                    claimed, ActionState.FAILED, f"gave up starting after {MAX_TRANSIENT} tries: {e}"
-                )
+            later = self._later(record, e)
+            if later is None:
+                self._finish(claimed, ActionState.FAILED, f"{self._gave_up_waiting(record, e)} (starting)")
                 return
+            retry = later | {"start_failed": str(e)}
             saved = self.actions.save_action(record.evolve(continuation=retry), claimed.version, [])
-            self._wake(saved.record, "run", _count(record, "transients"), after=e.retry_after)
+            tries = int(later["transients"])
+            self._wake(saved.record, "run", tries, after=self._backoff(tries, e))
             return
         except ActionFailed as e:
             self._finish(claimed, ActionState.FAILED, f"refused by the target: {e}")
@@ -473,7 +473,7 @@ class ActionPipeline:
         """
         record = current.record
         now = iso(self.clock())
-        kept = {k: record.continuation[k] for k in ("transients", "errors") if k in record.continuation}
+        kept = {k: v for k, v in record.continuation.items() if k in _KEPT_ON_RESTART}
         claim = record.evolve(continuation=kept | {"phase": "starting", "claimed_at": now, "found": found})
         lines = [TimelineEntry(now, "action", _line(claim, line))] if line else []
 
@@ -692,22 +692,14 @@ class ActionPipeline:
         try:
             return call()
         except Transient as e:
-            tries = _count(record, "transients")
-            if tries > MAX_TRANSIENT:
-                self._finish(
-                    current,
-                    ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED,
-                    f"gave up after {MAX_TRANSIENT} tries: {e}",
-                )
+            later = self._later(record, e)
+            if later is None:
+                state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
+                self._finish(current, state, self._gave_up_waiting(record, e))
                 return None
-            saved = self.actions.save_action(
-                record.evolve(
-                    continuation=dict(record.continuation) | {"transients": tries, "later": str(e)[:300]}
-                ),
-                current.version,
-                [],
-            )
-            self._wake(saved.record, "check", tries + 200_000, after=e.retry_after)
+            saved = self.actions.save_action(record.evolve(continuation=later), current.version, [])
+            tries = int(later["transients"])
+            self._wake(saved.record, "check", tries + 200_000, after=self._backoff(tries, e))
             return None
         except ActionFailed as e:
             running = record.state is ActionState.RUNNING
@@ -717,6 +709,41 @@ class ActionPipeline:
             if self._gave_up(current, e):
                 return None
             raise
+
+    def _later(self, record: ActionRecord, error: Transient) -> dict[str, Any] | None:
+        """The continuation counting one more "later" from the vendor; None once the vendor has said
+        it for longer than the action's time-out (a count would give up after minutes of fast 503s,
+        or hold on for hours of long Retry-Afters)."""
+        now = self.clock()
+        # Counted from the first "later" of this step (a blip while planning says nothing of the checks).
+        step = f"{record.state}:{record.continuation.get('phase', '')}"
+        same = record.continuation.get("later_in") == step
+        since = str(record.continuation.get("later_since") or iso(now)) if same else iso(now)
+        began = parse_iso(since) or now
+        kind = self.registry.get(record.action)
+        limit = timedelta(minutes=kind.timeout_minutes if kind else 30)
+        # A person's decision (an approval, their own request) lapses within approval_minutes instead.
+        decided = record.state is ActionState.APPROVED or (
+            record.state is ActionState.PLANNED and record.planned_by.name != AUTOMATION
+        )
+        if now - began > limit and not decided:
+            return None
+        return dict(record.continuation) | {
+            "transients": _count(record, "transients"),
+            "later": str(error)[:300],
+            "later_since": since,
+            "later_in": step,
+        }
+
+    def _gave_up_waiting(self, record: ActionRecord, error: Transient) -> str:
+        tries = _count(record, "transients") - 1
+        since = record.continuation.get("later_since", "?")
+        return f'gave up: the vendor kept answering "later" since {since} ({tries} tries): {error}'
+
+    def _backoff(self, tries: int, error: Transient) -> float:
+        """Seconds before the next try: doubling and jittered, never sooner than a Retry-After asked."""
+        backoff = Backoff(self.settings.retry_seconds, self.settings.retry_max_seconds)
+        return backoff.delay(tries, error.retry_after, error.held)
 
     def _gave_up(self, current: VersionedAction, error: Exception) -> bool:
         """Count an untranslated error on the record; True when that was one too many (failed, and said)."""
@@ -856,6 +883,10 @@ class ActionPipeline:
         if found is None:
             raise PoisonMessage(f"no action {action_id_}")
         return found
+
+
+# A start again is the same step as the first: its counts, and how long the vendor has said "later".
+_KEPT_ON_RESTART = frozenset({"transients", "errors", "later", "later_since", "later_in"})
 
 
 def _parse(body: bytes) -> Mapping[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -294,3 +296,51 @@ def test_an_untranslated_error_from_the_start_is_counted_and_gives_up(
     assert record.result.startswith("gave up after 2 errors: RuntimeError: socket closed")
     assert sum(1 for c in world.calls if c[0] == "execute") == 2
     assert [d.reason for d in app.local_queue.dead_letters("actions")] == ["ActionFailed"]
+
+
+def _timed(app: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, step: str) -> list[float]:
+    """Seconds since now at which the pretend failover's `step` ("precondition", "execute") is called."""
+    kind = app.registry.get("test.failover")
+    start, seen = clock(), []
+    original = getattr(kind, step)
+
+    def timed(*args: Any) -> Any:
+        seen.append((clock() - start).total_seconds())
+        return original(*args)
+
+    monkeypatch.setattr(kind, step, timed)
+    return seen
+
+
+def test_a_vendor_answering_503_is_retried_with_doubling_backoff_until_the_actions_time_out(
+    acting: Acting, world: PretendCache, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = acting(env={"DR_RETRY_BASE_SECONDS": "2", "DR_RETRY_MAX_SECONDS": "120"})
+    tries = _timed(app, clock, monkeypatch, "precondition")
+    world.fail("precondition", *[Transient("ARM answered 503 ServiceUnavailable: -") for _ in range(100)])
+    incident_id = open_incident()
+    run_queues(app, seconds=3600)
+    gaps = [b - a for a, b in pairwise(tries)]
+    assert 1 <= gaps[0] <= 4 and gaps[4] >= 20, f"doubling from 2 s (jittered): {gaps}"
+    assert max(gaps) <= 120 * 1.2 + 1, "never past DR_RETRY_MAX_SECONDS (jittered)"
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED, record
+    assert record.result.startswith('gave up: the vendor kept answering "later" since 2026-11-25T10:00:00')
+    assert tries[-1] >= 10 * 60, "bounded by the action's time-out (10 min), not by a count of tries"
+    assert len(tries) < 20 and world.starts == 0
+
+
+def test_a_429s_retry_after_is_honoured_and_a_retry_after_of_zero_is_backoff_not_a_spin(
+    acting: Acting, world: PretendCache, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = acting(env={"DR_RETRY_BASE_SECONDS": "2", "DR_RETRY_MAX_SECONDS": "60"})
+    checks = _timed(app, clock, monkeypatch, "precondition")
+    starts = _timed(app, clock, monkeypatch, "execute")
+    world.fail("precondition", Transient("ARM answered 429 TooManyRequests: -", 30, held=True))
+    world.fail("execute", *[Transient("ARM answered 503 ServiceUnavailable: -", 0) for _ in range(3)])
+    incident_id = open_incident()
+    run_queues(app, seconds=900)
+    assert checks[1] - checks[0] >= 30, "the 429's Retry-After"
+    gaps = [b - a for a, b in pairwise(starts)]
+    assert len(starts) == 4 and all(gap >= 1 for gap in gaps) and gaps[2] > gaps[0], gaps
+    assert world.starts == 1 and only_action(app, incident_id).state is ActionState.SUCCEEDED
