@@ -43,7 +43,8 @@ TITLES = {
     ),
     "ceiling": (
         "ceiling: Alertmanager, a do-nothing 202 app and a minimal durable intake (key, content type,"
-        " essentials, one append), alone and beside a busy core, the same storm and client"
+        " essentials, one append) on uvicorn and on a bare protocol, alone and beside a busy core, the"
+        " same storm and client"
     ),
     "tables": (
         f"tables: the storm admitted to the intake queue, then folded by {tables_storm.WRITERS} writers into"
