@@ -24,6 +24,7 @@ IDLE_POLL_SECONDS = 0.02  # how long a lone alert may wait in the inbox: well in
 FORGET_SECONDS = 1.0  # while a storm drains, forget (a write on the inbox file) at most this often
 RETRY_SECONDS = 0.5  # after the store or queue was busy
 KEPT_BYTES = MAX_MESSAGE_BYTES // 2  # of a refused body in its dead letter, which is a queue message
+TRANSIENT = (sqlite3.Error, StoreBusy)  # the store or queue busy: the same batch again, later
 
 
 class InboxDrain(threading.Thread):
@@ -51,7 +52,7 @@ class InboxDrain(threading.Thread):
                 if admitted > forgotten and (not waiting or time.monotonic() - forgot_at >= FORGET_SECONDS):
                     self.inbox.forget(admitted)
                     forgotten, forgot_at = admitted, time.monotonic()
-            except (sqlite3.Error, StoreBusy) as e:
+            except TRANSIENT as e:
                 log.warning("inbox drain: %s; trying again in %.1f s", e, RETRY_SECONDS)
                 self.stop.wait(RETRY_SECONDS)
                 continue
@@ -66,9 +67,10 @@ class InboxDrain(threading.Thread):
 def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
     """What `POST /api/alerts` does after its 202 here: parse, then one send for the whole batch."""
 
-    def refused(item: Waiting, e: BadInput) -> None:
+    def refused(item: Waiting, e: Exception) -> None:
         # The quick check is held to never accept what the full path refuses; if it ever did, the
         # alert is where a person looks (dr status), with the reason, not silently gone.
+        why = str(e) if isinstance(e, BadInput) else f"{type(e).__name__}: {e}"
         kept = item.body[:KEPT_BYTES]
         cut = (
             f" (its body cut to {len(kept)} of {len(item.body)} bytes)" if len(kept) < len(item.body) else ""
@@ -76,7 +78,7 @@ def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
         services.queue.dead_letter_message(
             QueueMessage(queue=INTAKE_QUEUE, body=kept, message_id=f"inbox-{item.id}"),
             "RefusedAfterAccepted",
-            f"answered 202 by dr serve's quick check, then refused by the full path{cut}: {e}",
+            f"answered 202 by dr serve's quick check, then refused by the full path{cut}: {why}",
         )
 
     def admit(waiting: Sequence[Waiting]) -> None:
@@ -87,13 +89,20 @@ def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
                 parsed.append((item, parse_alert(decode_json(item.body, "application/json"), owner)))
             except BadInput as e:
                 refused(item, e)
+            except Exception as e:  # a bug: the full path would have answered this one alert 500
+                log.exception("inbox row %d: the parser failed", item.id)
+                refused(item, e)
         try:
             services.admission.admit([signal for _, signal in parsed])
-        except BadInput:  # one signal too large for a message: send the rest, one at a time
+        except TRANSIENT:
+            raise  # the whole batch again, later
+        except Exception:  # one signal the queue will not take: send the rest, one at a time
             for item, signal in parsed:
                 try:
                     services.admission.admit([signal])
-                except BadInput as e:
+                except TRANSIENT:
+                    raise
+                except Exception as e:
                     refused(item, e)
 
     return admit

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 PATH = b"/api/alerts"
 # What the full path's json_response sends: application/json, charset from azure.functions.
 CONTENT_TYPE = b"application/json; charset=utf-8"
-# Larger bodies take the full path: its signal, with every non-ASCII character escaped (up to three
-# times its UTF-8 size), could outgrow a queue message, which only the full path can refuse (413).
-MAX_SURE_BYTES = MAX_MESSAGE_BYTES // 4
+# Larger bodies take the full path: their signal could outgrow a queue message, which only the full
+# path can refuse (413). A signal holds a body's text at most twice (the resource id is kept whole and
+# as its parts), each non-ASCII character escaped to up to three times its UTF-8 size: 6x, so 32 KiB
+# keeps the worst case under 256 KiB (tests/unit/test_sure_alerts.py builds it).
+MAX_SURE_BYTES = MAX_MESSAGE_BYTES // 8
 # A held body that is not whole by then goes to uvicorn, so the full path's read timeout (408)
 # applies to a sender that stalls, as it always has.
 HOLD_SECONDS = 1.0
@@ -46,10 +48,22 @@ class FastIntakeProtocol(JsonErrorsProtocol):
     _held: list[bytes] | None = None  # the body of a request held back from uvicorn
     _release: asyncio.TimerHandle | None = None
 
+    _closing = False  # uvicorn asked the connection to shut down while a request was held
+
     def on_message_begin(self) -> None:
         """A new request: nothing held yet."""
         super().on_message_begin()
         self._held = None
+        # A pipelined request after one answered here starts in the same read: the keep-alive timer
+        # that answer armed must not close the connection under it (uvicorn cancels it per read).
+        self._unset_keepalive_if_required()
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: a held request is still answered, then the connection closed."""
+        if self._held is None:
+            super().shutdown()
+            return
+        self._closing = True
 
     def on_headers_complete(self) -> None:
         """Hold back a request this protocol may answer itself; start the rest as uvicorn does."""
@@ -101,6 +115,8 @@ class FastIntakeProtocol(JsonErrorsProtocol):
     def _replay(self, body: bytes) -> None:
         """Start the held request in uvicorn as if it had never been held back."""
         super().on_headers_complete()
+        if self._closing:
+            self.cycle.keep_alive = False  # as uvicorn's shutdown does to a request in flight
         if body:
             super().on_body(body)
 
@@ -121,6 +137,8 @@ class FastIntakeProtocol(JsonErrorsProtocol):
             return False
         headers: dict[bytes, bytes] = {}
         for name, value in self.headers:
+            if name == b"content-type" and name in headers:
+                return False  # the full path reads them joined ("application/json, text/plain"): 415
             headers.setdefault(name, value)  # the first of each, as the host reads the key
         if b"transfer-encoding" in headers or b"content-encoding" in headers:
             return False
@@ -150,7 +168,9 @@ class FastIntakeProtocol(JsonErrorsProtocol):
 
     def _answer(self, body: bytes) -> None:
         """Write the 202 as uvicorn would, then let it arm keep-alive or start a pipelined request."""
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        keep_alive = (
+            not self._closing and self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        )
         content = [STATUS_LINE[202]]
         for name, value in self.server_state.default_headers:
             content += [name, b": ", value, b"\r\n"]

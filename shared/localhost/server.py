@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import secrets
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,11 @@ def function_key(data_dir: Path, given: str | None) -> str:
             return key
         time.sleep(0.01)
     raise SystemExit(f"dr serve: {path} is empty; delete it to make a new key")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: the same way out, through `serve`'s finally."""
+    raise KeyboardInterrupt
 
 
 def _new_key() -> str:
@@ -89,6 +95,9 @@ def serve(
         loop="uvloop",
         lifespan="on",
     )
+    # uvicorn stops gracefully on SIGTERM too, then raises it again once done: with the default
+    # handler that would end this process before the worker is stopped (kill, systemd, docker stop).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:

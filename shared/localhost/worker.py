@@ -94,7 +94,11 @@ class Worker:
         if process is None:
             return
         process.terminate()
-        process.join(STOP_TIMEOUT_SECONDS)
+        # Polled, not join(timeout): seen returning at once with the process alive (a Ctrl-C under
+        # `make run`), which cut the worker's running calls short.
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while process.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if process.is_alive():
             log.warning("worker did not stop within %.0f s; killed", STOP_TIMEOUT_SECONDS)
             process.kill()
@@ -139,6 +143,9 @@ class Worker:
             process.join()
             if self._stopping.is_set():
                 return
+            if process.is_alive():  # join can return with it alive (see stop): not a death
+                self._stopping.wait(PARENT_CHECK_SECONDS)
+                continue
             if time.monotonic() - since > STABLE_SECONDS:
                 failures = 0  # it ran a good while: this is a new failure, not the same one again
             delay = RESTART_SECONDS[min(failures, len(RESTART_SECONDS) - 1)]

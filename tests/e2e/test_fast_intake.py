@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,6 +114,27 @@ def test_what_is_not_sure_takes_the_full_path(
         assert len(responder.incidents_of(answer)) == 1
 
 
+def test_a_second_content_type_is_read_as_the_full_path_reads_it(responder: Responder) -> None:
+    body = alert(40)
+    with socket.create_connection(("127.0.0.1", responder.port)) as sock:
+        sock.sendall(raw_post(body).replace(b"\r\n\r\n", b"\r\nContent-Type: text/plain\r\n\r\n", 1))
+        [(status, _, answer)] = read_answers(sock, 1)
+
+    assert status == 415
+    assert json.loads(answer)["error"] == "unsupported_media_type"
+
+
+def test_a_signal_too_large_for_a_queue_message_is_413_not_a_202(responder: Responder) -> None:
+    # 48 KiB of é in the resource id: the signal keeps it twice, each é escaped to 6 bytes.
+    target = "/subscriptions/1/resourceGroups/rg/providers/Microsoft.DocumentDB/databaseAccounts/"
+    payload = json.loads(alert(41))
+    payload["data"]["essentials"]["alertTargetIDs"] = [target + "\u00e9" * 24_000]
+    answer = responder.post("/alerts", json.dumps(payload, ensure_ascii=False).encode())
+
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"] == "signal_too_large"
+
+
 def test_a_wrong_key_is_refused_even_for_a_sure_alert(responder: Responder) -> None:
     answer = responder.client.post(
         "/alerts", content=alert(4), params={"code": KEY + "x"}, headers={"content-type": "application/json"}
@@ -201,6 +223,36 @@ def test_a_dead_worker_is_started_again_and_nothing_waits_for_ever(
     assert len(responder.incidents_of(answer)) == 1
     assert worker_of(responder).pid != worker.pid
     assert re.search(r"worker process exited with -9; starting it again", responder.log.read_text())
+
+
+def test_sigterm_stops_both_processes_as_ctrl_c_does(start_responder: Callable[..., Responder]) -> None:
+    responder = start_responder()
+    worker = worker_of(responder)
+    responder.process.send_signal(signal.SIGTERM)
+
+    assert responder.process.wait(15) == 0
+    worker.wait(1)
+    log = responder.log.read_text()
+    assert "DR Responder stopped" in log
+    assert "did not stop" not in log  # the worker had its SIGTERM and its time, not a kill
+
+
+def test_a_request_held_when_the_server_stops_is_still_answered(
+    start_responder: Callable[..., Responder],
+) -> None:
+    responder = start_responder()
+    request = raw_post(alert(42))
+    with socket.create_connection(("127.0.0.1", responder.port)) as sock:
+        sock.sendall(request[:-100])  # headers and most of the body: held, not yet whole
+        time.sleep(0.3)
+        responder.process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        sock.sendall(request[-100:])
+        [(status, headers, _)] = read_answers(sock, 1)
+
+    assert status == 202
+    assert headers["connection"] == "close"
+    assert responder.process.wait(15) == 0
 
 
 def test_ctrl_c_stops_both_processes(start_responder: Callable[..., Responder]) -> None:

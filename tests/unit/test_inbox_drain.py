@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from shared.bootstrap import Services
 from shared.intake.admission import INTAKE_QUEUE
 from shared.localhost.drain import InboxDrain, admit_alerts
-from shared.localhost.inbox import Inbox
+from shared.localhost.inbox import Inbox, Waiting
 from shared.settings import Settings
 from tests.conftest import REFDATA
 
@@ -81,3 +82,26 @@ def test_what_the_full_path_refuses_is_dead_lettered_with_its_reason_and_the_res
     assert sorted(d.reason for d in dead) == ["RefusedAfterAccepted"] * 2
     details = " ".join(d.description for d in dead)
     assert "unsupported_schema" in details and "signal_too_large" in details
+
+
+def test_a_drain_outlives_an_unexpected_error_and_admits_the_batch_again(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path)
+    inbox.append(alert(1))
+    calls: list[int] = []
+
+    def admit(waiting: Sequence[Waiting]) -> None:
+        calls.append(len(waiting))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+
+    stop = threading.Event()
+    drain = InboxDrain(inbox, admit, stop)
+    drain.start()
+    deadline = time.monotonic() + 10
+    while inbox.count() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    drain.join(5)
+
+    assert calls[:2] == [1, 1]  # the same row again after the failure, and then forgotten
+    assert inbox.count() == 0

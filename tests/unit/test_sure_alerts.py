@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 
 from shared.bootstrap import Services
 from shared.errors import BadInput
+from shared.intake.admission import intake_message
 from shared.intake.azure_monitor import parse_alert
 from shared.intake.json_body import decode_json
+from shared.localhost.fast_intake import MAX_SURE_BYTES
 from shared.localhost.sure_alerts import sure_signal_id
+from shared.ports import MAX_MESSAGE_BYTES
 from shared.settings import Settings
 from tests.json_strategies import JSON_VALUES, one_field_changed
 
@@ -133,3 +136,18 @@ def test_cut_or_corrupted_bytes_are_never_more_lenient(path: Path, data: st.Data
     else:
         del body[at:]
     assert_never_more_lenient(bytes(body))
+
+
+def test_the_largest_sure_body_makes_a_signal_that_fits_a_queue_message() -> None:
+    # The worst case: the resource id (kept whole and as its parts) all non-ASCII, to the size limit.
+    document = json.loads(COMMON[0].read_bytes())
+    base = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/"
+    document["data"]["essentials"]["alertTargetIDs"] = [base + "Microsoft.DocumentDB/databaseAccounts/"]
+    room = MAX_SURE_BYTES - len(json.dumps(document, ensure_ascii=False).encode())
+    document["data"]["essentials"]["alertTargetIDs"][0] += "\u00e9" * (room // 2)
+    body = json.dumps(document, ensure_ascii=False).encode()
+    assert MAX_SURE_BYTES - 2 <= len(body) <= MAX_SURE_BYTES
+
+    signal = parse_alert(decode_json(body, "application/json"), OWNER)
+    assert sure_signal_id(body) == signal.id
+    assert len(intake_message(signal, "key").body) <= MAX_MESSAGE_BYTES
