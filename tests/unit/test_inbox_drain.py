@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shared.bootstrap import Services
@@ -27,10 +27,11 @@ def alert(n: int, description: str = "") -> bytes:
     return json.dumps(payload).encode()
 
 
-def drained(inbox: Inbox, services: Services) -> None:
-    """Run a drain until the inbox is empty, then stop it."""
+def drained(inbox: Inbox, services: Services | Callable[[Sequence[Waiting]], None]) -> None:
+    """Run a drain (the real admission, or `services` as one) until the inbox is empty, then stop it."""
+    admit = admit_alerts(services) if isinstance(services, Services) else services
     stop = threading.Event()
-    drain = InboxDrain(inbox, admit_alerts(services), stop)
+    drain = InboxDrain(inbox, admit, stop)
     drain.start()
     deadline = time.monotonic() + 20
     while inbox.count() and time.monotonic() < deadline:
@@ -94,14 +95,6 @@ def test_a_drain_outlives_an_unexpected_error_and_admits_the_batch_again(tmp_pat
         if len(calls) == 1:
             raise RuntimeError("a bug")
 
-    stop = threading.Event()
-    drain = InboxDrain(inbox, admit, stop)
-    drain.start()
-    deadline = time.monotonic() + 10
-    while inbox.count() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    drain.join(5)
+    drained(inbox, admit)
 
     assert calls[:2] == [1, 1]  # the same row again after the failure, and then forgotten
-    assert inbox.count() == 0
