@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 
-from shared.errors import BadInput, StoreContention
+from shared.errors import BadInput, StoreContention, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ def answers_errors(handler: Handler) -> Handler:
             return handler(req)
         except BadInput as e:
             return error_response(e.status, e.error, e.detail)
+        except StoreUnavailable as e:
+            log.error("store unavailable: %s", e)
+            return error_response(503, "unavailable", f"the store cannot take writes now ({e}); retry later")
         except StoreContention as e:
             log.warning("store contention: %s", e)
             return error_response(503, "busy", "too many concurrent updates; retry shortly")

@@ -81,6 +81,10 @@ class StoreBusy(StoreContention):
     """The store's file stayed locked by another writer past the busy timeout (503, as contention)."""
 
 
+class StoreUnavailable(StoreBusy):
+    """The store's file cannot take a write now (disk full, I/O error, read-only): 503, and retried."""
+
+
 class StartRefused(ResponderError):
     """A guardrail checked in the write that starts an action (a pause, an hourly cap) refused it."""
 

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.errors import StoreBusy
+from shared.errors import StoreBusy, StoreUnavailable
 
 # NORMAL in WAL mode: a commit is in the WAL file before we answer, so it survives a crash of
 # this process; FULL also fsyncs each commit, surviving power loss at a cost in throughput.
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
+# SQLite's words for a file that cannot take a write now, whoever asks (SQLITE_FULL, _IOERR, _READONLY).
+_UNAVAILABLE = ("database or disk is full", "disk I/O error", "attempt to write a readonly database")
 BUSY_TIMEOUT_MS = 10_000
 
 # Threads of one process opening a file take turns: switching to WAL answers "locked" at once
@@ -88,12 +90,23 @@ class Database:
                 raise StoreBusy(self._busy("another process")) from e
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                self._roll_back(conn)
+                if any(sign in str(e) for sign in _UNAVAILABLE):
+                    raise StoreUnavailable(f"{self.path.name}: {e}") from e
                 raise
-            conn.execute("COMMIT")
+            except BaseException:
+                self._roll_back(conn)
+                raise
         finally:
             self._write_lock.release()
+
+    @staticmethod
+    def _roll_back(conn: sqlite3.Connection) -> None:
+        # SQLite has already rolled back a transaction that failed for a full disk or an I/O error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     def _busy(self, holder: str) -> str:
         return f"{self.path.name} stayed locked by {holder} for over {BUSY_TIMEOUT_MS / 1000:g} s"

@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters import sqlite_db
 from shared.adapters.sqlite_db import Database
-from shared.errors import StoreBusy
+from shared.errors import StoreBusy, StoreUnavailable
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
 
@@ -123,3 +123,23 @@ def test_a_lock_held_by_another_process_past_the_busy_timeout_is_store_busy(
         other.execute("ROLLBACK")
         other.close()
     assert _texts(db) == []
+
+
+def test_a_full_disk_is_store_unavailable_with_nothing_half_written_and_the_lock_let_go(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "full.sqlite3", SCHEMA)
+    with db.write() as conn:
+        conn.execute("INSERT INTO notes (text) VALUES ('kept')")
+    pages = db.read().execute("PRAGMA page_count").fetchone()[0]
+    db.connection().execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL
+
+    with pytest.raises(StoreUnavailable, match="database or disk is full"), db.write() as conn:
+        conn.execute("INSERT INTO notes (text) VALUES ('first')")
+        conn.execute("INSERT INTO notes (text) VALUES (?)", ("x" * 100_000,))
+
+    assert [r[0] for r in db.read().execute("SELECT text FROM notes")] == ["kept"]
+    db.connection().execute(f"PRAGMA max_page_count = {pages * 100}")
+    with db.write() as conn:  # the lock was let go, the connection still works
+        conn.execute("INSERT INTO notes (text) VALUES ('after')")
+    assert [r[0] for r in db.read().execute("SELECT text FROM notes ORDER BY id")] == ["kept", "after"]

@@ -433,3 +433,20 @@ def test_a_store_held_locked_past_the_busy_timeout_answers_503_busy_and_stores_n
         holder.join(10)
     assert_error(answer, 503, "busy", "retry shortly")
     assert app.local_queue.active_count("intake") == 0 and all_signals(app) == []
+
+
+def test_an_alert_when_the_queue_file_is_full_is_503_not_500(app: Services) -> None:
+    """Azure Monitor retries a 5xx; a 503 says it is the store, and the log says which file."""
+    database = app.queue._db  # type: ignore[attr-defined]
+    pages = database.read().execute("PRAGMA page_count").fetchone()[0]
+    database.connection().execute(f"PRAGMA max_page_count = {pages}")
+    alert = metric_alert()
+    alert["data"]["essentials"]["description"] = "x" * 50_000  # more than the file's pages can take
+    try:
+        response = post("alerts", body(alert))
+    finally:
+        database.connection().execute(f"PRAGMA max_page_count = {pages * 1000}")
+
+    assert response.status_code == 503, response.get_body()
+    problem = json.loads(response.get_body())
+    assert problem["error"] == "unavailable" and "full" in problem["detail"]
