@@ -37,7 +37,14 @@ from shared.domain.actions import (
 )
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
-from shared.errors import PoisonMessage, PreconditionFailed, Rejected, StartRefused, Transient
+from shared.errors import (
+    PoisonMessage,
+    PreconditionFailed,
+    Rejected,
+    StartRefused,
+    StoreContention,
+    Transient,
+)
 from shared.outbox import Outbox
 from shared.ports import (
     ActionStore,
@@ -788,7 +795,12 @@ class ActionPipeline:
         now = iso(self.clock())
         moved, line = current.record.moved(to, actor, now, detail)
         saved = self.actions.save_action(moved, current.version, [line])
-        self._tell(saved.record, line.text)
+        try:
+            self._tell(saved.record, line.text)
+        except StoreContention as e:
+            # The transition stands, and what makes it go on (the caller's wake: run, expire, check)
+            # must still be sent; only this piece of news is lost (the record and timeline keep it).
+            log.warning("action %s is %s; the card and PagerDuty were not told: %s", saved.record.id, to, e)
         return saved
 
     def _tell(self, record: ActionRecord, line: str) -> None:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,8 @@ from shared import bootstrap
 from shared.bootstrap import Services
 from shared.clock import iso
 from shared.domain.actions import ActionState, Actor
-from shared.errors import Transient
+from shared.errors import StoreBusy, Transient
+from shared.outbox import Outbox
 from tests.action_kinds import PretendCache
 from tests.conftest import REFDATA
 from tests.factories import FakeClock
@@ -437,3 +439,34 @@ def test_two_people_approving_at_once_get_one_200_and_one_409_never_a_500(
         assert world.starts == 1
     finally:
         bootstrap.reset()
+
+
+class _OutboxBusyOnce(Outbox):
+    """The incident's store locked once, when armed: the next update fails with StoreBusy."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(outbox.store, outbox.queue)
+        self.armed = self.failed = False
+
+    def update(self, incident_id: str, change: Any, signal: Any = None) -> Any:
+        if self.armed and not self.failed:
+            self.failed = True
+            raise StoreBusy("incidents.sqlite3 stayed locked by another process for over 10 s")
+        return super().update(incident_id, change, signal)
+
+
+def test_an_approval_the_card_cannot_be_told_of_still_runs(
+    acting: Callable[..., Services], world: PretendCache
+) -> None:
+    """Telling the card of the approval fails once: the approval stands and its run is still sent."""
+    app = acting('{ action = "test.failover", mode = "approve", approval_minutes = 30, settle_minutes = 5 }')
+    outbox = _OutboxBusyOnce(app.actions.outbox)
+    app.actions.outbox = outbox
+    incident_id = open_incident()
+    run_queues(app, until=lambda: only_action(app, incident_id).state is not ActionState.PLANNED)
+    outbox.armed = True
+
+    assert decide(only_action(app, incident_id).id, "approve", {"by": "alice"}).status_code == 200
+    run_queues(app, seconds=600, until=lambda: world.starts > 0)
+    assert outbox.failed
+    assert world.starts == 1
