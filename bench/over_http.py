@@ -47,7 +47,7 @@ def run(profile: bool = False) -> list[Figure]:
             finally:
                 stop_seconds = _stop(server)  # None: it had to be killed, reported below
         if profile:
-            print("http profile (cProfile of the server's main thread; queue pumps run in other threads):")
+            print("http profile (cProfile of the front's main thread; pumps and drain run in the worker):")
             print(hotspots(pstats.Stats(str(prof_path))))
         delivered = sum(_lines(p) for p in (data / "dry-run").glob("*.jsonl"))
     problems = []
