@@ -61,6 +61,7 @@ from shared.triage.targets import plan_label
 log = logging.getLogger(__name__)
 
 ACTIONS_QUEUE = "actions"
+ESCALATION_PENDING = "escalation_pending"  # on a final record: why it must still page (see _end)
 BY_HAND_SEQ = 500_000  # the wake-up of a person's action (checks count from 1, retries from 200_000)
 
 
@@ -273,15 +274,17 @@ class ActionPipeline:
     def _advance(self, current: VersionedAction) -> None:
         record = current.record
         state = record.state
-        if state.final:
+        if state.final and ESCALATION_PENDING in record.continuation:
+            self._escalate_pending(current)  # the delivery that ended it failed before it could page
+        elif state.final:
             log.info("action %s is %s already: nothing to do", record.id, state)
         elif state is ActionState.PLANNED:
             self._planned(current)
         elif state is ActionState.AWAITING_APPROVAL:
             if _due(record.expires_at, self.clock()):
                 line = f"no decision within the approval time (it expired at {record.expires_at})"
-                moved = self._move(current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), line)
-                self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
+                why = f"{record.action} on {record.target}: approval expired"
+                self._end(current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), line, why)
         elif state is ActionState.APPROVED:
             self._guarded_start(current)
         else:
@@ -775,9 +778,9 @@ class ActionPipeline:
             if record.planned_by.name != AUTOMATION
             else Actor(AUTOMATION, record.rule or "?")
         )
-        moved = self._move(current, ActionState.REFUSED, by, why)
-        if guardrails.breaker_tripped(why) or record.automatic:
-            self._escalate(moved.record, f"{record.action} on {record.target} refused: {why}")
+        escalate = guardrails.breaker_tripped(why) or record.automatic
+        pending = f"{record.action} on {record.target} refused: {why}" if escalate else ""
+        self._end(current, ActionState.REFUSED, by, why, pending)
 
     def _finish(self, current: VersionedAction, state: ActionState, detail: str) -> None:
         record = current.record
@@ -787,9 +790,39 @@ class ActionPipeline:
             ActionState.SUCCEEDED,
         ):
             state = ActionState.REFUSED
-        moved = self._move(current, state, actor, detail)
-        if state is not ActionState.SUCCEEDED:
-            self._escalate(moved.record, f"{record.action} on {record.target}: {detail}")
+        pending = (
+            f"{record.action} on {record.target}: {detail}" if state is not ActionState.SUCCEEDED else ""
+        )
+        self._end(current, state, actor, detail, pending)
+
+    def _end(
+        self, current: VersionedAction, to: ActionState, actor: Actor, detail: str, escalate: str
+    ) -> None:
+        """A final transition, and its escalation (`escalate`, the why; "" for none) made sure of.
+
+        The escalation is a second write, on the incident: the first marks it pending, so that a
+        failure in between (a store locked past its timeout, a crash) leaves a record that the next
+        delivery escalates, instead of a final record nobody is paged for."""
+        marked = current.record
+        if escalate:
+            marked = marked.evolve(continuation=dict(marked.continuation) | {ESCALATION_PENDING: escalate})
+        moved = self._move(VersionedAction(marked, current.version), to, actor, detail)
+        if escalate:
+            self._escalate_pending(moved)
+
+    def _escalate_pending(self, current: VersionedAction) -> None:
+        """Escalate what the record marks pending, then clear the mark (a lost clear escalates twice:
+        PagerDuty keeps one incident per key, and the timeline shows two lines)."""
+        record = current.record
+        why = str(record.continuation.get(ESCALATION_PENDING, ""))
+        if not why:
+            return
+        self._escalate(record, why)
+        cleared = {k: v for k, v in record.continuation.items() if k != ESCALATION_PENDING}
+        try:
+            self.actions.save_action(record.evolve(continuation=cleared), current.version, [])
+        except (PreconditionFailed, StoreContention) as e:
+            log.warning("action %s: escalated, but its pending mark stays: %s", record.id, e)
 
     def _move(self, current: VersionedAction, to: ActionState, actor: Actor, detail: str) -> VersionedAction:
         now = iso(self.clock())

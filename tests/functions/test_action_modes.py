@@ -442,14 +442,16 @@ def test_two_people_approving_at_once_get_one_200_and_one_409_never_a_500(
 
 
 class _OutboxBusyOnce(Outbox):
-    """The incident's store locked once, when armed: the next update fails with StoreBusy."""
+    """The incident's store locked once, when armed: the next update (of the change named `only`,
+    if given) fails with StoreBusy."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, only: str = "") -> None:
         super().__init__(outbox.store, outbox.queue)
         self.armed = self.failed = False
+        self.only = only
 
     def update(self, incident_id: str, change: Any, signal: Any = None) -> Any:
-        if self.armed and not self.failed:
+        if self.armed and not self.failed and (not self.only or change.__name__ == self.only):
             self.failed = True
             raise StoreBusy("incidents.sqlite3 stayed locked by another process for over 10 s")
         return super().update(incident_id, change, signal)
@@ -470,3 +472,23 @@ def test_an_approval_the_card_cannot_be_told_of_still_runs(
     run_queues(app, seconds=600, until=lambda: world.starts > 0)
     assert outbox.failed
     assert world.starts == 1
+
+
+def test_an_escalation_the_store_could_not_take_is_paged_on_the_next_delivery(
+    acting: Callable[..., Services], world: PretendCache, pager: FakePager
+) -> None:
+    """The action fails its check; the page it held is sent although the first escalation failed."""
+    app = acting(ON_FAILURE)
+    world.takes = False  # the reboot is taken, the primary never moves: the check fails
+    outbox = _OutboxBusyOnce(app.actions.outbox, only="escalated")
+    outbox.armed = True
+    app.actions.outbox = outbox
+    incident_id = open_incident()
+    errors: list[Exception] = []
+    run_queues(app, seconds=1800, errors=errors)  # the failed delivery is delivered again
+
+    assert outbox.failed and [type(e).__name__ for e in errors] == ["StoreBusy"]
+    assert only_action(app, incident_id).state is ActionState.FAILED
+    assert triggers(pager)
+    assert [line for line in timeline(app, incident_id) if line.startswith("Escalated")]
+    assert "escalation_pending" not in only_action(app, incident_id).continuation
