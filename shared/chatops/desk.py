@@ -164,6 +164,7 @@ class Desk:
                     data["response_url"],
                     Reply.from_dict(data["reply"]),
                     int(data["attempt"]),
+                    str(data.get("session") or "slack"),  # "slack" for a reply queued before it was kept
                     # A reply queued before the first try was kept: its life is counted from now.
                     first_try=parse_iso(str(data.get("first_try") or "")),
                 )

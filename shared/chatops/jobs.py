@@ -61,6 +61,7 @@ def reply_message(
         "attempt": attempt,
         "origin": origin,
         "first_try": first_try,
+        "session": session,  # a retry stays in the channel's session, after the channel's other work
     }
     return _message(f"{origin}-reply-{attempt}", body, session, at)
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import unicodedata
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -490,6 +492,18 @@ def test_a_reply_is_retried_through_the_response_urls_thirty_minutes(chatops: Sl
     assert 25 <= times[-1] < 30 and "resumed" in text_of(chatops.replies("t-late")[0])
     assert chatops.app.queue.dead_letters(CHATOPS_QUEUE, 10) == []
     assert [c[0] for c in chatops.operations.calls] == ["resume"]  # the resume itself was not repeated
+
+
+def test_a_reply_tried_again_stays_in_its_channels_session(chatops: SlackWorld, data_dir: Path) -> None:
+    chatops.command("resume", trigger="t-session")
+    tried_at(chatops, 3)  # the first tries fail; each next one is queued in turn
+    with sqlite3.connect(data_dir / "queue.sqlite3") as queue:
+        rows = queue.execute(
+            "SELECT session_id FROM queue_messages WHERE queue = ? AND message_id LIKE '%-reply-%'",
+            (CHATOPS_QUEUE,),
+        ).fetchall()
+    channel = parse_qs(command_body("resume", "https://hooks.slack.com/x").decode())["channel_id"][0]
+    assert rows and {session for (session,) in rows} == {channel}
 
 
 def test_a_reply_that_never_gets_through_is_dead_lettered_with_a_reason(chatops: SlackWorld) -> None:
