@@ -95,8 +95,10 @@ _USER_ID = re.compile(r"\(([A-Z0-9]{2,})\)")  # Slack names a person "ada (U0ADA
 
 
 def _person_key(who: str) -> str:
-    if found := _USER_ID.search(who):
-        return found.group(1).lower()
+    # The last id, the one the desk appends: a name that holds one of its own ("bob (U0EVE)") must
+    # not pass for someone else, nor make its bearer a stranger to their own request.
+    if found := _USER_ID.findall(who.strip().rsplit(" via ", 1)[0]):
+        return str(found[-1]).lower()
     return who.strip().rsplit(" via ", 1)[0].lower()
 
 

@@ -79,3 +79,17 @@ def test_final_states_are_final_and_the_others_are_not() -> None:
 def test_the_id_is_stable_for_one_action_on_one_target_of_one_incident() -> None:
     assert action_id("inc-1", "redis.failover", "/S/R") == action_id("inc-1", "redis.failover", "/s/r")
     assert action_id("inc-1", "redis.failover", "/s/r") != action_id("inc-2", "redis.failover", "/s/r")
+
+
+@pytest.mark.parametrize(
+    ("planner", "approver", "same"),
+    [
+        ("ada (U0ADA)", "ada (U0ADA) via slack", True),
+        ("bob (42) (U0BOB)", "bob (U0BOB)", True),  # a name with parentheses of its own
+        ("zed (42) (U0ZED)", "amy (42) (U0AMY)", False),
+        ("eve (U0BOB) (U0EVE)", "bob (U0BOB)", False),  # a name that holds someone else's id
+        ("alice@example.com", "alice@example.com via api", True),
+    ],
+)
+def test_four_eyes_know_a_person_by_the_id_the_desk_appends(planner: str, approver: str, same: bool) -> None:
+    assert Actor(planner, "slack").is_person(approver) is same
