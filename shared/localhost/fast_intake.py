@@ -5,8 +5,8 @@ request back from uvicorn's ASGI cycle (a task, a scope, the Functions request o
 the body is whole, asks `sure_signal_id`. A sure alert is appended to the inbox and answered at
 once with what the full path would have answered; anything else (not sure, a wrong key, the inbox
 busy) is handed to uvicorn as if it had never been held back, and the full path answers it as it
-always has. Only the cheap part moves: parsing, triage for the session key and the queue append
-run in the worker process, which drains the inbox.
+always has. Only the cheap part is done here: parsing, triage for the session key and the queue
+append run in the worker process, which drains the inbox.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ class FastIntakeProtocol(JsonErrorsProtocol):
     inbox: ClassVar[Inbox]
     function_key: ClassVar[bytes]
     _held: list[bytes] | None = None  # the body of a request held back from uvicorn
-    _release: asyncio.TimerHandle | None = None
-
+    _release: asyncio.TimerHandle | None = None  # hands a slow held body over to uvicorn
     _closing = False  # uvicorn asked the connection to shut down while a request was held
 
     def on_message_begin(self) -> None:
