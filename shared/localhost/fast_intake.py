@@ -18,7 +18,6 @@ import sqlite3
 from typing import ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from shared.localhost.inbox import Inbox
 from shared.localhost.protocol import JsonErrorsProtocol
@@ -170,14 +169,7 @@ class FastIntakeProtocol(JsonErrorsProtocol):
         keep_alive = (
             not self._closing and self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         )
-        content = [STATUS_LINE[202]]
-        for name, value in self.server_state.default_headers:
-            content += [name, b": ", value, b"\r\n"]
-        content += [b"content-type: ", CONTENT_TYPE, b"\r\n", b"content-length: %d\r\n" % len(body)]
-        if not keep_alive:
-            content.append(b"connection: close\r\n")
-        content += [b"\r\n", body]
-        self.transport.write(b"".join(content))
+        self.transport.write(self.answer(202, body, close=not keep_alive, content_type=CONTENT_TYPE))
         if keep_alive:
             self.on_response_complete()
         else:

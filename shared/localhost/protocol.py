@@ -50,18 +50,18 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """As uvicorn's, with our body: uvicorn's own is plain text that a sender's tooling cannot read."""
         del msg  # uvicorn's one text ("Invalid HTTP request received."), which ours says better
-        body = self._refusal
-        content = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        content.extend(
-            [
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n",
-                b"\r\n",
-                body,
-            ]
-        )
-        self.transport.write(b"".join(content))
+        self.transport.write(self.answer(400, self._refusal, close=True))
         self.transport.close()
+
+    def answer(
+        self, status: int, body: bytes, *, close: bool, content_type: bytes = b"application/json"
+    ) -> bytes:
+        """A whole HTTP/1.1 answer as uvicorn writes one: its default headers, a length, the body."""
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += [name, b": ", value, b"\r\n"]
+        content += [b"content-type: ", content_type, b"\r\n", b"content-length: %d\r\n" % len(body)]
+        if close:
+            content.append(b"connection: close\r\n")
+        content += [b"\r\n", body]
+        return b"".join(content)
