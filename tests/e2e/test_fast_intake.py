@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -201,7 +202,11 @@ def test_kill_9_after_the_202_loses_nothing_and_leaves_no_worker(
     worker = worker_of(first)
     worker.suspend()  # nothing drains: the alerts are only in the inbox when the front dies
     answers = [first.post("/alerts", alert(10 + n)) for n in range(5)]
-    assert [a.status_code for a in answers] == [202] * 5
+    answers.append(first.post("/alerts", alert(15), "text/json"))  # one the full path takes
+    assert [a.status_code for a in answers] == [202] * 6
+    with sqlite3.connect(f"file:{data_dir / 'inbox.sqlite'}?mode=ro", uri=True) as inbox:
+        kept = inbox.execute("SELECT COUNT(*) FROM inbox WHERE length(body) > 0").fetchone()[0]
+    assert kept == 5  # the sure ones, answered by the front door; the other went to the queue
     first.process.kill()
     first.process.wait()
     with contextlib.suppress(psutil.NoSuchProcess):  # the kernel may have killed it already
