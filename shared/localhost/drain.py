@@ -84,14 +84,16 @@ def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
     def admit(waiting: Sequence[Waiting]) -> None:
         owner = services.owner()
         parsed: list[tuple[Waiting, Signal]] = []
+        # Dead-lettered only once the rest is admitted: a batch tried again must not say it twice.
+        refusals: list[tuple[Waiting, Exception]] = []
         for item in waiting:
             try:
                 parsed.append((item, parse_alert(decode_json(item.body, "application/json"), owner)))
             except BadInput as e:
-                refused(item, e)
+                refusals.append((item, e))
             except Exception as e:  # a bug: the full path would have answered this one alert 500
                 log.exception("inbox row %d: the parser failed", item.id)
-                refused(item, e)
+                refusals.append((item, e))
         try:
             services.admission.admit([signal for _, signal in parsed])
         except TRANSIENT:
@@ -103,6 +105,8 @@ def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
                 except TRANSIENT:
                     raise
                 except Exception as e:
-                    refused(item, e)
+                    refusals.append((item, e))
+        for item, error in refusals:
+            refused(item, error)
 
     return admit
