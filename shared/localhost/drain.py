@@ -15,6 +15,7 @@ from shared.intake.admission import INTAKE_QUEUE
 from shared.intake.azure_monitor import parse_alert
 from shared.intake.json_body import decode_json
 from shared.localhost.inbox import Inbox, Waiting
+from shared.localhost.priority import run_in_background
 from shared.ports import MAX_MESSAGE_BYTES, QueueMessage
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class InboxDrain(threading.Thread):
     def run(self) -> None:
         """Until stopped. After a crash the rows not yet forgotten are admitted again: the intake
         queue drops them as duplicates (the signal id is the message id, within its window)."""
+        run_in_background()  # the alerts are answered and durable: the front goes first
         admitted = forgotten = 0
         forgot_at = time.monotonic()
         while not self.stop.is_set():

@@ -18,6 +18,7 @@ from azure.functions.timer import TimerRequest
 from shared.actions.pipeline import ACTIONS_QUEUE
 from shared.errors import LockLost, PoisonMessage, StoreBusy
 from shared.localhost.ncrontab import Schedule
+from shared.localhost.priority import run_in_background
 from shared.ports import BatchReceiver, QueueReceiver, Received
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ PUMPS_PER_QUEUE = 8
 # which it gives two instances' worth: 50 failovers at once must not wait on eight at a time, and
 # only that queue gets more pumps (more intake folders would compete with the HTTP intake).
 INSTANCES_PER_QUEUE = {ACTIONS_QUEUE: 2}
+# The pumps that keep the CPU's full share when the front is busy with a storm: a failover must not
+# wait behind the storm's folding. The others run in the background (`shared.localhost.priority`).
+FOREGROUND_QUEUES = frozenset({ACTIONS_QUEUE})
 # host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
 # host.json's serviceBus.maxAutoLockRenewalDuration: the host renews a message's lock while its
@@ -115,6 +119,7 @@ class QueuePump(threading.Thread):
         handler: Callable[[Any], None],
         stop: threading.Event,
         renewer: LockRenewer | None = None,
+        background: bool = False,
     ):
         super().__init__(name=f"queue-{queue_name}", daemon=True)
         self.queue = queue
@@ -122,9 +127,12 @@ class QueuePump(threading.Thread):
         self.handler = handler
         self.stop = stop
         self.renewer = renewer
+        self.background = background  # yields the CPU to the front and the actions (`priority`)
 
     def run(self) -> None:
         """Until stopped."""
+        if self.background:
+            run_in_background()
         while not self.stop.is_set():
             try:
                 received = self.queue.receive(self.queue_name)
@@ -191,12 +199,15 @@ class BatchPump(QueuePump):
         handler: Callable[[Any], None],
         stop: threading.Event,
         renewer: LockRenewer | None = None,
+        background: bool = False,
     ):
-        super().__init__(queue, queue_name, handler, stop, renewer)
+        super().__init__(queue, queue_name, handler, stop, renewer, background)
         self.batches = queue
 
     def run(self) -> None:
         """Until stopped."""
+        if self.background:
+            run_in_background()
         while not self.stop.is_set():
             try:
                 batch = self.batches.receive_batch(self.queue_name, BATCH_SIZE)
@@ -247,6 +258,7 @@ class TimerThread(threading.Thread):
 
     def run(self) -> None:
         """Until stopped."""
+        run_in_background()  # the outbox sweep: a resend may wait a second more under a storm
         while not self.stop.is_set():
             now = datetime.now(UTC)
             due = self.schedule.next_after(now)
@@ -275,20 +287,26 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
             handler, queue_name = function.get_user_function(), trigger.queue_name
             pumps: list[QueuePump]
             count = pumps_for(queue_name)
+            background = queue_name not in FOREGROUND_QUEUES
             if str(getattr(trigger, "cardinality", "") or "").lower().endswith("many"):
                 if not isinstance(queue, BatchReceiver):
                     raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
-                pumps = [BatchPump(queue, queue_name, handler, stop, renewer) for _ in range(count)]
+                pumps = [
+                    BatchPump(queue, queue_name, handler, stop, renewer, background) for _ in range(count)
+                ]
                 each = f"batches of up to {BATCH_SIZE}, "
             else:
-                pumps = [QueuePump(queue, queue_name, handler, stop, renewer) for _ in range(count)]
+                pumps = [
+                    QueuePump(queue, queue_name, handler, stop, renewer, background) for _ in range(count)
+                ]
                 each = ""
             for pump in pumps:
                 pump.start()
-            started.append(f"{name}: queue {queue_name} ({each}{count} at once)")
+            priority = ", in the background" if background else ""
+            started.append(f"{name}: queue {queue_name} ({each}{count} at once{priority})")
         elif trigger.type == "timerTrigger":
             TimerThread(name, Schedule(trigger.schedule), function.get_user_function(), stop).start()
-            started.append(f"{name}: timer {trigger.schedule}")
+            started.append(f"{name}: timer {trigger.schedule}, in the background")
     return started
 
 

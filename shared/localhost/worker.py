@@ -50,7 +50,9 @@ def run(settings: Settings, app_module: str, started: Connection, front: int) ->
     functions = importlib.import_module(app_module).app.get_functions()
     lines = start_triggers(functions, services.receiver, stop)
     InboxDrain(Inbox(settings.data_dir, settings.sqlite_synchronous), admit_alerts(services), stop).start()
-    lines.append("alerts answered by the front: drained from the inbox onto the intake queue")
+    lines.append(
+        "alerts answered by the front: drained from the inbox onto the intake queue, in the background"
+    )
     started.send(lines)
     started.close()
     while not stop.wait(PARENT_CHECK_SECONDS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -13,8 +14,10 @@ from azure.functions import ServiceBusMessage
 from shared import cli
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.errors import PoisonMessage
-from shared.localhost import runtime, server
+from shared.localhost import priority, runtime, server
 from shared.localhost.asgi import FunctionsHttpHost
+from shared.localhost.drain import InboxDrain
+from shared.localhost.inbox import Inbox
 from shared.localhost.runtime import BatchPump, LockRenewer, QueuePump
 from shared.localhost.server import function_key
 from shared.ports import QueueMessage
@@ -173,3 +176,54 @@ def test_a_slow_batch_keeps_its_session_and_is_not_folded_twice(tmp_path: Path) 
     _drain(queue, renewer, pumps, stop)
     assert batches == [["m0", "m1", "m2"]]
     assert queue.active_count("q") == 0
+
+
+def _niceness(thread_id: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+
+def test_a_thread_that_runs_in_the_background_lowers_its_own_priority_and_no_one_elses() -> None:
+    mine = _niceness(threading.get_native_id())
+    seen: list[int] = []
+
+    def background() -> None:
+        priority.run_in_background()
+        seen.append(_niceness(threading.get_native_id()))
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen == [min(priority.MAX_NICENESS, mine + priority.BACKGROUND_NICENESS)]
+    assert _niceness(threading.get_native_id()) == mine
+
+
+def test_in_a_storm_only_the_actions_and_the_lock_renewer_keep_the_cpus_full_share(tmp_path: Path) -> None:
+    from function_app import app
+
+    mine = _niceness(threading.get_native_id())
+    low = min(priority.MAX_NICENESS, mine + priority.BACKGROUND_NICENESS)
+    inbox = Inbox(tmp_path)
+    stop = threading.Event()
+    before = set(threading.enumerate())
+    lines = runtime.start_triggers(app.get_functions(), SqliteQueue(tmp_path / "q.db"), stop)
+    InboxDrain(inbox, lambda waiting: None, stop).start()
+    started = [t for t in threading.enumerate() if t not in before]
+    try:
+        expected = {
+            t.name: (mine if t.name in ("queue-actions", "queue-lock-renewer") else low) for t in started
+        }
+        deadline = time.monotonic() + 10  # each thread lowers its priority as it starts
+        found: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            found = {t.name: _niceness(t.native_id or 0) for t in started}
+            if found == expected:
+                break
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in started:
+            thread.join(5)
+    assert found == expected
+    assert {"queue-actions", "queue-intake", "queue-notifications", "inbox-drain"} <= set(found)
+    assert any("queue actions (" in line and "background" not in line for line in lines)
+    assert any("queue intake (" in line and line.endswith(", in the background)") for line in lines)
