@@ -210,12 +210,12 @@ def _explain(args: argparse.Namespace) -> None:
 
 def _services(settings: Settings, given: Path | None) -> Services:
     """The services on an existing data dir (a status must not create an empty one)."""
-    from shared.bootstrap import Services
+    from shared.localhost.served import ServedServices
 
     settings = _on_data_dir(settings, given)
     if not settings.data_dir.is_dir():
         raise CommandFailed(f"no data dir at {settings.data_dir} (start dr serve, or pass --data-dir)")
-    return Services(settings)
+    return ServedServices(settings)  # the status counts dr serve's inbox too
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> None:

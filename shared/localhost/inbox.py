@@ -96,3 +96,17 @@ class Inbox:
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+
+def waiting_in(data_dir: Path) -> int | None:
+    """How many accepted alerts this data dir's inbox holds; None if it has no inbox."""
+    path = data_dir / FILE_NAME
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(path, timeout=APPEND_TIMEOUT_SECONDS)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM inbox WHERE length(body) > 0").fetchone()[0])
+    except sqlite3.OperationalError:  # created a moment ago, its table not yet
+        return None
+    finally:
+        db.close()

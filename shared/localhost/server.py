@@ -15,6 +15,7 @@ from shared import bootstrap
 from shared.localhost.asgi import FunctionsHttpHost, http_routes
 from shared.localhost.fast_intake import fast_intake_protocol
 from shared.localhost.inbox import Inbox
+from shared.localhost.served import ServedServices
 from shared.localhost.worker import Worker
 from shared.settings import Settings
 
@@ -64,7 +65,7 @@ def serve(
     import uvicorn
 
     data_dir, key = settings.data_dir, settings.function_key
-    services = bootstrap.Services(settings)
+    services = ServedServices(settings)  # /api/status counts the inbox too
     bootstrap.reset(services)  # what the registered functions get from bootstrap.services()
     policy = services.policy  # fail fast, with the policy's own message, before serving anything
     _ = services.receiver  # the same for a queue the worker could not receive from (Service Bus)

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from shared.intake.azure_monitor import parse_alert
 from shared.intake.json_body import decode_json
 from shared.settings import Settings
 from tests.conftest import REFDATA
-from tests.e2e.conftest import KEY, Responder
+from tests.e2e.conftest import DR, KEY, Responder
 
 ALERT = (REFDATA / "azure_monitor" / "cas_testaction_metric_static_fired.json").read_bytes()
 
@@ -215,6 +216,30 @@ def test_kill_9_after_the_202_loses_nothing_and_leaves_no_worker(
 
     second = start_responder(data_dir)
     assert all(len(second.incidents_of(a)) == 1 for a in answers)
+
+
+def test_the_status_counts_what_waits_in_the_inbox(responder: Responder) -> None:
+    worker = worker_of(responder)
+    worker.suspend()  # nothing drains, as when the worker is down or far behind
+    try:
+        answers = [responder.post("/alerts", alert(30 + n)) for n in range(3)]
+        assert [a.status_code for a in answers] == [202] * 3
+        over_http = responder.get("/status").json()["queues"]
+        done = subprocess.run(
+            [str(DR), "status", "--data-dir", str(responder.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=responder.data_dir.parent,
+            check=False,
+        )
+    finally:
+        worker.resume()
+    assert list(over_http)[:2] == ["inbox", "intake"]
+    assert over_http["inbox"] == {"ready": 3, "scheduled": 0, "in_flight": 0, "dead_lettered": 0}
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\s*inbox\s+3\s+0\s+0\s+0\s*$", done.stdout, re.MULTILINE), done.stdout
+    responder.wait_for(lambda: responder.get("/status").json()["queues"]["inbox"]["ready"] == 0, "drained")
 
 
 def test_a_dead_worker_is_started_again_and_nothing_waits_for_ever(
