@@ -6,7 +6,9 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +27,14 @@ ROUTE_PREFIX = "/api/"
 # connection) until uvicorn gives up, minutes later; the Functions front end times the body
 # read out with a 408, and so does this host.
 BODY_READ_TIMEOUT_SECONDS = 5.0
+
+
+def thread_count() -> int:
+    """The Python worker's pool for sync functions: PYTHON_THREADPOOL_THREAD_COUNT, else its default."""
+    given = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default, which the worker keeps
 
 
 def http_routes(functions: Iterable[Any]) -> list[Route]:
@@ -61,6 +71,9 @@ class FunctionsHttpHost:
             raise ValueError("a function key is required: an empty one would let every caller in")
         self.routes = routes
         self.function_key = function_key
+        # Sync functions run on a pool, as the Python worker runs them: one waiting on a busy store
+        # must not hold the event loop, which also answers the front door's alerts.
+        self._pool = ThreadPoolExecutor(thread_count(), thread_name_prefix="http-function")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -128,7 +141,7 @@ class FunctionsHttpHost:
             body=body,
         )
         try:
-            response = route.handler(request)
+            response = await asyncio.get_running_loop().run_in_executor(self._pool, route.handler, request)
         except Exception:
             log.exception("function %s failed", route.function_name)
             return _error(500, "internal_error", f"function {route.function_name} failed; see the log")

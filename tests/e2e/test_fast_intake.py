@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -240,6 +241,27 @@ def test_the_status_counts_what_waits_in_the_inbox(responder: Responder) -> None
     assert done.returncode == 0, done.stderr
     assert re.search(r"^\s*inbox\s+3\s+0\s+0\s+0\s*$", done.stdout, re.MULTILINE), done.stdout
     responder.wait_for(lambda: responder.get("/status").json()["queues"]["inbox"]["ready"] == 0, "drained")
+
+
+def test_a_function_waiting_on_a_locked_store_holds_neither_health_nor_the_front_door(
+    responder: Responder,
+) -> None:
+    locker = sqlite3.connect(responder.data_dir / "queue.sqlite3", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another process holds the queue file's write lock
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            # text/json takes the full path, whose one write waits on the lock (10 s at most).
+            held = pool.submit(responder.post, "/alerts", alert(40), "text/json")
+            time.sleep(0.3)  # it is inside the function now
+            health = responder.get("/health")
+            sure = responder.post("/alerts", alert(41))
+            waiting = not held.done()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        answer = held.result(timeout=30)
+    assert waiting  # both were answered while the other request still waited on the lock
+    assert (health.status_code, sure.status_code, answer.status_code) == (200, 202, 202)
 
 
 def test_a_dead_worker_is_started_again_and_nothing_waits_for_ever(
