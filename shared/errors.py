@@ -4,6 +4,7 @@ ResponderError
 ├── BadInput            the caller must fix the request: a 4xx naming the problem
 │   └── Unauthorized    a webhook without valid credentials: 401
 ├── Transient           a service is busy or unreachable: try again later (after retry_after)
+│   └── OutcomeUnknown  the call that changes the target may have reached it; its answer was lost
 ├── Rejected            a service refused for good (a 400, a bad token): retrying cannot help
 ├── Contention          a conditional write lost a race
 │   ├── Conflict            a conditional create found the entity there already
@@ -51,6 +52,12 @@ class Transient(ResponderError):
         super().__init__(message)
         self.retry_after = retry_after
         self.held = held
+
+
+# A Transient, so that whatever does not know the difference (a read's retry, a log line) still
+# treats it as "later"; the action pipeline catches it first and never sends the start again blind.
+class OutcomeUnknown(Transient):
+    """The call may have reached the target and its answer was lost: look before calling again."""
 
 
 class Rejected(ResponderError):
@@ -115,6 +122,11 @@ class SettingsError(ConfigurationError, ValueError):
 
 class PolicyError(ConfigurationError):
     """The policy file is invalid; the message names the file, the place and the problem."""
+
+
+# The answers to a write that do not say it was not taken: a gateway gave up waiting for it (502,
+# 504, 408), or the service failed somewhere in it (500). A 503 and a 429 turn the call away.
+MAYBE_TAKEN = frozenset({500, 502, 504, 408})
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -2,8 +2,9 @@
 
 The import is started with no retries at all: the client is built with `retry_total=0` and the call
 passes it again, because azure-core retries a POST on 500/503/504 or on any answer carrying
-Retry-After, and each retry would be a second copy (with Force, a second overwrite). A failed start
-becomes `Transient`, and the action pipeline, which claimed the action first, decides when to retry.
+Retry-After, and each retry would be a second copy (with Force, a second overwrite). A start ARM
+turned away becomes `Transient`, and the action pipeline, which claimed the action first, decides
+when to retry; one whose answer was lost (it may have been taken) is `OutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class ArmRegistries:
             mode=request.mode,
         )
         first = FirstAnswer()
-        with arm_errors(f"importing {request.source_image} into container registry {arm_id.name}"):
+        with arm_errors(
+            f"importing {request.source_image} into container registry {arm_id.name}", write=True
+        ):
             self._client(arm_id).registries.begin_import_image(
                 arm_id.resource_group, arm_id.name, body, polling=first, **NO_RETRIES
             )

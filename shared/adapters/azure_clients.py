@@ -10,6 +10,10 @@ The SDKs are imported inside the functions that build clients: each costs a cold
 - No client retries by itself (`retry_total=0`): azure-core would retry a POST on 500/503/504 or a
   Retry-After, and a failover started twice is a second failover. Every 429, 5xx and unreachable
   endpoint becomes `Transient`, and the action pipeline decides when to try the step again.
+- `arm_errors(where, write=True)` is for the one call that changes the target: where ARM may have
+  taken it although its answer was lost (a reset or read timeout after sending, 500, 502, 504,
+  408) it raises `OutcomeUnknown`, and the pipeline looks before it calls again. Not sent (refused,
+  no token) and not taken (429, 503, 409) stay `Transient`.
 - Every ARM call is bounded (`arm_timeouts(lease)`; azure-core's defaults are 300 s to connect and
   300 s per read): an endpoint that takes the connection and never answers is `Transient` well
   within the action's lease, so another worker never takes over a start whose call still waits.
@@ -29,7 +33,7 @@ from typing import Any, TypeVar
 
 from shared.actions.arm import OperationHandle, OperationState, OperationStatus
 from shared.actions.kind import ActionFailed
-from shared.errors import Transient, retry_after_seconds
+from shared.errors import MAYBE_TAKEN, OutcomeUnknown, Transient, retry_after_seconds
 
 ARM_URL = "https://management.azure.com"
 NO_RETRIES: Mapping[str, Any] = {"retry_total": 0}
@@ -194,9 +198,17 @@ def wire_text(value: Any) -> str:
 
 
 @contextmanager
-def arm_errors(where: str) -> Iterator[None]:
-    """azure-core's errors as ours, each `from` the original, ARM's code and message in the text."""
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+def arm_errors(where: str, *, write: bool = False) -> Iterator[None]:
+    """azure-core's errors as ours, each `from` the original, ARM's code and message in the text.
+
+    `write`: the call changes the target, so an answer lost after sending is `OutcomeUnknown`.
+    """
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
 
     try:
         yield
@@ -210,20 +222,30 @@ def arm_errors(where: str) -> Iterator[None]:
                 f"{where}: no Azure identity to act with (set AZURE_CLIENT_ID for a managed identity,"
                 " or sign in with `az login`)"
             ) from e
+        if answer is None and write and not isinstance(e, ClientAuthenticationError):
+            # An answer cut off in its body (IncompleteReadError): the request had gone out.
+            raise OutcomeUnknown(f"{where}: ARM's answer was lost ({type(e).__name__}: {e.message})") from e
         if answer is None:  # the credential's own ClientAuthenticationError: no token, ARM not asked
             raise Transient(f"{where}: no token ({type(e).__name__}: {e.message})") from e
-        raise failure(where, int(answer.status_code), _error_body(e), answer.headers) from e
-    except (ServiceRequestError, ServiceResponseError) as e:  # refused, reset, timed out
+        raise failure(where, int(answer.status_code), _error_body(e), answer.headers, write=write) from e
+    except ServiceResponseError as e:  # sent, then reset or timed out: ARM may have taken it
+        said = f"{where}: ARM's answer was lost ({type(e).__name__}: {e.message})"
+        raise (OutcomeUnknown(said) if write else Transient(said)) from e
+    except ServiceRequestError as e:  # refused, DNS, connect timeout: never sent
         raise Transient(f"{where}: ARM unreachable ({type(e).__name__}: {e.message})") from e
 
 
-def failure(where: str, status: int, body: Any, headers: Mapping[str, str]) -> Exception:
-    """The error for one ARM answer that is not a success: Transient or ActionFailed."""
+def failure(
+    where: str, status: int, body: Any, headers: Mapping[str, str], *, write: bool = False
+) -> Exception:
+    """The error for one ARM answer that is not a success: Transient (OutcomeUnknown) or ActionFailed."""
     code, message = _code_and_message(body)
     said = f"{where}: ARM answered {status} {code}: {message}"
     retry_after = retry_after_seconds(headers.get("Retry-After"))
     if status == 429:
         return Transient(said, retry_after, held=True)
+    if write and status in MAYBE_TAKEN:
+        return OutcomeUnknown(f"{said} (it may have been taken)", retry_after)
     if status >= 500 or status in (408, 409):  # 409: another operation on the resource runs now
         return Transient(said, retry_after)
     return ActionFailed(said)

@@ -48,7 +48,7 @@ class ArmCosmosAccounts:
 
         arm_id = ArmId.parse(account_id)
         first = FirstAnswer()
-        with arm_errors(f"offline {region} of Cosmos DB account {arm_id.name}"):
+        with arm_errors(f"offline {region} of Cosmos DB account {arm_id.name}", write=True):
             self._client(arm_id).database_accounts.begin_offline_region(
                 arm_id.resource_group,
                 arm_id.name,
@@ -68,7 +68,7 @@ class ArmCosmosAccounts:
             ]
         )
         first = FirstAnswer()
-        with arm_errors(f"changing the failover priorities of Cosmos DB account {arm_id.name}"):
+        with arm_errors(f"changing the failover priorities of Cosmos DB account {arm_id.name}", write=True):
             self._client(arm_id).database_accounts.begin_failover_priority_change(
                 arm_id.resource_group, arm_id.name, body, polling=first, **NO_RETRIES
             )

@@ -2,7 +2,8 @@
 
 - One `SecretClient` per vault URL, built on first use and kept (its challenge-auth token too).
 - No client retries (`retry_total=0`): every 429, 5xx and unreachable vault becomes `Transient`
-  after one request, and the action pipeline decides when to try the step again.
+  after one request, and the action pipeline decides when to try the step again. The recover
+  call's answer lost after sending (a reset, a read timeout, 500/502/504/408) is `OutcomeUnknown`.
 - Challenge auth: Key Vault answers a request without a token 401 with a `WWW-Authenticate`
   challenge naming the tenant and the resource (`https://vault.azure.net`); the SDK asks the
   credential for that scope and sends the request again. It also checks that the vault URL's host
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from shared.actions.keyvault import DeletedSecret, RecoverSecret, Recovery
 from shared.actions.kind import ActionFailed, ActionKind
 from shared.adapters.azure_clients import wire_text
-from shared.errors import Transient, retry_after_seconds
+from shared.errors import MAYBE_TAKEN, OutcomeUnknown, Transient, retry_after_seconds
 
 # Key Vault's DNS suffixes in Azure's clouds (public, China, US Government).
 VAULT_DOMAINS = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net")
@@ -90,7 +91,7 @@ class KeyVaultSecrets:
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            with vault_errors(f"recovering deleted secret {name}", RECOVER, ResourceExistsError):
+            with vault_errors(f"recovering deleted secret {name}", RECOVER, ResourceExistsError, write=True):
                 # The poller it returns waits only when asked (`wait()`): this is the POST alone.
                 self.client(vault_url).begin_recover_deleted_secret(name)
         except ResourceExistsError:  # 409: this secret is being recovered already
@@ -115,8 +116,11 @@ class KeyVaultSecrets:
 
 
 @contextmanager
-def vault_errors(where: str, needs: Needs, *passing: type[Exception]) -> Iterator[None]:
-    """azure-core's errors as ours, each `from` the original; `passing` ones reach the caller as they are."""
+def vault_errors(where: str, needs: Needs, *passing: type[Exception], write: bool = False) -> Iterator[None]:
+    """azure-core's errors as ours, each `from` the original; `passing` ones reach the caller as they are.
+
+    `write`: the call changes the vault, so an answer lost after sending is `OutcomeUnknown`.
+    """
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     try:
@@ -127,18 +131,26 @@ def vault_errors(where: str, needs: Needs, *passing: type[Exception]) -> Iterato
         answer: Any = e.response
         if answer is None:  # the credential's own error: no token, the vault was not asked
             raise Transient(f"{where}: no token for Key Vault ({type(e).__name__}: {e.message})") from e
-        raise vault_failure(where, needs, int(answer.status_code), _body(answer), answer.headers) from e
-    except (ServiceRequestError, ServiceResponseError) as e:  # refused, reset, timed out, DNS
+        status = int(answer.status_code)
+        raise vault_failure(where, needs, status, _body(answer), answer.headers, write=write) from e
+    except ServiceResponseError as e:  # sent, then reset or timed out: the vault may have taken it
+        said = f"{where}: Key Vault's answer was lost ({type(e).__name__}: {e.message})"
+        raise (OutcomeUnknown(said) if write else Transient(said)) from e
+    except ServiceRequestError as e:  # refused, DNS, connect timeout: never sent
         raise Transient(f"{where}: Key Vault unreachable ({type(e).__name__}: {e.message})") from e
 
 
-def vault_failure(where: str, needs: Needs, status: int, body: Any, headers: Any) -> Exception:
-    """The error for one Key Vault answer that is not a success: Transient or ActionFailed."""
+def vault_failure(
+    where: str, needs: Needs, status: int, body: Any, headers: Any, *, write: bool = False
+) -> Exception:
+    """The error for one Key Vault answer that is not a success: Transient (OutcomeUnknown), ActionFailed."""
     code, message = _code_and_message(body)
     said = f"{where}: Key Vault answered {status} {code}: {message}"
     retry_after = retry_after_seconds(headers.get("Retry-After"))
     if status == 429:
         return Transient(said, retry_after, held=True)
+    if write and status in MAYBE_TAKEN:
+        return OutcomeUnknown(f"{said} (it may have been taken)", retry_after)
     if status >= 500 or status == 408:
         return Transient(said, retry_after)
     if status == 403:

@@ -7,7 +7,9 @@ configuration. Objects go in and come out as the API server's JSON (`_preload_co
 no pydantic models, no snake_case, and a create answered 200 instead of 201 still reads.
 
 Each call is one HTTP request: urllib3 is told not to retry a status (it would sleep through a
-429's Retry-After inside a step); the pipeline retries the step on `Transient` instead.
+429's Retry-After inside a step); the pipeline retries the step on `Transient` instead. The writes
+(the PATCH, the create) are `OutcomeUnknown` where the API server may have applied them although
+the answer was lost: a read timeout or a reset after sending, a 500, 502, 504 or 408.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from shared.actions.clusters import ClusterAccess, ClusterLocator
 from shared.actions.kind import ActionFailed, ActionKind, Target
 from shared.actions.kubernetes import JSON, AlreadyExists, KubernetesRestart, KubernetesRollback, NotFound
 from shared.actions.velero import VeleroRestore
-from shared.errors import Transient, retry_after_seconds
+from shared.errors import MAYBE_TAKEN, OutcomeUnknown, Transient, retry_after_seconds
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
@@ -143,6 +145,7 @@ class KubeCluster:
             lambda: apps.patch_namespaced_deployment(
                 name, namespace, patch, field_manager=field_manager, _content_type=content_type, **_RAW
             ),
+            write=True,
         )
 
     def custom_objects(
@@ -177,6 +180,7 @@ class KubeCluster:
             lambda: custom.create_namespaced_custom_object(
                 group, version, namespace, plural, body, _headers={"Content-Type": "application/json"}, **_RAW
             ),
+            write=True,
         )
 
     def _apps(self) -> Any:
@@ -189,16 +193,21 @@ class KubeCluster:
 
         return CustomObjectsApi(self.client)
 
-    def _call(self, what: str, send: Callable[[], Any]) -> JSON:
-        """One request; its JSON answer, or the error translated."""
+    def _call(self, what: str, send: Callable[[], Any], *, write: bool = False) -> JSON:
+        """One request; its JSON answer, or the error translated (`write`: it changes the cluster)."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, MaxRetryError, ProtocolError, ReadTimeoutError
 
         try:
             response = send()
         except ApiException as e:
-            raise translate(e, f"{what} on {self.name}") from e
+            raise translate(e, f"{what} on {self.name}", write=write) from e
         except HTTPError as e:  # refused, reset, timed out: the cluster is unreachable for now
+            cause = e.reason if isinstance(e, MaxRetryError) else e
+            if write and isinstance(cause, (ReadTimeoutError, ProtocolError)):  # after sending
+                raise OutcomeUnknown(
+                    f"{what} on {self.name}: the answer was lost ({type(e).__name__}: {e})"
+                ) from e
             raise Transient(f"{what} on {self.name}: unreachable ({type(e).__name__}: {e})") from e
         data = response.data
         found = json.loads(data) if data else {}
@@ -211,8 +220,11 @@ class KubeCluster:
 _RAW: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
 
 
-def translate(error: Any, what: str) -> Exception:
-    """An ApiException as the pipeline's errors: Transient for 429/5xx/other 409s, else ActionFailed."""
+def translate(error: Any, what: str, *, write: bool = False) -> Exception:
+    """An ApiException as the pipeline's errors: Transient for 429/5xx/other 409s, else ActionFailed.
+
+    `write`: a 500, 502, 504 or 408 to a write may have been applied: OutcomeUnknown.
+    """
     code = int(error.status or 0)
     body = _status_body(error.body)
     reason = str(body.get("reason") or error.reason or "")
@@ -224,6 +236,8 @@ def translate(error: Any, what: str) -> Exception:
         return ActionFailed(f"{what}: {error.reason}")
     if code == 429:
         return Transient(text, retry_after, held=True)
+    if write and code in MAYBE_TAKEN:
+        return OutcomeUnknown(f"{text} (it may have been applied)", retry_after)
     if code >= 500:
         return Transient(text, retry_after)
     if code == 404:

@@ -35,7 +35,7 @@ class ArmAzureCaches:
 
         arm_id = ArmId.parse(cache_id)
         body = RedisRebootParameters(reboot_type=RebootType.PRIMARY_NODE, shard_id=shard)
-        with arm_errors(f"rebooting the primary of Azure Cache {arm_id.name}"):
+        with arm_errors(f"rebooting the primary of Azure Cache {arm_id.name}", write=True):
             answer = self._client(arm_id).redis.force_reboot(
                 arm_id.resource_group, arm_id.name, body, **NO_RETRIES
             )
@@ -58,7 +58,7 @@ class ArmAzureCaches:
     def unlink(self, cache_id: str, link_name: str) -> OperationHandle:
         arm_id = ArmId.parse(cache_id)
         first = FirstAnswer()
-        with arm_errors(f"deleting link {link_name} of Azure Cache {arm_id.name}"):
+        with arm_errors(f"deleting link {link_name} of Azure Cache {arm_id.name}", write=True):
             self._client(arm_id).linked_server.begin_delete(
                 arm_id.resource_group, arm_id.name, link_name, polling=first, **NO_RETRIES
             )
@@ -96,7 +96,7 @@ class ArmManagedRedis:
 
         arm_id = _database(database_id)
         first = FirstAnswer()
-        with arm_errors(f"force-unlinking from Managed Redis database {arm_id}"):
+        with arm_errors(f"force-unlinking from Managed Redis database {arm_id}", write=True):
             self._client(arm_id).databases.begin_force_unlink(
                 arm_id.resource_group,
                 arm_id.name,

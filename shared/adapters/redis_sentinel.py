@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import Rejected, Transient
+from shared.errors import OutcomeUnknown, Rejected, Transient
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,9 @@ class SentinelRedis:
     def failover(self) -> Address:
         """Send `SENTINEL FAILOVER` to the first Sentinel that answers; return the master it had.
 
-        Transient if no Sentinel answers, or if the one asked was lost after the command went out
-        (it may have started: look at master() before trying again). Rejected if Sentinel refuses.
+        Transient if no Sentinel answers or the one asked answers "not now" (BUSY); OutcomeUnknown
+        if it was lost after the command went out (it may have started: look at master() before
+        trying again). Rejected if Sentinel refuses.
         """
         unreachable: list[str] = []
         for sentinel in self.sentinels:
@@ -175,11 +176,8 @@ class SentinelRedis:
             if report.master is None:
                 raise Rejected(f"Sentinel {show(sentinel)} does not monitor a master named {self.name!r}")
             where = f"SENTINEL FAILOVER {self.name} at {show(sentinel)}"
-            try:
-                with self._translated(where, replies=True):
-                    self._clients[sentinel].execute_command("SENTINEL FAILOVER", self.name)
-            except Transient as e:
-                raise Transient(f"{e}; it may have started: look at master() before trying again") from e
+            with self._translated(where, replies=True, write=True):
+                self._clients[sentinel].execute_command("SENTINEL FAILOVER", self.name)
             log.info("%s: sent; the master was %s", where, show(report.master))
             return report.master
         raise Transient(f"no Sentinel answered for {self.name!r}: {'; '.join(unreachable)}")
@@ -256,8 +254,13 @@ class SentinelRedis:
         )
 
     @contextmanager
-    def _translated(self, where: str, *, replies: bool = False, probe: bool = False) -> Iterator[None]:
-        """redis-py's errors as ours, scrubbed of the passwords, each `from` the original."""
+    def _translated(
+        self, where: str, *, replies: bool = False, probe: bool = False, write: bool = False
+    ) -> Iterator[None]:
+        """redis-py's errors as ours, scrubbed of the passwords, each `from` the original.
+
+        `write`: the command changes the set, so a connection lost once it went out is OutcomeUnknown.
+        """
         from redis import exceptions
 
         try:
@@ -267,6 +270,11 @@ class SentinelRedis:
         except exceptions.BusyLoadingError as e:  # LOADING; a ConnectionError too
             raise Transient(f"{where}: still loading its data ({self._scrub(e)})") from e
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as e:
+            if write:  # the connection had just answered: the command may have gone out
+                raise OutcomeUnknown(
+                    f"{where}: the answer was lost ({type(e).__name__}: {self._scrub(e)}); it may have "
+                    "started: look at master() before trying again"
+                ) from e
             raise Transient(f"{where}: unreachable ({type(e).__name__}: {self._scrub(e)})") from e
         except (exceptions.TryAgainError, exceptions.MasterDownError) as e:
             raise Transient(f"{where}: {type(e).__name__}: {self._scrub(e)}") from e

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.redis_sentinel import PROBE_KEY, PROBE_TTL_MS, SentinelRedis, show
-from shared.errors import Rejected, Transient
+from shared.errors import OutcomeUnknown, Rejected, Transient
+from tests.servers.cutting_proxy import CuttingProxy
 from tests.servers.redis_sentinel import (
     MASTER_NAME,
     PASSWORD,
@@ -190,6 +191,29 @@ def test_with_one_sentinel_down_the_others_answer_and_a_failover_goes_through_th
     assert [cluster.said_by(s) for s in cluster.sentinels[1:]] == [replica, replica]
 
 
+def test_a_failover_whose_answer_is_lost_is_outcome_unknown_and_did_happen(cluster: SentinelSet) -> None:
+    master, replica = roles(cluster)
+    first, *others = cluster.sentinel_addresses
+    with CuttingProxy(first, b"FAILOVER") as proxy:
+        redis = SentinelRedis(
+            [proxy.address, *others], MASTER_NAME, password=PASSWORD, connect_timeout=0.5, command_timeout=1.0
+        )
+        try:
+            with pytest.raises(OutcomeUnknown) as lost:
+                redis.failover()
+            done = redis.verify(master, within=FAILOVER_SECONDS, interval=0.1)
+        finally:
+            redis.close()
+
+    said = str(lost.value)
+    assert said.startswith(f"SENTINEL FAILOVER {MASTER_NAME} at {show(proxy.address)}: the answer was lost (")
+    assert said.endswith("; it may have started: look at master() before trying again")
+    assert proxy.cut == 1
+    # Sentinel got it and did it: sending it again would have failed the master back.
+    assert done.done and done.master == replica
+    assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
+
+
 def test_with_every_sentinel_down_master_and_failover_are_transient_and_check_pending(
     cluster: SentinelSet, redis: SentinelRedis
 ) -> None:
@@ -209,6 +233,7 @@ def test_with_every_sentinel_down_master_and_failover_are_transient_and_check_pe
     for part, s in zip(each.split("; "), cluster.sentinels, strict=True):
         assert part.startswith(f"Sentinel {show(s.address)}: unreachable (ConnectionError: Error 111 ")
     assert str(no_failover.value).startswith(f"no Sentinel answered for '{MASTER_NAME}': ")
+    assert not isinstance(no_failover.value, OutcomeUnknown), "nothing was sent: it may be sent again"
     assert not pending.done and pending.master is None and pending.reason == said
     assert cluster.role(master) == "master"  # nothing was sent anywhere else
 

@@ -21,7 +21,8 @@ What it does as ARM does:
   or the error's status and body.
 - Faults per route (`fault`, `throttle`): a queue of replies taken before the route's behaviour,
   e.g. 429 with Retry-After, 500, 409 Conflict, each with the ARM error body
-  `{"error": {"code": …, "message": …}}`.
+  `{"error": {"code": …, "message": …}}`. `lose_answer_next`: the route acts, then its answer is
+  a 502/504/… or a dropped connection instead (a gateway that lost it).
 - `requests` records every request, the Authorization header's value replaced by its scheme.
 
 `StubCredential` is the token stand-in: any object with `get_token()` returning an `AccessToken`
@@ -262,6 +263,15 @@ class ArmStub(StubServer):
 
     def _held(self, path: str) -> threading.Event | None:
         return super()._held(path.lower())
+
+    def lose_answer_next(
+        self, path: str, status: int | None = None, *, method: str | None = None, times: int = 1
+    ) -> None:
+        """As the base's, the path matched case-insensitively (fnmatch) as ARM ids are."""
+        super().lose_answer_next(path.lower(), status, method=method, times=times)
+
+    def _lost(self, path: str, method: str) -> Reply | None:
+        return super()._lost(path.lower(), method)
 
     def default_body(self, status: int) -> Any:
         return arm_error(status, "Scripted", f"scripted {status}").body

@@ -2,7 +2,8 @@
 
 Subclasses implement `answer(request) -> Reply`, the service's documented behaviour; the base
 class does the rest: a ThreadingHTTPServer on 127.0.0.1:0 in a daemon thread (HTTPS when
-`tls=True`), a thread-safe record of requests, per-path queues of canned replies, a "down" switch.
+`tls=True`), a thread-safe record of requests, per-path queues of canned replies (instead of the
+service's), answers lost after the service acted (`lose_answer_next`), a "down" switch.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class StubServer:
         self._requests: list[Recorded] = []
         self._script: list[tuple[str, Reply]] = []
         self._holds: list[tuple[str, threading.Event]] = []
+        self._losses: list[tuple[str, str | None, Reply]] = []
         self._down: Reply | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -161,6 +163,7 @@ class StubServer:
             for _, released in self._holds:
                 released.set()
             self._holds.clear()
+            self._losses.clear()
 
     # --- scripting ----------------------------------------------------------------------------
 
@@ -204,6 +207,16 @@ class StubServer:
         with self._lock:
             self._holds.append((self._pattern(path), released))
         return released
+
+    def lose_answer_next(
+        self, path: str, status: int | None = None, *, method: str | None = None, times: int = 1
+    ) -> None:
+        """Act on the next `times` requests to path (of `method`, any if None) as the service does,
+        then answer `status` (the service's error body for it) instead, or drop the connection
+        without a word when status is None: the write was made and its answer lost on the way."""
+        reply = Reply(0, close=True) if status is None else Reply(status, self.default_body(status))
+        with self._lock:
+            self._losses.extend([(self._pattern(path), method and method.upper(), reply)] * times)
 
     def set_down(self, down: bool = True, *, status: int = 503, close: bool = False) -> None:
         """While down, every request is answered `status` (or its connection closed when close=True)."""
@@ -260,6 +273,7 @@ class StubServer:
                 except Exception:  # a bug in the stub: answer 500 and show it
                     log.exception("%s failed on %s %s", type(self).__name__, request.method, request.path)
                     reply = Reply(500, "stub error:\n" + traceback.format_exc(), {})
+                reply = self._lost(request.path, request.method) or reply
             held = self._held(request.path)
             self._changed.notify_all()
         if held is not None:
@@ -270,6 +284,13 @@ class StubServer:
         for i, (pattern, reply) in enumerate(self._script):
             if fnmatch.fnmatchcase(path, pattern):
                 del self._script[i]
+                return reply
+        return None
+
+    def _lost(self, path: str, method: str) -> Reply | None:
+        for i, (pattern, wanted, reply) in enumerate(self._losses):
+            if fnmatch.fnmatchcase(path, pattern) and wanted in (None, method):
+                del self._losses[i]
                 return reply
         return None
 
