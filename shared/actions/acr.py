@@ -158,6 +158,19 @@ class AcrImport:
 
     def precondition(self, target: Target, context: Context) -> Precheck:
         registry_id, request = plan_import(target)
+        if context.started is not None:
+            # Nothing ARM shows tells an import under way or done from one never taken (the tags
+            # are data-plane), and a second import on a maybe is never sent.
+            written = ", ".join(request.target_tags or request.untagged_repositories)
+            tags = [Image.parse(tag).repository for tag in request.target_tags]
+            repository = (tags or list(request.untagged_repositories))[0]
+            return Precheck(
+                Verdict.REFUSE,
+                f"the answer to the import of {request.source_image} into {registry_id.name} was lost "
+                f"(or its worker stopped) and I cannot tell whether it took effect: look at {written} "
+                f"(`az acr repository show-tags --name {registry_id.name} --repository {repository}`) "
+                "and the registry's activity log, then import it by hand if it is missing",
+            )
         registry = self.registries.registry(str(registry_id))
         if unready := _unready("target", registry_id.name, registry):
             return Precheck(Verdict.REFUSE, unready)

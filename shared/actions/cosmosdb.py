@@ -41,6 +41,7 @@ class CosmosAccount:
     max_staleness_prefix: int | None = None
     max_interval_seconds: int | None = None
     automatic_failover: bool | None = None
+    provisioning_state: str | None = None  # the account's: Updating while ARM changes it
 
     @property
     def write_region(self) -> str:
@@ -105,6 +106,10 @@ class CosmosFailover:
 
     def precondition(self, target: Target, context: Context) -> Precheck:
         account = self.accounts.account(target.resource)
+        if context.started is not None:
+            region = str(context.started.get("failed_region", ""))
+            moved = not same_region(account.write_region, region)
+            return _after_start(account, region, "offline", moved=moved)
         asked = target.param("region")
         if asked and not same_region(account.write_region, asked):
             return Precheck(
@@ -189,6 +194,10 @@ class CosmosFailback:
 
     def precondition(self, target: Target, context: Context) -> Precheck:
         account = self.accounts.account(target.resource)
+        if context.started is not None:
+            region = str(context.started.get("region", ""))
+            moved = same_region(account.write_region, region)
+            return _after_start(account, region, "failback", moved=moved)
         wanted = account.region(str(target.param("region")))
         if wanted is None:
             names = ", ".join(r.name for r in account.regions)
@@ -242,6 +251,25 @@ class CosmosFailback:
                 self.check_seconds,
             )
         return Step(Progress.DONE, f"writes back in {account.write_region}")
+
+
+def _after_start(account: CosmosAccount, region: str, what: str, *, moved: bool) -> Precheck:
+    """After a start whose outcome is unknown: STARTED when its change shows (`moved`) or the account
+    is busy with an operation; else REFUSE. A forced failover takes minutes, so writes still in
+    place do not say the call was never taken, and a second call on a maybe is never made."""
+    keep = {"failed_region" if what == "offline" else "region": region}
+    if moved:
+        return Precheck(Verdict.STARTED, f"the writes are in {account.write_region} now", keep)
+    if account.provisioning_state not in (None, HEALTHY):
+        why = f"the account is {account.provisioning_state}: the {what} of {region} may be under way"
+        return Precheck(Verdict.STARTED, why, keep)
+    return Precheck(
+        Verdict.REFUSE,
+        f"the answer to the {what} of {region} was lost (or its worker stopped) and the account shows "
+        f"no sign of it (writes in {account.write_region}, account {account.provisioning_state}): it "
+        "may still be on its way; look at the account's activity log and `az cosmosdb show` before "
+        "doing it by hand",
+    )
 
 
 def _successor(account: CosmosAccount, failed: str) -> CosmosRegion | None:

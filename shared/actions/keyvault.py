@@ -117,6 +117,12 @@ class RecoverSecret:
     def precondition(self, target: Target, context: Context) -> Precheck:
         vault, secret = vault_of(target), secret_of(target)
         deleted = self.vaults.deleted_secret(vault.url, secret)
+        if context.started is not None and deleted is None:
+            # A recovery whose answer was lost: the deleted secret is gone, so it was taken (the
+            # secret is back, or readable in a few seconds). A deleted one still there was not:
+            # recovering it then is the first recovery (a second while one runs answers 409).
+            keep = {"vault_url": vault.url, "secret": secret}
+            return Precheck(Verdict.STARTED, f"secret {secret} is no longer among the deleted secrets", keep)
         if deleted is not None:
             detail = (
                 f"secret {secret} in Key Vault {vault.name} was deleted {_when(deleted.deleted_on)}; "

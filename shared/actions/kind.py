@@ -37,11 +37,17 @@ class Target:
 
 @dataclass(frozen=True)
 class Context:
-    """What the steps may know about the incident they act for."""
+    """What the steps may know about the incident and the action they act for."""
 
     incident_id: str
     incident_opened_at: datetime
     now: datetime
+    # The action's id: execute may stamp it on what it changes, for a later precondition to find.
+    action_id: str = ""
+    # Set only when the precondition is asked again about a start whose outcome nobody knows (its
+    # answer was lost, or its worker died): the `found` that start was given. The precondition then
+    # looks for that start's own change and answers STARTED when it took effect or is under way.
+    started: Mapping[str, Any] | None = None
 
 
 class Verdict(enum.StrEnum):
@@ -50,6 +56,9 @@ class Verdict(enum.StrEnum):
     PROCEED = "proceed"
     SKIP = "skip"  # not needed: the platform healed itself, the template already matches, …
     REFUSE = "refuse"  # not safe: paused, the secondary unhealthy, no backup, …
+    # Only with `Context.started`: that start took effect or is under way; `found` is the
+    # continuation its check needs. It is checked, never started again.
+    STARTED = "started"
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,13 @@ class ActionKind(Protocol):
         ...
 
     def precondition(self, target: Target, context: Context) -> Precheck:
-        """Is it still needed, and is it safe? Reads only."""
+        """Is it still needed, and is it safe? Reads only.
+
+        With `context.started` it is asked about a start whose outcome is unknown, once an accepted
+        call has had time to show: STARTED when that start's change (or the platform busy with it)
+        shows; PROCEED only when what it reads would show that change and does not; REFUSE when it
+        has nothing to look at (a second start on a maybe is never made).
+        """
         ...
 
     def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:

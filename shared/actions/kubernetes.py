@@ -8,6 +8,11 @@ server writes it); shared.adapters.kube implements it with the kubernetes client
 default_mode is auto for both: a rollback is refused unless the current revision was rolled out
 shortly before the incident opened (and undoing it is itself a rollout that can be undone), and a
 restart only replaces pods with identical ones.
+
+Both patches also set the Deployment's own annotation `dr-responder/action-id` to the action's id
+(its metadata, not the pod template: the pods and the ReplicaSet kubectl's rollback reuses stay
+what kubectl's would be). A patch is applied whole or not at all, so after a start whose outcome
+is unknown the precondition knows by that annotation whether this action's patch was applied.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from shared.actions.rollout import (
 JSON = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 RESTART_FIELD_MANAGER = "kubectl-rollout"  # what `kubectl rollout restart` sends as fieldManager
+ACTION_ANNOTATION = "dr-responder/action-id"  # on the Deployment: which action patched it last
 TIMED_OUT = "ProgressDeadlineExceeded"  # deploymentutil.TimedOutReason
 CHECK_SECONDS = 10.0
 
@@ -198,6 +204,42 @@ def _generation(deployment: Mapping[str, Any]) -> int:
     return int(_mapping(deployment.get("metadata")).get("generation") or 0)
 
 
+def patched_by(deployment: Mapping[str, Any], context: Context) -> bool:
+    """Whether this action's own patch is on the Deployment (its id in ACTION_ANNOTATION)."""
+    annotations = _mapping(_mapping(deployment.get("metadata")).get("annotations"))
+    return bool(context.action_id) and annotations.get(ACTION_ANNOTATION) == context.action_id
+
+
+def started_here(
+    deployment: Mapping[str, Any], context: Context, what: str, keep: Sequence[str] = ()
+) -> Precheck | None:
+    """After a start whose outcome is unknown: STARTED when its patch is on the Deployment, else None.
+
+    The check then follows the rollout from the generation the Deployment has now; `keep` names
+    what of the start's `found` the check carries too.
+    """
+    if context.started is None or not patched_by(deployment, context):
+        return None
+    meta = _mapping(deployment.get("metadata"))
+    where = f"deployment {meta.get('namespace')}/{meta.get('name')}"
+    kept = {k: context.started[k] for k in keep if k in context.started}
+    return Precheck(
+        Verdict.STARTED,
+        f"{where} carries this action's {ACTION_ANNOTATION}: {what} was applied",
+        {"generation": _generation(deployment), **kept},
+    )
+
+
+def _stamped(patch: Sequence[Mapping[str, Any]], action_id: str) -> list[JSON]:
+    """kubectl's rollback patch, its `/metadata/annotations` value carrying the action id too."""
+    out = [dict(op) for op in patch]
+    if action_id:
+        for op in out:
+            if op.get("path") == "/metadata/annotations":
+                op["value"] = {**_mapping(op.get("value")), ACTION_ANNOTATION: action_id}
+    return out
+
+
 def _check_rollout(clusters: Clusters, target: Target, continuation: Mapping[str, Any]) -> Step:
     namespace, name = object_ref(target.param("deployment"))
     found = clusters.cluster(target).deployment(namespace, name)
@@ -253,6 +295,10 @@ class KubernetesRollback:
             namespace, name = object_ref(target.param("deployment"))
             cluster = self.clusters.cluster(target)
             deployment = cluster.deployment(namespace, name)
+            # Before planning: once the controller has made the old ReplicaSet the newest revision,
+            # a plan would go "back" to the revision this action rolled away from.
+            if (started := started_here(deployment, context, "its rollback", ("revision",))) is not None:
+                return started
             selector = label_selector(_mapping(deployment.get("spec")).get("selector"))
             replica_sets = cluster.replica_sets(namespace, selector)
         except ActionFailed as e:
@@ -289,7 +335,7 @@ class KubernetesRollback:
                 f"deployment {namespace}/{name} changed since the precondition "
                 f"(generation {found['generation']} → {now}): not rolled back"
             )
-        patched = cluster.patch_deployment(namespace, name, list(found["patch"]))
+        patched = cluster.patch_deployment(namespace, name, _stamped(found["patch"], context.action_id))
         continuation = {"generation": _generation(patched), "revision": found["revision"]}
         detail = (
             f"deployment.apps/{name} rolled back to revision {found['revision']} "
@@ -369,6 +415,8 @@ class KubernetesRestart:
             deployment = self.clusters.cluster(target).deployment(namespace, name)
         except ActionFailed as e:
             return refusal(e)
+        if (started := started_here(deployment, context, "its restart")) is not None:
+            return started
         if _mapping(deployment.get("spec")).get("paused") is True:
             return Precheck(
                 Verdict.REFUSE,
@@ -377,10 +425,12 @@ class KubernetesRestart:
         return Precheck(Verdict.PROCEED, f"deployment {namespace}/{name}: restart its pods")
 
     def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
-        """The strategic merge patch kubectl sends: the pod template's restartedAt annotation."""
+        """The strategic merge patch kubectl sends (the pod template's restartedAt), and the action id."""
         namespace, name = object_ref(target.param("deployment"))
         at = rfc3339(context.now)
-        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+        patch: JSON = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+        if context.action_id:
+            patch["metadata"] = {"annotations": {ACTION_ANNOTATION: context.action_id}}
         patched = self.clusters.cluster(target).patch_deployment(
             namespace, name, patch, field_manager=RESTART_FIELD_MANAGER
         )

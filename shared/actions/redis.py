@@ -150,7 +150,7 @@ SentinelFactory = Callable[[Mapping[str, Any]], SentinelSet]  # from the target'
 class _Backend(Protocol):
     def describe(self, target: Target) -> str: ...
     def command(self, target: Target) -> str: ...
-    def precondition(self, target: Target) -> Precheck: ...
+    def precondition(self, target: Target, context: Context) -> Precheck: ...
     def execute(self, target: Target, found: Mapping[str, Any]) -> Step: ...
     def check(self, target: Target, continuation: Mapping[str, Any]) -> Step: ...
 
@@ -199,7 +199,7 @@ class RedisFailover:
         return self.backend(target).command(target)
 
     def precondition(self, target: Target, context: Context) -> Precheck:
-        return self.backend(target).precondition(target)
+        return self.backend(target).precondition(target, context)
 
     def execute(self, target: Target, context: Context, found: Mapping[str, Any]) -> Step:
         return self.backend(target).execute(target, found)
@@ -226,8 +226,10 @@ class InRegionReboot:
             "--reboot-type PrimaryNode"
         )
 
-    def precondition(self, target: Target) -> Precheck:
+    def precondition(self, target: Target, context: Context) -> Precheck:
         cache = self.caches.cache(target.resource)
+        if context.started is not None and (started := self._started(cache, context.started)):
+            return started
         if (cache.sku or "").lower() == "basic":
             return Precheck(
                 Verdict.REFUSE, "a Basic cache has no replica to take over: a reboot is an outage"
@@ -248,6 +250,23 @@ class InRegionReboot:
             f"reboot {shards} of {cache.host_name}: the replica takes over, connections drop once",
             {"primaries": primaries, "clustered": bool(cache.shard_count)},
         )
+
+    def _started(self, cache: AzureCache, started: Mapping[str, Any]) -> Precheck | None:
+        """A reboot whose outcome is unknown shows as the platform busy or every primary moved.
+
+        Else None: the precondition decides as before, and execute reboots only the shards whose
+        primary has not moved.
+        """
+        recorded = {str(k): int(v) for k, v in (started.get("primaries") or {}).items()}
+        keep = {"primaries": recorded}
+        if cache.provisioning_state != HEALTHY:
+            why = f"the cache is {cache.provisioning_state}: the reboot may be under way; not rebooted again"
+            return Precheck(Verdict.STARTED, why, keep)
+        now = cache.primaries()
+        if recorded and all(now.get(shard, index) != index for shard, index in recorded.items()):
+            moves = ", ".join(f"shard {s}: instance {recorded[s]} → {now[s]}" for s in sorted(recorded))
+            return Precheck(Verdict.STARTED, f"the primary moved already ({moves})", keep)
+        return None
 
     def execute(self, target: Target, found: Mapping[str, Any]) -> Step:
         recorded: dict[str, int] = {str(k): int(v) for k, v in found["primaries"].items()}
@@ -294,8 +313,10 @@ class GeoUnlink:
             f"--linked-server-name {link}"
         )
 
-    def precondition(self, target: Target) -> Precheck:
+    def precondition(self, target: Target, context: Context) -> Precheck:
         links = self.caches.links(target.resource)
+        if context.started is not None and (started := _unlinking(links, context.started)):
+            return started
         wanted = target.param("linked_server")
         chosen = [link for link in links if wanted is None or link.name.lower() == str(wanted).lower()]
         if not chosen:
@@ -367,7 +388,9 @@ class ManagedUnlink:
         url = f"https://management.azure.com{peer}/forceUnlink?api-version={MANAGED_API_VERSION}"
         return f"az rest --method post --url '{url}' --body '{body}'"
 
-    def precondition(self, target: Target) -> Precheck:
+    def precondition(self, target: Target, context: Context) -> Precheck:
+        if context.started is not None and (started := self._started(context.started)):
+            return started
         failed = _database_id(target)
         peer = target.param("unlink_from")
         group = self.managed.database(str(peer) if peer else failed)
@@ -414,6 +437,20 @@ class ManagedUnlink:
             )
         return Step(Progress.DONE, f"{failed} unlinked; {peer} serves on its own")
 
+    def _started(self, started: Mapping[str, Any]) -> Precheck | None:
+        """A force-unlink whose outcome is unknown shows on the peer: the database gone, or it busy."""
+        failed, peer = str(started.get("database", "")), str(started.get("peer", ""))
+        if not failed or not peer:
+            return None
+        keep = {"database": failed, "peer": peer}
+        state = self.managed.database(peer)
+        if not state.links_to(failed):
+            return Precheck(Verdict.STARTED, f"{peer} no longer lists {failed} in its group", keep)
+        if state.provisioning_state != HEALTHY:
+            why = f"{peer} is {state.provisioning_state}: the force-unlink may be under way; not sent again"
+            return Precheck(Verdict.STARTED, why, keep)
+        return None
+
     def _healthy_peer(self, group: ManagedDatabase, failed: str) -> str | None:
         for member, state in group.linked:
             if member.lower() == failed.lower() or state != "Linked":
@@ -422,6 +459,21 @@ class ManagedUnlink:
             if found.provisioning_state == HEALTHY and (found.resource_state or "Running") == "Running":
                 return member
         return None
+
+
+def _unlinking(links: Sequence[CacheLink], started: Mapping[str, Any]) -> Precheck | None:
+    """An unlink whose outcome is unknown shows in the links: its link gone, or being deleted."""
+    name = str(started.get("link", ""))
+    if not name:
+        return None
+    keep = {k: started[k] for k in ("link", "writable", "host_name") if k in started}
+    link = next((found for found in links if found.name.lower() == name.lower()), None)
+    if link is None:
+        return Precheck(Verdict.STARTED, f"link {name} is gone", keep)
+    if link.provisioning_state not in (None, HEALTHY):
+        why = f"link {name} is {link.provisioning_state}: the unlink may be under way; not sent again"
+        return Precheck(Verdict.STARTED, why, keep)
+    return None
 
 
 def _database_id(target: Target) -> str:
@@ -447,11 +499,16 @@ class SentinelFailover:
         host, _, port = first.rpartition(":")
         return f"redis-cli -h {host} -p {port} SENTINEL FAILOVER {target.reach.get('master')}"
 
-    def precondition(self, target: Target) -> Precheck:
+    def precondition(self, target: Target, context: Context) -> Precheck:
         try:
             old = self._with(target, lambda s: s.master())
         except Rejected as e:
             return Precheck(Verdict.REFUSE, str(e))
+        if context.started is not None and context.started.get("old_master"):
+            before = _address(context.started["old_master"])
+            if old != before:  # moved (this failover, or Sentinel's own): checked, not sent again
+                said = f"the Sentinels name {old[0]}:{old[1]} now, not {before[0]}:{before[1]}"
+                return Precheck(Verdict.STARTED, said, {"old_master": list(before)})
         detail = (
             f"the Sentinels agree the master is {old[0]}:{old[1]}; a replica is promoted, clients reconnect"
         )

@@ -22,7 +22,9 @@ from shared.actions.kind import ActionFailed, Context, Param, Precheck, Progress
 from shared.actions.kubernetes import (
     JSON,
     AlreadyExists,
+    Cluster,
     Clusters,
+    NotFound,
     kubectl_scope,
     parse_rfc3339,
     refusal,
@@ -155,6 +157,8 @@ class VeleroRestore:
         try:
             namespace_mapping(target.param("namespace_mapping"))
             cluster = self.clusters.cluster(target)
+            if context.started is not None and (started := self._started(cluster, target, context)):
+                return started
             if backup_name:
                 backup = cluster.custom_object(GROUP, VERSION, velero, "backups", str(backup_name))
                 phase = _status(backup).get("phase")
@@ -247,6 +251,20 @@ class VeleroRestore:
             else ""
         )
         return Step(Progress.PENDING, f"restore {name} {phase}{items}", continuation, CHECK_SECONDS)
+
+    def _started(self, cluster: Cluster, target: Target, context: Context) -> Precheck | None:
+        """A create whose answer was lost shows as the Restore of its name, from its backup."""
+        assert context.started is not None
+        name = restore_name(context.incident_id, str(target.param("namespace")))
+        backup = str(context.started.get("backup") or target.param("backup") or "")
+        try:
+            existing = cluster.custom_object(GROUP, VERSION, self._velero_namespace(target), "restores", name)
+        except NotFound:
+            return None
+        if _part(existing, "spec").get("backupName") != backup:
+            return None  # someone else's: execute refuses it, naming its backup
+        said = f"restore {name} from backup {backup} exists"
+        return Precheck(Verdict.STARTED, said, {"restore": name, "backup": backup})
 
     def _velero_namespace(self, target: Target) -> str:
         return str(target.param("velero_namespace") or "velero")

@@ -41,6 +41,7 @@ class ArmCosmosAccounts:
             max_staleness_prefix=policy.max_staleness_prefix if policy else None,
             max_interval_seconds=policy.max_interval_in_seconds if policy else None,
             automatic_failover=got.enable_automatic_failover,
+            provisioning_state=wire_text(got.provisioning_state) or None,
         )
 
     def offline_region(self, account_id: str, region: str) -> OperationHandle:

@@ -11,7 +11,7 @@ import pytest
 from shared.actions.acr import AcrImport
 from shared.actions.kind import ActionFailed, Context, Progress, Step, Target, Verdict
 from shared.adapters.acr import acr_kinds
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.stubs.acr import AcrImages, container_registry, serve_acr
 from tests.stubs.arm import ArmStub, StubCredential
 from tests.stubs.base import Reply
@@ -368,3 +368,22 @@ def test_bad_params_fail_before_any_request(
         kind.precondition(Target(REGISTRY, params), CONTEXT)
 
     assert arm.requests == []
+
+
+def test_an_import_whose_answer_was_lost_is_refused_on_a_takeover_naming_what_to_look_at(
+    arm: ArmStub, kind: AcrImport, images: AcrImages
+) -> None:
+    arm.lose_answer_next(IMPORT, 502, method="POST")
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(target(), CONTEXT, {})
+
+    again = kind.precondition(target(), Context("inc-1", NOW, NOW, "act-1", {}))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.REFUSE,
+        f"the answer to the import of {IMAGE} into acrshopwe was lost (or its worker stopped) and I "
+        f"cannot tell whether it took effect: look at {IMAGE} (`az acr repository show-tags --name "
+        "acrshopwe --repository shop/cart`) and the registry's activity log, then import it by hand "
+        "if it is missing",
+    )
+    assert len(arm.requests_to(IMPORT, "POST")) == 1

@@ -12,7 +12,7 @@ from shared.actions.cosmosdb import API_VERSION, CosmosFailback, CosmosFailover
 from shared.actions.kind import ActionFailed, Context, Progress, Target, Verdict
 from shared.adapters.azure_clients import ArmClients
 from shared.adapters.cosmosdb_arm import ArmCosmosAccounts
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.stubs.arm import ArmStub, StubCredential
 from tests.stubs.arm_services import cosmos_account, serve_cosmos
 
@@ -249,3 +249,80 @@ def test_the_api_version_is_the_sdks() -> None:
     from azure.mgmt.cosmosdb import CosmosDBManagementClient
 
     assert CosmosDBManagementClient(StubCredential(), SUB)._config.api_version == API_VERSION
+
+
+# --- after a start whose answer was lost: the precondition looks for that start -------------------
+
+
+def after(found: Any) -> Context:
+    """The context of a takeover's precondition: it asks about the start that was given `found`."""
+    return Context("inc-1", NOW, NOW, "act-1", found)
+
+
+def start_and_lose_its_answer(arm: ArmStub, kind: Any, tgt: Target, action: str, lost: int | None) -> Any:
+    """The precondition's `found`, once execute's POST to `action` was taken and its answer lost."""
+    found = kind.precondition(tgt, CONTEXT).found
+    arm.lose_answer_next(f"{ACCOUNT}/{action}", lost, method="POST")
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(tgt, CONTEXT, found)
+    return found
+
+
+def test_an_offline_whose_answer_was_lost_is_watched_while_the_account_is_busy_then_done(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target()
+    found = start_and_lose_its_answer(arm, kind, tgt, "offlineRegion", 504)
+    arm.update(ACCOUNT, lambda a: a["properties"].update(provisioningState="Updating"))
+
+    busy = kind.precondition(tgt, after(found))
+    arm.update(ACCOUNT, lambda a: a["properties"].update(provisioningState="Succeeded"))
+    [operation] = arm.operations
+    while operation.status == "InProgress":
+        operation.read()  # the forced failover ARM took goes through
+    moved = kind.precondition(tgt, after(found))
+
+    assert (busy.verdict, busy.detail) == (
+        Verdict.STARTED,
+        "the account is Updating: the offline of West Europe may be under way",
+    )
+    assert (moved.verdict, moved.detail) == (Verdict.STARTED, "the writes are in North Europe now")
+    assert moved.found == {"failed_region": "West Europe"}
+    done = run_to_done(kind, tgt, kind.check(tgt, CONTEXT, moved.found))
+    assert (done.progress, done.detail) == (Progress.DONE, "writes moved from West Europe to North Europe")
+    assert len(arm.requests_to(f"{ACCOUNT}/offlineRegion", "POST")) == 1
+
+
+def test_an_offline_whose_answer_was_lost_and_shows_no_sign_is_refused_not_sent_again(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target()
+    found = start_and_lose_its_answer(arm, kind, tgt, "offlineRegion", None)
+
+    again = kind.precondition(tgt, after(found))
+
+    assert again.verdict is Verdict.REFUSE
+    assert again.detail.startswith(
+        "the answer to the offline of West Europe was lost (or its worker stopped) and the account shows "
+        "no sign of it (writes in West Europe, account Succeeded): it may still be on its way"
+    )
+
+
+def test_a_failback_whose_answer_was_lost_is_found_by_the_write_region(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"))
+    kind = CosmosFailback(accounts)
+    tgt = target(region="West Europe")
+    found = start_and_lose_its_answer(arm, kind, tgt, "failoverPriorityChange", 502)
+    [operation] = arm.operations
+    while operation.status == "InProgress":
+        operation.read()
+
+    again = kind.precondition(tgt, after(found))
+
+    assert (again.verdict, again.found) == (Verdict.STARTED, {"region": "West Europe"})
+    assert run_to_done(kind, tgt, kind.check(tgt, CONTEXT, again.found)).progress is Progress.DONE
+    assert len(arm.requests_to(f"{ACCOUNT}/failoverPriorityChange", "POST")) == 1

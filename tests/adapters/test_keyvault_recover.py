@@ -10,7 +10,7 @@ import pytest
 from shared.actions.keyvault import RecoverSecret, default_vault_url, vault_of
 from shared.actions.kind import ActionFailed, Context, Progress, Target, Verdict
 from shared.adapters.keyvault import keyvault_kinds, verifies_challenge
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.stubs.keyvault import SCOPE, TENANT, KeyVaultStub, VaultCredential, vault_error
 
 API_VERSION = "2026-04-01"  # azure-keyvault-secrets 4.12.0's default
@@ -309,3 +309,28 @@ def test_a_bare_vault_name_is_a_target_too(vault: KeyVaultStub, kind: RecoverSec
     )
 
     assert check.verdict is Verdict.PROCEED
+
+
+def test_a_recovery_whose_answer_was_lost_is_found_gone_from_the_deleted_secrets(
+    vault: KeyVaultStub, kind: RecoverSecret
+) -> None:
+    vault.delete("db-password")
+    found = kind.precondition(target(vault), CONTEXT).found
+    lost = Context("inc-1", NOW, NOW, "act-1", found)
+    assert kind.precondition(target(vault), lost).verdict is Verdict.PROCEED, "still deleted: not taken"
+    vault.lose_answer_next("/deletedsecrets/db-password/recover", 502, method="POST")
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(target(vault), CONTEXT, found)
+
+    again = kind.precondition(target(vault), lost)
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        "secret db-password is no longer among the deleted secrets",
+    )
+    first = kind.check(target(vault), CONTEXT, again.found)  # Key Vault restores it a moment later
+    assert first.progress is Progress.PENDING
+    assert kind.check(target(vault), CONTEXT, first.continuation).progress is Progress.DONE
+    assert [path for method, path in sent(vault) if method == "POST"] == [
+        "/deletedsecrets/db-password/recover"
+    ]

@@ -8,6 +8,7 @@ sets, exactly what our check says.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 
 from shared.actions.kind import Progress, Target, Verdict
-from shared.actions.kubernetes import KubernetesRestart, rollout_status
+from shared.actions.kubernetes import ACTION_ANNOTATION, KubernetesRestart, rollout_status
 from shared.adapters.kube import KubeClusters
+from shared.errors import OutcomeUnknown
 from tests.kube_access import TOKENS, StubLocator, aks_target, bearer_tokens, incident
 from tests.kube_objects import NAME, NAMESPACE, deployment, template
 from tests.kubectl import kubectl_or_fail, run_kubectl
@@ -195,3 +197,31 @@ def test_command_is_kubectl_rollout_restart() -> None:
     assert restart.command(aks_target(deployment="shop/web")) == (
         "kubectl rollout restart deployment/web -n shop --context aks-shop"
     )
+
+
+def test_a_restart_stamps_the_action_id_and_a_takeover_finds_it_instead_of_restarting_again(
+    aks: KubeApiStub,
+) -> None:
+    restart = KubernetesRestart(KubeClusters(StubLocator(aks)))
+    target = aks_target(deployment="shop/web")
+    acting = dataclasses.replace(incident(), action_id="act-1")
+    found = restart.precondition(target, acting).found
+    aks.lose_answer_next(DEPLOYMENT_PATH, None, method="PATCH")  # applied; the connection dropped
+    with pytest.raises(OutcomeUnknown):
+        restart.execute(target, acting, found)
+
+    again = restart.precondition(target, dataclasses.replace(acting, started=found))
+
+    [patch] = aks.patches
+    key = "kubectl.kubernetes.io/restartedAt"
+    assert patch.body == {  # kubectl's patch, and the action id on the Deployment itself
+        "metadata": {"annotations": {ACTION_ANNOTATION: "act-1"}},
+        "spec": {"template": {"metadata": {"annotations": {key: "2026-11-23T10:25:07Z"}}}},
+    }
+    assert (again.verdict, again.found) == (Verdict.STARTED, {"generation": 4})
+    assert (
+        again.detail
+        == f"deployment shop/web carries this action's {ACTION_ANNOTATION}: its restart was applied"
+    )
+    other = dataclasses.replace(incident(), action_id="act-2", started=found)
+    assert restart.precondition(target, other).verdict is Verdict.PROCEED, "another action's id is not ours"

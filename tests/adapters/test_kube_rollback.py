@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,10 +13,10 @@ from typing import Any
 import pytest
 
 from shared.actions.kind import ActionFailed, Progress, Target, Verdict
-from shared.actions.kubernetes import KubernetesRollback
-from shared.actions.rollout import plan_rollback
+from shared.actions.kubernetes import ACTION_ANNOTATION, KubernetesRollback
+from shared.actions.rollout import REVISION, plan_rollback
 from shared.adapters.kube import KubeClusters, kube_kinds
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.kube_access import AKS_ID, OPENED, TOKENS, StubLocator, aks_target, bearer_tokens, incident
 from tests.kube_objects import NAME, NAMESPACE, deployment, replica_set, template
 from tests.stubs.kube_api import KubeApiStub
@@ -350,3 +352,78 @@ def test_command_is_the_kubectl_line(rollback: KubernetesRollback) -> None:
     assert rollback.command(reached) == (
         "kubectl rollout undo deployment/web -n shop --context prod --kubeconfig /etc/kube/c"
     )
+
+
+# --- the action id on the Deployment, and a start whose answer was lost -----------------------------
+
+ACTION_ID = "act-0123456789abcdef"
+
+
+def acting(started: Any = None) -> Any:
+    """The pipeline's context: the action's id, and on a takeover the start it asks about."""
+    return dataclasses.replace(incident(), action_id=ACTION_ID, started=started)
+
+
+def test_execute_sends_kubectls_patch_with_only_the_action_id_added(
+    stub: KubeApiStub, rollback: KubernetesRollback
+) -> None:
+    check = rollback.precondition(target(), acting())
+    objects = history()
+    assert check.found["patch"] == plan_rollback(objects[0], objects[1:]).body(), "kubectl's, as before"
+
+    rollback.execute(target(), acting(), check.found)
+
+    [patch] = stub.patches
+    template_op, annotations_op = patch.body
+    assert template_op == check.found["patch"][0]
+    kubectls = check.found["patch"][1]
+    assert annotations_op == {**kubectls, "value": {**kubectls["value"], ACTION_ANNOTATION: ACTION_ID}}
+    after = stub.get("Deployment", NAMESPACE, NAME)
+    assert after is not None and after["metadata"]["annotations"][ACTION_ANNOTATION] == ACTION_ID
+    assert ACTION_ANNOTATION not in json.dumps(after["spec"]["template"]), "the pods stay kubectl's"
+
+
+def test_a_patch_whose_answer_was_lost_is_found_by_its_action_id_even_after_the_controller_moved_on(
+    stub: KubeApiStub, rollback: KubernetesRollback
+) -> None:
+    check = rollback.precondition(target(), acting())
+    stub.lose_answer_next(DEPLOYMENT_PATH, 502, method="PATCH")
+    with pytest.raises(OutcomeUnknown, match="502"):
+        rollback.execute(target(), acting(), check.found)
+    # The controller then does what it does: revision 2's ReplicaSet becomes revision 4.
+    stub.add(replica_set(V2, revision=4, created="2026-11-22T10:00:00Z"))
+    rolled = stub.get("Deployment", NAMESPACE, NAME)
+    assert rolled is not None
+    rolled["metadata"]["annotations"][REVISION] = "4"
+    stub.add(rolled)
+
+    again = rollback.precondition(target(), acting(started=check.found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"deployment shop/web carries this action's {ACTION_ANNOTATION}: its rollback was applied",
+    )
+    assert again.found == {"generation": 4, "revision": 2}
+    # What a takeover did before: plan again (a refusal, "not a recent rollout"; with the window
+    # off, a rollback to revision 3, the one rolled away from), and send the approved patch again,
+    # refused as "changed since the precondition".
+    assert rollback.precondition(target(), acting()).verdict is Verdict.REFUSE
+    assert rollback.precondition(target(rolled_out_within_minutes=0), acting()).found["revision"] == 3
+    with pytest.raises(ActionFailed, match="changed since the precondition"):
+        rollback.execute(target(), acting(), check.found)
+    assert len(stub.patches) == 1
+
+
+def test_a_patch_whose_answer_was_lost_and_that_was_not_applied_proceeds_again(
+    stub: KubeApiStub, rollback: KubernetesRollback
+) -> None:
+    check = rollback.precondition(target(), acting())
+    stub.respond_next(DEPLOYMENT_PATH, 200, stub.get("Deployment", NAMESPACE, NAME))  # the GET before it
+    stub.fail_next(DEPLOYMENT_PATH, times=1, status=504)  # a gateway's 504: nothing reached the API
+    with pytest.raises(OutcomeUnknown, match="504"):
+        rollback.execute(target(), acting(), check.found)
+
+    again = rollback.precondition(target(), acting(started=check.found))
+
+    assert again.verdict is Verdict.PROCEED  # no action id on it: the patch was not applied
+    assert again.found == check.found

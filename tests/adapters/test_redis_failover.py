@@ -11,7 +11,7 @@ import pytest
 from shared.actions.kind import ActionFailed, Context, Progress, Target, Verdict
 from shared.actions.redis import MANAGED_API_VERSION, RedisFailover
 from shared.adapters.azure_actions import azure_kinds
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.stubs.arm import ArmStub, StubCredential
 from tests.stubs.arm_services import (
     azure_cache,
@@ -291,3 +291,119 @@ def test_a_resource_redis_failover_cannot_act_on_is_refused_by_name(kind: RedisF
         kind.describe(
             Target(f"/subscriptions/{SUB}/resourceGroups/g/providers/Microsoft.DocumentDB/databaseAccounts/x")
         )
+
+
+# --- after a start whose answer was lost: the precondition looks for that start -------------------
+
+
+def after(found: Any) -> Context:
+    """The context of a takeover's precondition: it asks about the start that was given `found`."""
+    return Context("inc-1", NOW, NOW, "act-1", found)
+
+
+def start_and_lose_its_answer(
+    arm: ArmStub, kind: RedisFailover, target: Target, method: str, path: str, lost: int | None
+) -> Any:
+    """The precondition's `found`, once execute's write was taken and its answer lost."""
+    found = kind.precondition(target, CONTEXT).found
+    arm.lose_answer_next(path, lost, method=method)
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(target, CONTEXT, found)
+    return found
+
+
+def test_a_reboot_whose_answer_was_lost_is_found_by_its_swap_and_never_sent_again(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    serve_azure_cache(arm, swap_after_reads=0)  # ARM shows the roles swapped at the next read
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{CACHE}/forceReboot", 502)
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        "the primary moved already (shard 0: instance 0 → 1)",
+    )
+    assert again.found == {"primaries": {"0": 0}}
+    done = run_to_done(kind, target, kind.check(target, CONTEXT, again.found))
+    assert done.progress is Progress.DONE
+    assert len(arm.requests_to(f"{CACHE}/forceReboot", "POST")) == 1
+
+
+def test_a_cache_the_platform_is_busy_with_after_a_lost_reboot_is_watched_not_rebooted(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{CACHE}/forceReboot", None)
+    arm.update(CACHE, lambda cache: cache["properties"].update(provisioningState="Updating"))
+
+    again = kind.precondition(target, after(found))
+
+    assert again.verdict is Verdict.STARTED
+    assert again.detail == "the cache is Updating: the reboot may be under way; not rebooted again"
+    # Asked with no start to look for, the same cache is refused: a reboot would race the platform.
+    assert kind.precondition(target, CONTEXT).verdict is Verdict.REFUSE
+    assert kind.check(target, CONTEXT, again.found).progress is Progress.PENDING
+
+
+def test_a_reboot_that_shows_nothing_after_its_lost_answer_proceeds_as_before(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = kind.precondition(target, CONTEXT).found
+    arm.fault("POST", f"{CACHE}/forceReboot", 502, "BadGateway")  # a gateway's 502, the reboot not made
+
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(target, CONTEXT, found)
+    again = kind.precondition(target, after(found))
+
+    assert again.verdict is Verdict.PROCEED  # the roles read as they were: execute reboots once more
+
+
+def test_an_unlink_whose_answer_was_lost_is_found_by_its_link_gone(arm: ArmStub, kind: RedisFailover) -> None:
+    azure_cache(arm, CACHE)
+    azure_cache(arm, REPLICA, location="northeurope")
+    link_caches(arm, CACHE, REPLICA)
+    arm.polls = 0
+    target = Target(CACHE, {"geo": True})
+    found = start_and_lose_its_answer(arm, kind, target, "DELETE", f"{CACHE}/linkedServers/cache-ne", 504)
+    arm.update(
+        f"{CACHE}/linkedServers/cache-ne",
+        lambda link: link["properties"].update(provisioningState="Deleting"),
+    )
+
+    deleting = kind.precondition(target, after(found))
+    [operation] = arm.operations
+    operation.read()  # the unlink ARM took goes through
+    gone = kind.precondition(target, after(found))
+
+    assert (deleting.verdict, deleting.detail) == (
+        Verdict.STARTED,
+        "link cache-ne is Deleting: the unlink may be under way; not sent again",
+    )
+    assert (gone.verdict, gone.detail) == (Verdict.STARTED, "link cache-ne is gone")
+    assert gone.found == found
+    assert kind.check(target, CONTEXT, gone.found).progress is Progress.DONE
+    assert len(arm.requests_to(f"{CACHE}/linkedServers/cache-ne", "DELETE")) == 1
+
+
+def test_a_force_unlink_whose_answer_was_lost_is_found_on_the_peer(arm: ArmStub, kind: RedisFailover) -> None:
+    managed_group(arm, [AMR_WE, AMR_NE])
+    arm.polls = 0
+    target = Target(AMR_WE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{AMR_NE}/forceUnlink", 502)
+    [operation] = arm.operations
+    operation.read()
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"{AMR_NE} no longer lists {AMR_WE} in its group",
+    )
+    assert kind.check(target, CONTEXT, again.found).progress is Progress.DONE
+    assert len(arm.requests_to(f"{AMR_NE}/forceUnlink", "POST")) == 1

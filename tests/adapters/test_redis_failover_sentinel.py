@@ -11,6 +11,8 @@ import pytest
 from shared.actions.kind import ActionFailed, Context, Progress, Step, Target, Verdict
 from shared.actions.redis import RedisFailover
 from shared.adapters.azure_actions import azure_kinds
+from shared.errors import OutcomeUnknown
+from tests.servers.cutting_proxy import CuttingProxy
 from tests.servers.redis_sentinel import MASTER_NAME, PASSWORD, SentinelSet, running_sentinels
 from tests.stubs.arm import StubCredential
 
@@ -115,3 +117,36 @@ def test_sentinel_refusing_the_failover_fails_the_action(cluster: SentinelSet, k
         # A second SENTINEL FAILOVER while the first runs: the master has not moved yet.
         kind.execute(target, CONTEXT, found)
     assert until_done(kind, target, started).progress is Progress.DONE
+
+
+def test_a_failover_whose_answer_was_lost_is_found_by_the_new_master_and_not_sent_again(
+    cluster: SentinelSet, kind: RedisFailover
+) -> None:
+    old = master_of(cluster)
+    first, *others = cluster.sentinel_addresses
+    with CuttingProxy(first, b"FAILOVER") as proxy:
+        target = target_of(cluster)
+        sentinels = [f"{host}:{port}" for host, port in [proxy.address, *others]]
+        target = Target(target.resource, reach={**target.reach, "sentinels": sentinels})
+        found = kind.precondition(target, CONTEXT).found
+        with pytest.raises(OutcomeUnknown, match="it may have started"):
+            kind.execute(target, CONTEXT, found)
+        deadline = time.monotonic() + FAILOVER_SECONDS
+        said = {cluster.said_by(s) for s in cluster.sentinels}
+        while time.monotonic() < deadline and (len(said) != 1 or old in said):
+            time.sleep(0.1)  # until every Sentinel names the new master: the pipeline waits longer
+            said = {cluster.said_by(s) for s in cluster.sentinels}
+
+        again = kind.precondition(target, Context("inc-1", NOW, NOW, "act-1", found))
+
+    new = master_of(cluster)
+    assert new != old and proxy.cut == 1
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"the Sentinels name {new[0]}:{new[1]} now, not {old[0]}:{old[1]}",
+    )
+    assert (
+        until_done(kind, target_of(cluster), Step(Progress.PENDING, "", again.found)).progress
+        is Progress.DONE
+    )
+    assert master_of(cluster) == new  # not swung back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from shared.actions.kind import ActionFailed, Progress, Verdict
 from shared.actions.velero import VeleroRestore, restore_name
 from shared.adapters.kube import KubeClusters
-from shared.errors import Transient
+from shared.errors import OutcomeUnknown, Transient
 from tests.kube_access import TOKENS, StubLocator, aks_target, incident
 from tests.stubs.kube_api import KubeApiStub
 
@@ -330,3 +331,24 @@ def test_command_is_the_velero_line(restore: VeleroRestore) -> None:
         "velero restore create --from-schedule daily --include-namespaces shop "
         "--namespace-mappings shop:shop-2 -n velero --kubecontext aks-shop"
     )
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_its_name_and_not_created_again(
+    stub: KubeApiStub, restore: VeleroRestore
+) -> None:
+    target = aks_target(namespace="shop", schedule="daily")
+    found = restore.precondition(target, incident()).found
+    before = restore.precondition(target, dataclasses.replace(incident(), started=found))
+    stub.lose_answer_next(RESTORES, 504, method="POST")
+    with pytest.raises(OutcomeUnknown):
+        restore.execute(target, incident(), found)
+
+    again = restore.precondition(target, dataclasses.replace(incident(), started=found))
+
+    assert before.verdict is Verdict.PROCEED, "no Restore of that name yet: a first create"
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"restore {RESTORE} from backup daily-20261123020000 exists",
+    )
+    assert again.found == {"restore": RESTORE, "backup": "daily-20261123020000"}
+    assert len(stub.requests_to(RESTORES, "POST")) == 1
