@@ -9,9 +9,15 @@ record moves by conditional writes; whoever loses a race re-reads and goes on fr
     running: starting (claimed, execute called) → operating (check until done) → settling (the
     alert must stay clear for settle_minutes) → succeeded | failed ("not recovered")
 
-A worker that dies between claiming and recording what execute started leaves "starting": after
-a lease the next delivery takes over, asks the precondition whether the change took effect, and
-executes only if it did not.
+A start the vendor turned away (a 429, a 503, a 409, a refused connection) is sent again after a
+back-off. A start that may have reached the target although nobody knows what it did is never sent
+again blind: a worker that died between claiming and recording what execute started, or a start
+whose answer was lost (`OutcomeUnknown`: a reset or time-out after sending, a 500/502/504/408),
+leaves "starting" with its claim. After the lease (after a lost answer, `lost_answer_seconds`, long
+enough for an accepted call to show) the next delivery takes over and asks the precondition about
+that very start (`Context.started`): STARTED, it took effect or is under way (checked from there
+on); SKIP, not needed any more (settled); PROCEED, no sign of it (claimed again and started again);
+REFUSE, it cannot tell or it is no longer safe (failed, and a person is paged).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from shared.domain.actions import (
 from shared.domain.effects import Change, Effect, EffectKind
 from shared.domain.incidents import RESOLVED, Incident, TimelineEntry
 from shared.errors import (
+    OutcomeUnknown,
     PoisonMessage,
     PreconditionFailed,
     Rejected,
@@ -62,7 +69,9 @@ log = logging.getLogger(__name__)
 
 ACTIONS_QUEUE = "actions"
 ESCALATION_PENDING = "escalation_pending"  # on a final record: why it must still page (see _end)
-BY_HAND_SEQ = 500_000  # the wake-up of a person's action (checks count from 1, retries from 200_000)
+# The wake-up of a person's action (checks count from 1, retries from 200_000, looks after a lost
+# answer from 300_000).
+BY_HAND_SEQ = 500_000
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,9 @@ class PipelineSettings:
     automation_on: bool = True  # DR_AUTOMATION
     check_seconds: float = 15.0  # between checks of a long operation
     lease_seconds: float = 60.0  # a claimed action not heard of for this long is taken over
+    # After a start whose answer was lost: how long to wait (the lease at least) before looking
+    # whether it took effect, so that a call ARM accepted has had time to show.
+    lost_answer_seconds: float = 120.0
     # After a vendor said "later": doubling from retry_seconds up to retry_max_seconds, jittered; a
     # 429's Retry-After wins. A step kept "later" for longer than its action's time-out is given up.
     retry_seconds: float = 5.0
@@ -415,7 +427,7 @@ class ActionPipeline:
         if check.verdict is Verdict.REFUSE:
             self._refuse(current, f"precondition: {check.detail}")
             return None
-        if check.verdict is Verdict.SKIP:
+        if check.verdict in (Verdict.SKIP, Verdict.STARTED):  # STARTED only comes with Context.started
             self._move(current, ActionState.SKIPPED, actor, f"not needed: {check.detail}")
             return None
         return check
@@ -452,8 +464,11 @@ class ActionPipeline:
         record = claimed.record
         try:
             step = kind.execute(target, self._context(record), found)
+        except OutcomeUnknown as e:
+            self._lost_answer(claimed, e)
+            return
         except Transient as e:
-            # The vendor did not take the call (429, 5xx before it started): try the start again.
+            # The vendor did not take the call (429, 503, 409, unreachable): try the start again.
             later = self._later(record, e)
             if later is None:
                 self._finish(claimed, ActionState.FAILED, f"{self._gave_up_waiting(record, e)} (starting)")
@@ -471,6 +486,33 @@ class ActionPipeline:
                 return
             raise
         self._operated(claimed, step, first=True)
+
+    def _lost_answer(self, claimed: VersionedAction, error: OutcomeUnknown) -> None:
+        """The start may have reached the target and its answer was lost: look before doing anything.
+
+        The record stays "starting" with its claim, as a worker's death leaves it, and a check comes
+        after `lost_answer_seconds`: `_take_over` then asks the precondition about this start. It
+        counts as a "later" from the vendor, so lost answers without end give up at the time-out.
+        """
+        record = claimed.record
+        later = self._later(record, error)
+        if later is None:
+            tries = _count(record, "transients") - 1
+            since = record.continuation.get("later_since", "?")
+            why = (
+                f"gave up starting it: answers lost or refused since {since} ({tries} tries), the last "
+                f"one lost, so it may have taken effect: look at {record.target} ({error})"
+            )
+            self._finish(claimed, ActionState.FAILED, why)
+            return
+        wait = max(self.settings.lease_seconds, self.settings.lost_answer_seconds)
+        unknown = record.evolve(continuation=later | {"outcome_unknown": str(error)[:300]})
+        line = (
+            f"the answer to the start was lost ({str(error)[:200]}); looking again in {wait:g} s "
+            "before doing anything"
+        )
+        saved = self._noted(claimed, unknown, line)
+        self._wake(saved.record, "check", int(later["transients"]) + 300_000, after=wait)
 
     def _restart(
         self, current: VersionedAction, kind: ActionKind, target: Target, found: dict[str, Any], line: str
@@ -537,33 +579,42 @@ class ActionPipeline:
             return
         claimed_at = parse_iso(str(record.continuation.get("claimed_at", ""))) or self.clock()
         quiet = (self.clock() - claimed_at).total_seconds()
-        if quiet < self.settings.lease_seconds:
-            # Another worker may be inside execute right now: look again when its lease has run out.
-            self._wake(
-                record,
-                "check",
-                record.attempts * 1000 + int(quiet),
-                after=self.settings.lease_seconds - quiet,
-            )
+        lost = bool(record.continuation.get("outcome_unknown"))
+        hold = max(self.settings.lease_seconds, self.settings.lost_answer_seconds if lost else 0.0)
+        if quiet < hold:
+            # Another worker may be inside execute right now (or a lost answer's call may not show
+            # yet): look again when its lease (lost_answer_seconds) has run out.
+            self._wake(record, "check", record.attempts * 1000 + int(quiet), after=hold - quiet)
             return
-        check = self._step(current, lambda: kind.precondition(target, self._context(record)))
+        # The precondition is asked about this very start: it may find its change (STARTED).
+        context = self._context(record, started=found)
+        check = self._step(current, lambda: kind.precondition(target, context))
         if check is None:
             return
         now = iso(self.clock())
+        before = (
+            "looked again after the start's answer was lost"
+            if lost
+            else "took over from a worker that stopped"
+        )
+        if check.verdict is Verdict.STARTED:
+            said = f"{before}: it is under way or done ({check.detail}); checking it"
+            self._operated(current, Step(Progress.PENDING, check.detail, dict(check.found), 0), True, said)
+            return
         if check.verdict is Verdict.SKIP:
-            line = f"took over from a worker that stopped: its change took effect ({check.detail})"
+            line = f"{before}: its change took effect ({check.detail})"
             self._settle(self._noted(current, record.evolve(continuation=self._settling(record, now)), line))
             return
         if check.verdict is Verdict.REFUSE:
-            self._finish(
-                current,
-                ActionState.FAILED,
-                f"took over from a worker that stopped; precondition: {check.detail}",
-            )
+            self._finish(current, ActionState.FAILED, f"{before}; precondition: {check.detail}")
             return
-        # PROCEED does not prove the first call never reached the target (an ARM reboot accepted
-        # but not yet visible): execute runs again, and every action's execute re-reads first.
-        line = "took over from a worker that stopped while starting it; still needed: starting again"
+        # PROCEED: the precondition saw no sign of that start, after the lease (after a lost answer,
+        # lost_answer_seconds) in which an accepted call shows; and every execute re-reads first.
+        line = (
+            f"{before}: no sign that it took effect ({check.detail}); starting again"
+            if lost
+            else "took over from a worker that stopped while starting it; still needed: starting again"
+        )
         self._restart(
             VersionedAction(record.evolve(attempts=record.attempts + 1), current.version),
             kind,
@@ -572,7 +623,7 @@ class ActionPipeline:
             line,
         )
 
-    def _operated(self, current: VersionedAction, step: Step, first: bool) -> None:
+    def _operated(self, current: VersionedAction, step: Step, first: bool, said: str = "") -> None:
         record = current.record
         now = iso(self.clock())
         if step.progress is Progress.FAILED:
@@ -589,7 +640,7 @@ class ActionPipeline:
         continuation = {**kept, **step.continuation, "phase": "operating", "found": found, "checks": checks}
         operating = record.evolve(continuation=continuation)
         if first:  # the progress is said once; each later check only saves what it found
-            saved = self._noted(current, operating, f"in progress: {step.detail}")
+            saved = self._noted(current, operating, said or f"in progress: {step.detail}")
         else:
             saved = self.actions.save_action(operating, current.version, [])
         self._wake(saved.record, "check", checks, after=self._interval(step))
@@ -911,11 +962,11 @@ class ActionPipeline:
     def _target(self, record: ActionRecord) -> Target:
         return Target(record.target, dict(record.params), dict(self.policy.reach(record.target)))
 
-    def _context(self, record: ActionRecord) -> Context:
+    def _context(self, record: ActionRecord, started: Mapping[str, Any] | None = None) -> Context:
         found = self.store.get(record.incident_id)
         opened = parse_iso(found.incident.opened_at) if found else None
         now = self.clock()
-        return Context(record.incident_id, opened or now, now)
+        return Context(record.incident_id, opened or now, now, record.id, started)
 
     def _rule_plan(self, rule: str, action: str) -> ActionPlan | None:
         for candidate in self.policy.rules:

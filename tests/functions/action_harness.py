@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 
 from shared import bootstrap
+from shared.actions.kind import ActionKind
 from shared.actions.registry import Registry
 from shared.bootstrap import Services
 from shared.domain.actions import ActionRecord
@@ -48,8 +49,12 @@ def services_for(
     extra: str = "",
     env: Mapping[str, str] | None = None,
     limits: Mapping[str, int] | None = None,
+    kinds: Sequence[ActionKind] | None = None,
 ) -> Services:
-    """The app with one rule acting on `redis-down*` alerts; `limits` replace [guardrails] values."""
+    """The app with one rule acting on `redis-down*` alerts; `limits` replace [guardrails] values.
+
+    `kinds`: the actions it knows (real kinds on their vendors' stubs); the pretend failover if None.
+    """
     policy = policy_with(data_dir.parent / "policy.toml", action, "", extra)
     if limits:
         text = policy.read_text()
@@ -68,7 +73,7 @@ def services_for(
         "PAGERDUTY_WEBHOOK_SECRETS": WEBHOOK_SECRET,
         **(env or {}),
     }
-    registry = Registry([PretendFailover(world)])
+    registry = Registry(list(kinds) if kinds is not None else [PretendFailover(world)])
     return Services(Settings.from_env(settings), clock=clock, registry=registry, pager=pager, chat=chat)
 
 

@@ -13,10 +13,11 @@ import pytest
 
 from shared.bootstrap import Services
 from shared.domain.actions import ActionState
-from shared.errors import LockLost, Transient
+from shared.errors import LockLost, OutcomeUnknown, Transient
 from shared.localhost.runtime import service_bus_message
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock
+from tests.fakes import FakePager
 from tests.functions.action_harness import (
     CACHE,
     actions_of,
@@ -26,6 +27,7 @@ from tests.functions.action_harness import (
     open_incident,
     run_queues,
     timeline,
+    triggers,
 )
 from tests.functions.harness import function
 
@@ -344,3 +346,114 @@ def test_a_429s_retry_after_is_honoured_and_a_retry_after_of_zero_is_backoff_not
     gaps = [b - a for a, b in pairwise(starts)]
     assert len(starts) == 4 and all(gap >= 1 for gap in gaps) and gaps[2] > gaps[0], gaps
     assert world.starts == 1 and only_action(app, incident_id).state is ActionState.SUCCEEDED
+
+
+# --- a start whose answer was lost: never sent again blind ------------------------------------------
+
+LOST = OutcomeUnknown("ARM answered 502 BadGateway: - (it may have been taken)")
+LOST_LINE = (
+    f"test.failover on {CACHE}: the answer to the start was lost (ARM answered 502 BadGateway: - (it may "
+    f"have been taken)); looking again in 120 s before doing anything ({RULE})"
+)
+
+
+def test_a_start_whose_answer_was_lost_waits_then_finds_it_took_effect_and_never_starts_again(
+    acting: Acting, world: PretendCache, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = acting()
+    asked = _timed(app, clock, monkeypatch, "precondition")
+
+    def taken_and_lost() -> None:
+        world.during_execute = None
+        world.primary = "node-1"  # the failover went through ...
+        raise LOST  # ... and its answer did not come back
+
+    world.during_execute = taken_and_lost
+    incident_id = open_incident()
+    run_queues(app)
+
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.SUCCEEDED, record
+    assert world.starts == 1
+    assert [c[0] for c in world.calls] == ["precondition", "execute", "precondition"]
+    assert asked[1] - asked[0] >= 120, f"looked again only after lost_answer_seconds: {asked}"
+    lines = timeline(app, incident_id)
+    assert LOST_LINE in lines
+    assert (
+        f"test.failover on {CACHE}: looked again after the start's answer was lost: its change took "
+        f"effect (the primary is node-1 already) ({RULE})"
+    ) in lines
+
+
+def test_a_start_whose_answer_was_lost_and_that_shows_no_sign_is_started_once_more_after_the_wait(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting()
+    world.fail("execute", LOST)  # a gateway's 502: the change was not made
+    incident_id = open_incident()
+    run_queues(app)
+
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.SUCCEEDED, record
+    assert world.starts == 1 and record.attempts == 2  # the 502 made no change: one start, two tries
+    assert [c[0] for c in world.calls][:4] == ["precondition", "execute", "precondition", "execute"]
+    assert (
+        f"test.failover on {CACHE}: looked again after the start's answer was lost: no sign that it took "
+        f"effect (replica node-1 healthy); starting again ({RULE})"
+    ) in timeline(app, incident_id)
+
+
+def test_a_start_whose_answer_was_lost_is_failed_when_the_precondition_now_refuses(
+    acting: Acting, world: PretendCache
+) -> None:
+    app = acting()
+
+    def lost_and_unhealthy() -> None:
+        world.during_execute = None
+        world.healthy_replica = False
+        raise LOST
+
+    world.during_execute = lost_and_unhealthy
+    world.takes = False
+    incident_id = open_incident()
+    run_queues(app)
+
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.FAILED
+    assert record.result == (
+        "looked again after the start's answer was lost; precondition: the replica is not healthy"
+    )
+    assert world.starts == 1
+
+
+def test_answers_lost_without_end_give_up_at_the_actions_time_out_and_say_it_may_have_taken_effect(
+    acting: Acting, world: PretendCache, pager: FakePager
+) -> None:
+    app = acting()
+    world.fail("execute", *[LOST] * 100)
+    incident_id = open_incident()
+    run_queues(app, seconds=3600)
+
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.FAILED, record
+    assert record.result.startswith("gave up starting it: answers lost or refused since 2026-11-25T10:00:00")
+    assert f"the last one lost, so it may have taken effect: look at {CACHE}" in record.result
+    executes = sum(1 for c in world.calls if c[0] == "execute")
+    assert 4 <= executes <= 7, f"one try per lost_answer_seconds within the 10 min time-out: {executes}"
+    assert triggers(pager), "a person is paged"
+
+
+def test_a_delivery_during_the_wait_after_a_lost_answer_does_not_look_early(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting()
+    world.fail("execute", LOST)
+    incident_id = open_incident()
+    deliver(app, "actions")  # planned and started: the answer lost
+    clock.advance(seconds=70)  # past the lease (60 s), short of lost_answer_seconds (120 s)
+
+    app.actions.advance(only_action(app, incident_id).id)  # a stray redelivery meanwhile
+
+    assert [c[0] for c in world.calls] == ["precondition", "execute"]
+    run_queues(app)
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED and world.starts == 1
