@@ -108,6 +108,8 @@ class ActionFailed(Rejected):
 
     Steps raise `shared.errors.Transient` (with retry_after) for a 429, a 5xx, a 409 "another
     operation is in progress" or an unreachable endpoint: the pipeline tries the step again later.
+    Execute's call that may have been taken although its answer was lost raises
+    `shared.errors.OutcomeUnknown`: the pipeline then asks the precondition before anything else.
     """
 
 

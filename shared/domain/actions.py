@@ -120,7 +120,7 @@ class ActionRecord:
     region: str = ""  # for the per-region cap; "" when the target does not say
     params: Mapping[str, Any] = field(default_factory=dict)
     approved_by: Actor | None = None
-    attempts: int = 0  # executions started: more than one means a takeover after a crash
+    attempts: int = 0  # executions started: more than one means a takeover (a crash, a lost answer)
     # What a long operation needs to be checked on later (an LRO's polling URL, an old master),
     # and where the pipeline is with it: {"phase": "starting" | "operating" | "settling", …}.
     continuation: Mapping[str, Any] = field(default_factory=dict)
