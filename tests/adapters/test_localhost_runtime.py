@@ -22,6 +22,7 @@ from shared.localhost.runtime import BatchPump, LockRenewer, QueuePump
 from shared.localhost.server import function_key
 from shared.ports import QueueMessage
 from tests.factories import FakeClock
+from tests.functions.harness import registered
 
 
 def _one(queue: SqliteQueue) -> None:
@@ -198,14 +199,12 @@ def test_a_thread_that_runs_in_the_background_lowers_its_own_priority_and_no_one
 
 
 def test_in_a_storm_only_the_actions_and_the_lock_renewer_keep_the_cpus_full_share(tmp_path: Path) -> None:
-    from function_app import app
-
     mine = _niceness(threading.get_native_id())
     low = min(priority.MAX_NICENESS, mine + priority.BACKGROUND_NICENESS)
     inbox = Inbox(tmp_path)
     stop = threading.Event()
     before = set(threading.enumerate())
-    lines = runtime.start_triggers(app.get_functions(), SqliteQueue(tmp_path / "q.db"), stop)
+    lines = runtime.start_triggers(registered(), SqliteQueue(tmp_path / "q.db"), stop)
     InboxDrain(inbox, lambda waiting: None, stop).start()
     started = [t for t in threading.enumerate() if t not in before]
     try:
