@@ -243,13 +243,14 @@ class Services:
 
         settings = self.settings
         arm, every = settings.arm_url, settings.action_check_seconds
-        credential = LazyCredential(settings.managed_identity_client_id)  # azure-identity on first token
         timeouts = arm_timeouts(self.lease_seconds)  # a start's call ends before its lease can
+        # azure-identity is loaded on the first token; token requests are bounded as ARM calls are.
+        credential = LazyCredential(settings.managed_identity_client_id, timeouts)
         return Registry(
             [
                 *azure_kinds(arm, credential, check_seconds=every, timeouts=timeouts),
                 *acr_kinds(arm, credential, check_seconds=every, timeouts=timeouts),
-                *keyvault_kinds(credential, check_seconds=every),
+                *keyvault_kinds(credential, check_seconds=every, timeouts=timeouts),
                 *kube_kinds(aks_locator(arm, credential, timeouts)),
             ]
         )

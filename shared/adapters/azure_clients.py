@@ -2,8 +2,9 @@
 
 The SDKs are imported inside the functions that build clients: each costs a cold start 0.2–0.45 s.
 
-- `azure_credential(client_id)`: `ManagedIdentityCredential(client_id=…)` for a user-assigned
-  identity, else `DefaultAzureCredential`; built on first use and kept, so its token cache is shared.
+- `azure_credential(client_id, timeouts)`: `ManagedIdentityCredential(client_id=…)` for a
+  user-assigned identity, else `DefaultAzureCredential`; built on first use and kept, so its token
+  cache is shared; each token request bounded by the same timeouts as an ARM call.
 - `ArmClients(arm_url, credential)`: one client per (SDK, subscription), built on first use with
   `base_url=arm_url` and `credential_scopes=[f"{arm_url}/.default"]` (real ARM's scope is
   `https://management.azure.com/.default`), so DR_ARM_URL points every client elsewhere at once.
@@ -14,9 +15,10 @@ The SDKs are imported inside the functions that build clients: each costs a cold
   taken it although its answer was lost (a reset or read timeout after sending, 500, 502, 504,
   408) it raises `OutcomeUnknown`, and the pipeline looks before it calls again. Not sent (refused,
   no token) and not taken (429, 503, 409) stay `Transient`.
-- Every ARM call is bounded (`arm_timeouts(lease)`; azure-core's defaults are 300 s to connect and
-  300 s per read): an endpoint that takes the connection and never answers is `Transient` well
-  within the action's lease, so another worker never takes over a start whose call still waits.
+- Every ARM call, token request and Key Vault call is bounded (`arm_timeouts(lease)`; azure-core's
+  defaults are 300 s to connect and 300 s per read): an endpoint that takes the connection and
+  never answers is `Transient` well within the action's lease, so another worker never takes over
+  a start whose call still waits.
 - `started(poller)` / `ArmPolls.poll(handle)`: a long operation is started without waiting (its
   first answer's URLs become the handle) and polled once per check.
 """
@@ -69,44 +71,53 @@ _FAILED = {"failed", "canceled", "cancelled"}
 T = TypeVar("T")
 
 _credential_lock = threading.Lock()
-_credentials: dict[str | None, Any] = {}
+_credentials: dict[tuple[str | None, ArmTimeouts], Any] = {}
 
 
-def azure_credential(client_id: str | None = None) -> Any:
-    """This process's credential for the identity (user-assigned when client_id is given)."""
+def azure_credential(client_id: str | None = None, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> Any:
+    """This process's credential for the identity (user-assigned when client_id is given), its token
+    requests bounded as ARM calls are: azure-core's 300 s would let a start's token outlast its lease."""
+    key = (client_id, timeouts)
     with _credential_lock:
-        if client_id not in _credentials:
+        if key not in _credentials:
             if client_id:
                 from azure.identity import ManagedIdentityCredential
 
-                _credentials[client_id] = ManagedIdentityCredential(client_id=client_id)
+                _credentials[key] = ManagedIdentityCredential(
+                    client_id=client_id,
+                    connection_timeout=timeouts.connect_seconds,
+                    read_timeout=timeouts.read_seconds,
+                )
             else:
                 from azure.identity import DefaultAzureCredential
 
                 # Off Azure (a laptop, CI) the managed-identity probe would wait on an endpoint that is
                 # not there: only try it where the platform says it has one.
                 in_azure = bool(os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"))
-                _credentials[client_id] = DefaultAzureCredential(
+                _credentials[key] = DefaultAzureCredential(
                     exclude_managed_identity_credential=not in_azure,
                     exclude_interactive_browser_credential=True,
+                    connection_timeout=timeouts.connect_seconds,
+                    read_timeout=timeouts.read_seconds,
                 )
-        return _credentials[client_id]
+        return _credentials[key]
 
 
 class LazyCredential:
     """The process's credential, built on the first token asked for: loading azure-identity costs
     a cold start time it need not pay before an action runs."""
 
-    def __init__(self, client_id: str | None = None) -> None:
+    def __init__(self, client_id: str | None = None, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> None:
         self.client_id = client_id
+        self.timeouts = timeouts
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         """As the real credential answers."""
-        return azure_credential(self.client_id).get_token(*scopes, **kwargs)
+        return azure_credential(self.client_id, self.timeouts).get_token(*scopes, **kwargs)
 
     def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
         """As the real credential answers (azure-core prefers this when a credential has it)."""
-        return azure_credential(self.client_id).get_token_info(*scopes, **kwargs)
+        return azure_credential(self.client_id, self.timeouts).get_token_info(*scopes, **kwargs)
 
     def close(self) -> None:
         """Nothing to close until the real credential exists; it lives as long as the process."""

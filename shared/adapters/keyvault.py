@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from shared.actions.keyvault import DeletedSecret, RecoverSecret, Recovery
 from shared.actions.kind import ActionFailed, ActionKind
-from shared.adapters.azure_clients import wire_text
+from shared.adapters.azure_clients import ARM_TIMEOUTS, ArmTimeouts, wire_text
 from shared.errors import MAYBE_TAKEN, OutcomeUnknown, Transient, retry_after_seconds
 
 # Key Vault's DNS suffixes in Azure's clouds (public, China, US Government).
@@ -183,6 +183,9 @@ def _code_and_message(body: Any) -> tuple[str, str]:
     return code, message
 
 
-def keyvault_kinds(credential: Any, check_seconds: float = 10.0) -> list[ActionKind]:
-    """`keyvault.recover_secret`, on the data plane of whichever vault a target names."""
-    return [RecoverSecret(KeyVaultSecrets(credential), check_seconds)]
+def keyvault_kinds(
+    credential: Any, check_seconds: float = 10.0, timeouts: ArmTimeouts = ARM_TIMEOUTS
+) -> list[ActionKind]:
+    """`keyvault.recover_secret`, on the data plane of whichever vault a target names, each call
+    bounded as an ARM call is (a vault slow in a regional outage must not outlast the lease)."""
+    return [RecoverSecret(KeyVaultSecrets(credential, **timeouts.keywords()), check_seconds)]

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from shared.actions.keyvault import RecoverSecret
 from shared.actions.redis import RedisFailover
-from shared.adapters.azure_clients import ARM_TIMEOUTS, ArmClients, ArmTimeouts, arm_timeouts
+from shared.adapters.azure_clients import ARM_TIMEOUTS, ArmClients, ArmTimeouts, LazyCredential, arm_timeouts
+from shared.adapters.keyvault import KeyVaultSecrets
 from shared.adapters.redis_arm import ArmAzureCaches
 from shared.bootstrap import Services
 from shared.errors import OutcomeUnknown
@@ -71,3 +73,16 @@ def test_one_calls_worst_case_ends_well_within_the_actions_lease(tmp_path: Path,
     assert isinstance(kind, RedisFailover)
     caches = kind._in_region.caches
     assert isinstance(caches, ArmAzureCaches) and caches.clients.timeouts == timeouts  # what the app uses
+
+
+@pytest.mark.parametrize("lock", [30.0, 2.0])
+def test_key_vault_calls_and_token_requests_carry_the_same_bounds(tmp_path: Path, lock: float) -> None:
+    app = Services(Settings.from_env({"DR_DATA_DIR": str(tmp_path), "DR_QUEUE_LOCK_SECONDS": str(lock)}))
+    timeouts = arm_timeouts(app.actions.settings.lease_seconds)
+    kind = app.registry.get("keyvault.recover_secret")
+    assert isinstance(kind, RecoverSecret) and isinstance(kind.vaults, KeyVaultSecrets)
+    client = kind.vaults.client("https://kv-shop.vault.azure.net")
+    config = client._client._client._pipeline._transport.connection_config  # the generated client's
+    assert (config.timeout, config.read_timeout) == (timeouts.connect_seconds, timeouts.read_seconds)
+    credential = kind.vaults.credential
+    assert isinstance(credential, LazyCredential) and credential.timeouts == timeouts

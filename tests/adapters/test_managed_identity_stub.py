@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared.adapters import azure_clients
-from shared.adapters.azure_clients import ArmClients, LazyCredential
+from shared.adapters.azure_clients import ArmClients, ArmTimeouts, LazyCredential
 from tests.stubs.arm import ArmStub
 from tests.stubs.arm_services import azure_cache
 from tests.stubs.managed_identity import API_VERSION, ManagedIdentityStub
@@ -85,3 +85,18 @@ def test_arm_receives_the_identitys_token_as_bearer(
         [read] = arm.requests_to(CACHE, "GET")
         assert read.query["api-version"] == ["2024-11-01"]
         assert arm.bearer_tokens() == [issued.token]
+
+
+@pytest.mark.parametrize("client_id", [None, "11111111-2222-3333-4444-555555555555"])
+def test_a_token_answer_that_never_comes_is_given_up_after_the_read_timeout(
+    identity: ManagedIdentityStub, client_id: str | None
+) -> None:
+    held = identity.hold_next("/msi/token")  # the endpoint takes the request and never answers it
+    try:
+        credential = LazyCredential(client_id, ArmTimeouts(1.0, 1.0))
+        token = credential.get_token("https://management.azure.com/.default")
+    finally:
+        held.set()
+    # The first request was cut off by the read timeout and asked again, not waited on for minutes.
+    assert len(identity.requests) == 2
+    assert token.token == identity.issued[-1].token
