@@ -66,6 +66,7 @@ class FastIntakeProtocol(JsonErrorsProtocol):
     def on_headers_complete(self) -> None:
         """Hold back a request this protocol may answer itself; start the rest as uvicorn does."""
         if self._may_answer():
+            self._head_open = False  # as the parent's would: the head is whole
             self._held = []
             return
         super().on_headers_complete()

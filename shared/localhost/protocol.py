@@ -22,6 +22,18 @@ UPGRADE_WITH_BODY = json.dumps(
     }
 ).encode()
 
+# What the Functions host (Kestrel) allows a request's line and headers: MaxRequestHeadersTotalSize,
+# 32 KB. The parser gathers a header's value whole before it hands it on, so without a bound a
+# sender that never ends one would grow the server's memory without end.
+MAX_HEAD_BYTES = 32 * 1024
+HEAD_TOO_LARGE = json.dumps(
+    {
+        "error": "headers_too_large",
+        "detail": f"the request line and headers exceed {MAX_HEAD_BYTES // 1024} KiB; send fewer or"
+        " shorter headers (the function key fits in ?code= or x-functions-key)",
+    }
+).encode()
+
 
 class _UpgradeWithBody(Exception):
     """Raised in a parser callback, which httptools turns into the parse error uvicorn answers."""
@@ -31,9 +43,29 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     """What a sender gets for a request the parser refuses: a JSON 400, then the connection closed."""
 
     _refusal = MALFORMED
+    _head_open = False  # between a request's first byte and the end of its headers
+    _head_bytes = 0  # of that head, counted from the reads that began and ended inside it
+
+    def data_received(self, data: bytes) -> None:
+        """Parse; a head that grows past MAX_HEAD_BYTES is answered 431 and the connection closed."""
+        open_before = self._head_open
+        super().data_received(data)
+        # A read that began and ended inside one head is all head (one that began a request may
+        # hold the end of the one before: it is not counted, which lets at most one read more in).
+        if open_before and self._head_open:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self.transport.write(self.answer(431, HEAD_TOO_LARGE, close=True))
+                self.transport.close()
+
+    def on_message_begin(self) -> None:
+        """A request begins: its head is open until its headers are complete."""
+        super().on_message_begin()
+        self._head_open, self._head_bytes = True, 0
 
     def on_headers_complete(self) -> None:
         """Refuse a non-WebSocket upgrade that carries a body: uvicorn would run it with none."""
+        self._head_open = False
         if self.parser.should_upgrade() and not self._should_upgrade() and self._has_body():
             self._refusal = UPGRADE_WITH_BODY
             raise _UpgradeWithBody

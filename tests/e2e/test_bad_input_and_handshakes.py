@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -81,6 +82,32 @@ def test_an_unparsable_request_gets_a_json_400_and_a_closed_connection(
     assert json.loads(body)["error"] == _ERRORS.get(name, "malformed_request")
     time.sleep(1.0)  # an accepted alert is folded well within this: had one been taken, it would show
     assert _stored(responder) == before
+
+
+def test_a_header_that_never_ends_is_a_json_431_not_memory_without_end(responder: Responder) -> None:
+    before = _stored(responder)
+    answer = b""
+    with socket.create_connection(("127.0.0.1", responder.port), timeout=10) as conn:
+        conn.sendall(_POST + b"Content-Type: application/json\r\nX-Padding: ")
+        try:
+            for _ in range(4096):  # 64 MiB if nobody stopped it; the server must stop at 32 KiB
+                conn.sendall(b"a" * 16384)
+                time.sleep(0.002)  # so that the server reads it in many pieces, as a slow sender sends
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed while we still sent
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"content-type: application/json" in head.lower() and b"connection: close" in head.lower()
+    assert json.loads(body)["error"] == "headers_too_large"
+    assert _stored(responder) == before
+
+
+def test_headers_under_the_limit_are_served_as_before(responder: Responder) -> None:
+    answer = responder.post("/alerts", _ALERT, **{"x-padding": "a" * (24 * 1024)})
+    assert answer.status_code == 202, answer.text
 
 
 def test_subscription_validation_handshake(responder: Responder) -> None:
