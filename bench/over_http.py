@@ -32,7 +32,7 @@ STOP_TIMEOUT = 30.0
 def run(profile: bool = False) -> list[Figure]:
     """Serve, send the storm, check the answers and the incidents, stop; BenchFailed if anything is wrong."""
     bodies = storm()
-    yardstick = alertmanager.rate(free_port())
+    before = alertmanager.rate(free_port())
     floor = asgi_floor.rate(free_port(), bodies)
     key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="dr-bench-http-") as tmp:
@@ -62,11 +62,19 @@ def run(profile: bool = False) -> list[Figure]:
         )
     if problems:
         raise BenchFailed("http: " + "; ".join(problems))
+    # Alertmanager again after dr serve, and the ratio against the mean of the two, as the ceiling
+    # bench measures: a machine that drifts during the run then moves both sides alike.
+    after = alertmanager.rate(free_port())
+    yardstick = (before + after) / 2
     rate = len(bodies) / sent["seconds"]
     ratio = rate / yardstick
     return [
         Figure("http", "alerts/s (dr serve)", f"{rate:,.0f}"),
-        Figure("http", "alerts/s (Alertmanager, same client)", f"{yardstick:,.0f}"),
+        Figure(
+            "http",
+            "alerts/s (Alertmanager, same client)",
+            f"{yardstick:,.0f} (before {before:,.0f}, after {after:,.0f})",
+        ),
         Figure(
             "http",
             "requests/s (uvicorn, a do-nothing 202 app)",
