@@ -19,6 +19,9 @@ from shared.triage.assessment import correlation_key
 from shared.triage.policy import Policy
 
 INTAKE_QUEUE = "intake"
+# The dead letter of a body answered 202 by `dr serve`'s quick check that the full parser then
+# refused: it holds the alert's raw body, not a signal, so it is posted again, not replayed.
+REFUSED_AFTER_ACCEPTED = "RefusedAfterAccepted"
 MAX_ID_LENGTH = 128  # Service Bus message and session ids
 
 

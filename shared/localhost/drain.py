@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from shared.bootstrap import Services
 from shared.domain.signals import Signal
 from shared.errors import BadInput, StoreBusy
-from shared.intake.admission import INTAKE_QUEUE
+from shared.intake.admission import INTAKE_QUEUE, REFUSED_AFTER_ACCEPTED
 from shared.intake.azure_monitor import parse_alert
 from shared.intake.json_body import decode_json
 from shared.localhost.inbox import Inbox, Waiting
@@ -79,7 +79,7 @@ def admit_alerts(services: Services) -> Callable[[Sequence[Waiting]], None]:
         )
         services.queue.dead_letter_message(
             QueueMessage(queue=INTAKE_QUEUE, body=kept, message_id=f"inbox-{item.id}"),
-            "RefusedAfterAccepted",
+            REFUSED_AFTER_ACCEPTED,
             f"answered 202 by dr serve's quick check, then refused by the full path{cut}: {why}",
         )
 

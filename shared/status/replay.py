@@ -10,6 +10,7 @@ from typing import Any
 from shared.clock import iso
 from shared.domain.incidents import TimelineEntry
 from shared.errors import Rejected
+from shared.intake.admission import REFUSED_AFTER_ACCEPTED
 from shared.ports import IncidentStore, QueueInspector
 from shared.status.model import describe_dead_letter
 
@@ -57,6 +58,14 @@ def replay_dead_letter(
             f"message id {message_id!r} is dead-lettered in {', '.join(in_queues)}: pass --queue"
         )
     view = describe_dead_letter(found[0])
+    if view.reason == REFUSED_AFTER_ACCEPTED:
+        # Replayed, its raw body would reach the folder as a message that is no signal: poison.
+        raise ReplayRefused(
+            f"{message_id!r} holds an alert's raw body, which the full parser refused after dr serve had"
+            f" answered it 202 ({view.description[:300]}); replayed, it would be refused again as no"
+            " signal. Fix what that says, then POST the body to /api/alerts again (it is the dead"
+            " letter's body: the queue_messages row of DATA_DIR/queue.sqlite3); it stays here meanwhile"
+        )
     new_id = replay_message_id(message_id)
     if not queues.resend_dead_letter(view.queue, message_id, new_id):
         raise ReplayRefused(

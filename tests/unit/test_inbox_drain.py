@@ -9,11 +9,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from shared.bootstrap import Services
 from shared.intake.admission import INTAKE_QUEUE
 from shared.localhost.drain import InboxDrain, admit_alerts
 from shared.localhost.inbox import Inbox, Waiting
 from shared.settings import Settings
+from shared.status.replay import ReplayRefused, replay_dead_letter
 from tests.conftest import REFDATA
 
 ALERT = json.loads((REFDATA / "azure_monitor" / "cas_testaction_metric_static_fired.json").read_bytes())
@@ -98,3 +101,16 @@ def test_a_drain_outlives_an_unexpected_error_and_admits_the_batch_again(tmp_pat
     drained(inbox, admit)
 
     assert calls[:2] == [1, 1]  # the same row again after the failure, and then forgotten
+
+
+def test_a_refused_body_is_not_replayed_as_a_message_that_is_no_signal(tmp_path: Path) -> None:
+    services = Services(Settings(data_dir=tmp_path))
+    inbox = Inbox(tmp_path)
+    inbox.append(b'{"schemaId": "somethingElse"}')
+    drained(inbox, services)
+    (dead,) = services.queue.dead_letters(INTAKE_QUEUE)  # type: ignore[attr-defined]
+
+    with pytest.raises(ReplayRefused, match=r"raw body.*unsupported_schema.*POST the body to /api/alerts"):
+        replay_dead_letter(services.queue_inspector, services.store, dead.message_id, services.clock())
+    assert services.queue.active_count(INTAKE_QUEUE) == 0  # type: ignore[attr-defined]
+    assert [d.message_id for d in services.queue.dead_letters(INTAKE_QUEUE)] == [dead.message_id]  # type: ignore[attr-defined]
