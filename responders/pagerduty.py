@@ -9,6 +9,7 @@ import azure.functions as func
 from responders.http import answers_errors, error_response, json_response
 from shared.bootstrap import services
 from shared.domain.effects import PAGERDUTY_QUEUE
+from shared.errors import BadInput
 from shared.paging.webhook import parse_event, to_message, verify_signature
 from shared.settings import MAX_BODY_BYTES
 
@@ -25,8 +26,16 @@ def pagerduty_webhook(req: func.HttpRequest) -> func.HttpResponse:
     if len(body) > MAX_BODY_BYTES:
         return json_response({"error": "body_too_large", "detail": f"limit {MAX_BODY_BYTES} bytes"}, 413)
     verify_signature(body, req.headers.get("x-pagerduty-signature"), app.settings.pagerduty_webhook_secrets)
-    event = parse_event(body, req.headers.get("content-type"), req.headers.get("content-encoding"))
-    message = to_message(event, req.headers.get("x-webhook-id"), body)
+    try:
+        event = parse_event(body, req.headers.get("content-type"), req.headers.get("content-encoding"))
+        message = to_message(event, req.headers.get("x-webhook-id"), body)
+    except BadInput as e:
+        # PagerDuty drops a 4xx without a retry and disables the subscription after three in a row:
+        # a signed delivery refused here is worth a line in the log.
+        log.warning(
+            "PagerDuty delivery %s refused: %s: %s", req.headers.get("x-webhook-id"), e.error, e.detail
+        )
+        raise
     try:
         app.queue.send([message])
     except Exception:

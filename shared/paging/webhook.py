@@ -17,7 +17,6 @@ from shared.clock import parse_iso
 from shared.domain.effects import PAGERDUTY_QUEUE
 from shared.errors import BadInput, Unauthorized
 from shared.intake.json_body import decode_json, optional, require
-from shared.paging.webhook_updates import malformed
 from shared.ports import MAX_MESSAGE_BYTES, QueueMessage
 
 MAX_ID_LENGTH = 128  # Service Bus message and session ids: event.id and the incident's id become them
@@ -71,10 +70,6 @@ def parse_event(body: bytes, content_type: str | None, content_encoding: str | N
     if parse_iso(occurred_at) is None:
         detail = f"event.occurred_at must be an ISO 8601 date-time, got {occurred_at[:50]!r}"
         raise BadInput("invalid_field", detail, 422)
-    # A field the update reads in the wrong shape could never be applied: refused now, not queued.
-    problem = malformed(event)
-    if problem:
-        raise BadInput("invalid_field", problem, 422)
     return WebhookEvent(id=event_id, event_type=event_type, occurred_at=occurred_at, raw=event)
 
 

@@ -84,7 +84,7 @@ def test_an_occurred_at_that_is_no_date_time_is_refused_at_the_door(responder: R
     assert answer.json()["error"] == "invalid_field" and "event.occurred_at" in answer.json()["detail"]
 
 
-def test_a_field_the_update_cannot_read_is_refused_with_its_name_not_accepted_and_dropped(
+def test_a_malformed_field_is_written_on_the_incident_and_dead_lettered_as_poison(
     responder: Responder,
 ) -> None:
     opened = responder.post("/alerts", (ROOT / "samples" / "cosmos-unavailable.json").read_bytes())
@@ -92,13 +92,18 @@ def test_a_field_the_update_cannot_read_is_refused_with_its_name_not_accepted_an
     envelope = copy.deepcopy(CAPTURED["incident_acknowledged"])
     envelope["event"].update(id="E-assignees-5", event_type="incident.reassigned")
     envelope["event"]["data"].update(incident_key=incident_id, assignees=5)
-    answer = _post(responder, envelope, "assignees-5")
-    assert answer.status_code == 422, answer.text
-    assert answer.json() == {
-        "error": "invalid_field",
-        "detail": "event.data.assignees must be an array, got a number",
-    }
-    assert SqliteQueue(responder.data_dir / "queue.sqlite3").dead_letters("pagerduty") == []
+    assert _post(responder, envelope, "assignees-5").status_code == 202
+
+    def written_down() -> bool:
+        timeline = responder.get(f"/incidents/{incident_id}").json()["timeline"]
+        return any("not applied: event.data.assignees must be an array" in e["text"] for e in timeline)
+
+    responder.wait_for(written_down, "the malformed event on the incident's timeline")
+    queue = SqliteQueue(responder.data_dir / "queue.sqlite3")
+    responder.wait_for(lambda: bool(queue.dead_letters("pagerduty")), "the event dead-lettered")
+    (dead,) = [d for d in queue.dead_letters("pagerduty") if d.message_id == "assignees-5"]
+    assert (dead.reason, dead.delivery_count) == ("PoisonMessage", 1)
+    assert "event.data.assignees must be an array" in dead.description
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
