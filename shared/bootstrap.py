@@ -237,7 +237,7 @@ class Services:
         from shared.actions.registry import Registry
         from shared.adapters.acr import acr_kinds
         from shared.adapters.azure_actions import aks_locator, azure_kinds
-        from shared.adapters.azure_clients import LazyCredential, arm_timeouts
+        from shared.adapters.azure_clients import ActionsCredential, arm_timeouts
         from shared.adapters.keyvault import keyvault_kinds
         from shared.adapters.kube import kube_kinds
 
@@ -245,7 +245,7 @@ class Services:
         arm, every = settings.arm_url, settings.action_check_seconds
         timeouts = arm_timeouts(self.lease_seconds)  # a start's call ends before its lease can
         # azure-identity is loaded on the first token; token requests are bounded as ARM calls are.
-        credential = LazyCredential(settings.managed_identity_client_id, timeouts)
+        credential = ActionsCredential(settings.managed_identity_client_id, timeouts)
         return Registry(
             [
                 *azure_kinds(arm, credential, check_seconds=every, timeouts=timeouts),

@@ -71,41 +71,54 @@ _FAILED = {"failed", "canceled", "cancelled"}
 T = TypeVar("T")
 
 _credential_lock = threading.Lock()
-_credentials: dict[tuple[str | None, ArmTimeouts], Any] = {}
+_credentials: dict[tuple[str | None, ArmTimeouts, bool], Any] = {}
+_NO_IDENTITY = (
+    "no Azure identity to act with (set AZURE_CLIENT_ID for a managed identity, or sign in with `az login`)"
+)
 
 
-def azure_credential(client_id: str | None = None, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> Any:
+def azure_credential(
+    client_id: str | None = None, timeouts: ArmTimeouts = ARM_TIMEOUTS, retries: bool = True
+) -> Any:
     """This process's credential for the identity (user-assigned when client_id is given), its token
-    requests bounded as ARM calls are: azure-core's 300 s would let a start's token outlast its lease."""
-    key = (client_id, timeouts)
+    requests bounded as ARM calls are: azure-core's 300 s would let a start's token outlast its lease.
+    Without `retries`, one try per token: azure-identity's own retries would multiply the bound."""
+    key = (client_id, timeouts, retries)
     with _credential_lock:
         if key not in _credentials:
+            bounded: dict[str, Any] = {
+                "connection_timeout": timeouts.connect_seconds,
+                "read_timeout": timeouts.read_seconds,
+            }
+            if not retries:
+                bounded["retry_total"] = 0
             if client_id:
                 from azure.identity import ManagedIdentityCredential
 
-                _credentials[key] = ManagedIdentityCredential(
-                    client_id=client_id,
-                    connection_timeout=timeouts.connect_seconds,
-                    read_timeout=timeouts.read_seconds,
-                )
+                _credentials[key] = ManagedIdentityCredential(client_id=client_id, **bounded)
             else:
                 from azure.identity import DefaultAzureCredential
 
                 # Off Azure (a laptop, CI) the managed-identity probe would wait on an endpoint that is
                 # not there: only try it where the platform says it has one.
-                in_azure = bool(os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"))
                 _credentials[key] = DefaultAzureCredential(
-                    exclude_managed_identity_credential=not in_azure,
+                    exclude_managed_identity_credential=not _in_azure(),
                     exclude_interactive_browser_credential=True,
-                    connection_timeout=timeouts.connect_seconds,
-                    read_timeout=timeouts.read_seconds,
+                    **bounded,
                 )
         return _credentials[key]
+
+
+def _in_azure() -> bool:
+    """Whether the platform announces a managed-identity endpoint (App Service, Functions, Arc…)."""
+    return bool(os.environ.get("IDENTITY_ENDPOINT") or os.environ.get("MSI_ENDPOINT"))
 
 
 class LazyCredential:
     """The process's credential, built on the first token asked for: loading azure-identity costs
     a cold start time it need not pay before an action runs."""
+
+    retries = True
 
     def __init__(self, client_id: str | None = None, timeouts: ArmTimeouts = ARM_TIMEOUTS) -> None:
         self.client_id = client_id
@@ -113,14 +126,56 @@ class LazyCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         """As the real credential answers."""
-        return azure_credential(self.client_id, self.timeouts).get_token(*scopes, **kwargs)
+        return self._credential().get_token(*scopes, **kwargs)
 
     def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
         """As the real credential answers (azure-core prefers this when a credential has it)."""
-        return azure_credential(self.client_id, self.timeouts).get_token_info(*scopes, **kwargs)
+        return self._credential().get_token_info(*scopes, **kwargs)
+
+    def _credential(self) -> Any:
+        return azure_credential(self.client_id, self.timeouts, self.retries)
 
     def close(self) -> None:
         """Nothing to close until the real credential exists; it lives as long as the process."""
+
+
+class ActionsCredential(LazyCredential):
+    """The actions' credential: one bounded try per token, and a token it cannot get is its own error.
+
+    Inside an ARM or Key Vault call azure-core's error for the token request would read as the
+    call's: a read timeout at the identity endpoint as a lost answer (OutcomeUnknown, though nothing
+    was sent), a managed identity that failed once as "no identity configured" (ActionFailed). Here
+    it is Transient, the step tried again later; ActionFailed only when no credential could try.
+    """
+
+    retries = False
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """A token, or Transient / ActionFailed saying why there is none."""
+        try:
+            return super().get_token(*scopes, **kwargs)
+        except Exception as e:
+            raise token_failure(e) from e
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        """As get_token."""
+        try:
+            return super().get_token_info(*scopes, **kwargs)
+        except Exception as e:
+            raise token_failure(e) from e
+
+
+def token_failure(error: Exception) -> Exception:
+    """A failed token request as the pipeline's error: never sent anything, so never a lost answer."""
+    message = str(getattr(error, "message", None) or error).strip().splitlines()
+    said = (
+        f"no token for the actions' identity ({type(error).__name__}: {message[0][:300] if message else ''})"
+    )
+    no_credential = type(error).__name__ == "CredentialUnavailableError"
+    nothing_tried = (
+        "failed to retrieve a token from the included credentials" in str(error) and not _in_azure()
+    )
+    return ActionFailed(_NO_IDENTITY) if no_credential or nothing_tried else Transient(said)
 
 
 def arm_scope(arm_url: str) -> str:
@@ -229,10 +284,7 @@ def arm_errors(where: str, *, write: bool = False) -> Iterator[None]:
         # cannot help.
         chain_empty = "failed to retrieve a token from the included credentials" in str(e.message)
         if type(e).__name__ == "CredentialUnavailableError" or (answer is None and chain_empty):
-            raise ActionFailed(
-                f"{where}: no Azure identity to act with (set AZURE_CLIENT_ID for a managed identity,"
-                " or sign in with `az login`)"
-            ) from e
+            raise ActionFailed(f"{where}: {_NO_IDENTITY}") from e
         if answer is None and write and not isinstance(e, ClientAuthenticationError):
             # An answer cut off in its body (IncompleteReadError): the request had gone out.
             raise OutcomeUnknown(f"{where}: ARM's answer was lost ({type(e).__name__}: {e.message})") from e

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from shared.adapters import azure_clients
-from shared.adapters.azure_clients import ArmClients, ArmTimeouts, LazyCredential
+from shared.adapters.azure_clients import ActionsCredential, ArmClients, ArmTimeouts, LazyCredential
+from shared.adapters.redis_arm import ArmAzureCaches
+from shared.errors import OutcomeUnknown, Transient
 from tests.stubs.arm import ArmStub
-from tests.stubs.arm_services import azure_cache
+from tests.stubs.arm_services import azure_cache, serve_azure_cache
 from tests.stubs.managed_identity import API_VERSION, ManagedIdentityStub
 
 SUB = "00000000-0000-0000-0000-00000000000a"
@@ -100,3 +102,26 @@ def test_a_token_answer_that_never_comes_is_given_up_after_the_read_timeout(
     # The first request was cut off by the read timeout and asked again, not waited on for minutes.
     assert len(identity.requests) == 2
     assert token.token == identity.issued[-1].token
+
+
+@pytest.mark.parametrize("client_id", [None, "11111111-2222-3333-4444-555555555555"])
+def test_the_actions_token_that_never_comes_is_one_bounded_try_and_transient_never_a_lost_answer(
+    identity: ManagedIdentityStub, monkeypatch: pytest.MonkeyPatch, client_id: str | None
+) -> None:
+    with ArmStub() as arm:
+        for name, value in arm.client_env().items():
+            monkeypatch.setenv(name, value)
+        serve_azure_cache(arm)
+        azure_cache(arm, CACHE)
+        caches = ArmAzureCaches(ArmClients(arm.url, ActionsCredential(client_id, ArmTimeouts(1.0, 1.0))))
+        held = identity.hold_next("/msi/token")
+        try:
+            # The reboot's token never comes: nothing reached ARM, so the start may simply be tried
+            # again later (a lost answer would wait and look first; "no identity" would fail it).
+            with pytest.raises(Transient, match="no token for the actions' identity") as raised:
+                caches.reboot_primary(CACHE, None)
+        finally:
+            held.set()
+        assert not isinstance(raised.value, OutcomeUnknown)
+        assert len(identity.requests) == 1  # one try: azure-identity's retries would multiply the bound
+        assert arm.requests_to(f"{CACHE}/forceReboot") == []
