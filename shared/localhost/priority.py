@@ -1,11 +1,11 @@
 """In `dr serve`, the worker's threads that can wait give the CPU to those that cannot.
 
 On one machine the front (answering alerts) and the worker (folding them, updating cards and pages,
-acting) share the cores. In a storm an alert must be answered now, and an action started now; the
-folding and the card and page updates may trail by a second, since every answered alert is already
-durable in the inbox. So every worker thread but the action pumps and the lock renewer runs at a
-lower priority: when the cores are contended it gets about a tenth of their share, and when they are
-not, all of it.
+acting) share the cores. In a storm an alert must be answered now, and an action started and a
+page sent now; folding the storm into incidents may trail by a second, since every answered alert
+is already durable in the inbox. So the drain, the intake pumps and the timers run at a lower
+priority: when the cores are contended they get about a tenth of their share, and when they are
+not, all of it. The pumps that act or talk to people, and the lock renewer, keep the full share.
 """
 
 from __future__ import annotations

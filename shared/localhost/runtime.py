@@ -17,6 +17,7 @@ from azure.functions.timer import TimerRequest
 
 from shared.actions.pipeline import ACTIONS_QUEUE
 from shared.errors import LockLost, PoisonMessage, StoreBusy
+from shared.intake.admission import INTAKE_QUEUE
 from shared.localhost.ncrontab import Schedule
 from shared.localhost.priority import run_in_background
 from shared.ports import BatchReceiver, QueueReceiver, Received
@@ -34,9 +35,11 @@ PUMPS_PER_QUEUE = 8
 # which it gives two instances' worth: 50 failovers at once must not wait on eight at a time, and
 # only that queue gets more pumps (more intake folders would compete with the HTTP intake).
 INSTANCES_PER_QUEUE = {ACTIONS_QUEUE: 2}
-# The pumps that keep the CPU's full share when the front is busy with a storm: a failover must not
-# wait behind the storm's folding. The others run in the background (`shared.localhost.priority`).
-FOREGROUND_QUEUES = frozenset({ACTIONS_QUEUE})
+# Folding a storm into incidents is bulk work that may trail by a second: its pumps run in the
+# background (`shared.localhost.priority`), as do the drain and the timers. Every queue that acts or
+# talks to people (actions, pages, cards, PagerDuty's acknowledgements, Slack's commands) keeps the
+# CPU's full share: a failover or a page must not wait behind the storm.
+BACKGROUND_QUEUES = frozenset({INTAKE_QUEUE})
 # host.json's serviceBus.maxMessageBatchSize, for triggers with cardinality "many" (intake folding).
 BATCH_SIZE = 100
 # host.json's serviceBus.maxAutoLockRenewalDuration: the host renews a message's lock while its
@@ -287,7 +290,7 @@ def start_triggers(functions: Iterable[Any], queue: QueueReceiver, stop: threadi
             handler, queue_name = function.get_user_function(), trigger.queue_name
             pumps: list[QueuePump]
             count = pumps_for(queue_name)
-            background = queue_name not in FOREGROUND_QUEUES
+            background = queue_name in BACKGROUND_QUEUES
             if str(getattr(trigger, "cardinality", "") or "").lower().endswith("many"):
                 if not isinstance(queue, BatchReceiver):
                     raise TypeError(f"{name} takes batches; {type(queue).__name__} cannot receive them")
