@@ -477,6 +477,11 @@ class ActionStore(Protocol):
         """Newest first."""
         ...
 
+    def actions_due(self, before: str, limit: int) -> list[VersionedAction]:
+        """Actions whose `wake_at` is set and no later than `before`, oldest due first: the wakes a
+        sweep sends again, and final records whose escalation is still pending."""
+        ...
+
     def actions_on(self, resource: str, since: str) -> list[ActionRecord]:
         """Actions on one resource planned since a time (cooldowns, the circuit breaker, one at a time)."""
         ...

@@ -56,6 +56,7 @@ def _entity(record: ActionRecord, version: int) -> dict[str, Any]:
         "state": record.state.value,
         "planned_at": record.planned_at,
         "started_at": record.started_at,
+        "wake_at": record.wake_at,  # "" when no message is awaited; rows written before it lack it
         "version": version,
         **body_properties(record.to_dict()),
     }
@@ -170,6 +171,19 @@ class TableActionStore:
         rows.sort(key=lambda r: r["RowKey"])
         rows.sort(key=lambda r: r["planned_at"], reverse=True)
         return [ActionRecord.from_dict(read_body(r)) for r in rows[:limit]]
+
+    def actions_due(self, before: str, limit: int) -> list[VersionedAction]:
+        """Whose wake was due by `before` (a final one's: its pending escalation), oldest due first:
+        one query of the partition (a row without the property matches neither comparison)."""
+        rows = self._actions(["wake_at ne ''", "wake_at le @before"], {"before": before})
+        rows.sort(key=lambda r: r["RowKey"])
+        rows.sort(key=lambda r: r["wake_at"])
+        found = []
+        for row in rows[:limit]:
+            record, version = ActionRecord.from_dict(read_body(row)), int(row["version"])
+            self._remember(record.id, version, etag_of(row))
+            found.append(VersionedAction(record, version))
+        return found
 
     def actions_on(self, resource: str, since: str) -> list[ActionRecord]:
         """On one resource, planned since a time, oldest first."""

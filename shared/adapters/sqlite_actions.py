@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS actions (
     planned_at TEXT NOT NULL,
     started_at TEXT NOT NULL,
     version INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    wake_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS actions_newest ON actions (planned_at DESC);
 CREATE INDEX IF NOT EXISTS actions_by_incident ON actions (incident_id, planned_at);
@@ -33,6 +34,10 @@ CREATE TABLE IF NOT EXISTS automation_pauses (
     body TEXT NOT NULL
 );
 """
+# After SCHEMA: a file from before the wakes were recorded gets their column first.
+WAKES = """
+CREATE INDEX IF NOT EXISTS actions_due ON actions (wake_at) WHERE wake_at != '';
+"""
 _TIMELINE = "INSERT INTO timeline (incident_id, at, kind, text) VALUES (?,?,?,?)"
 _STARTED_SINCE = "SELECT body FROM actions WHERE started_at != '' AND started_at >= ?"
 
@@ -42,7 +47,13 @@ class SqliteActionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.connection().executescript(SCHEMA)
+        conn = db.connection()
+        conn.executescript(SCHEMA)
+        if "wake_at" not in _column_names(conn):
+            with db.write() as writing:  # looked at again under the write lock: another process may have
+                if "wake_at" not in _column_names(writing):
+                    writing.execute("ALTER TABLE actions ADD COLUMN wake_at TEXT NOT NULL DEFAULT ''")
+        conn.executescript(WAKES)
 
     def create_action(
         self, record: ActionRecord, timeline: Sequence[TimelineEntry]
@@ -50,8 +61,8 @@ class SqliteActionStore:
         """Insert at version 1, with its lines; None when the id exists."""
         with self.db.write() as conn:
             inserted = conn.execute(
-                "INSERT INTO actions (id, incident_id, resource, state, planned_at, started_at, version,"
-                " body) VALUES (?,?,?,?,?,?,1,?) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO actions (id, incident_id, resource, state, planned_at, started_at, wake_at,"
+                " version, body) VALUES (?,?,?,?,?,?,?,1,?) ON CONFLICT (id) DO NOTHING",
                 (*_columns(record), _body(record)),
             ).rowcount
             if not inserted:
@@ -112,6 +123,15 @@ class SqliteActionStore:
         )
         return [_record(row["body"]) for row in rows]
 
+    def actions_due(self, before: str, limit: int) -> list[VersionedAction]:
+        """Whose wake was due by `before` (a final one's: its pending escalation), oldest due first."""
+        rows = self.db.read().execute(
+            "SELECT version, body FROM actions WHERE wake_at != '' AND wake_at <= ?"
+            " ORDER BY wake_at, id LIMIT ?",
+            (before, limit),
+        )
+        return [VersionedAction(_record(row["body"]), row["version"]) for row in rows]
+
     def actions_on(self, resource: str, since: str) -> list[ActionRecord]:
         """On one resource, planned since a time, oldest first."""
         rows = self.db.read().execute(
@@ -146,7 +166,7 @@ class SqliteActionStore:
             return bool(conn.execute("DELETE FROM automation_pauses WHERE tenant = ?", (tenant,)).rowcount)
 
 
-def _columns(record: ActionRecord) -> tuple[str, str, str, str, str, str]:
+def _columns(record: ActionRecord) -> tuple[str, str, str, str, str, str, str]:
     return (
         record.id,
         record.incident_id,
@@ -154,7 +174,12 @@ def _columns(record: ActionRecord) -> tuple[str, str, str, str, str, str]:
         record.state.value,
         record.planned_at,
         record.started_at,
+        record.wake_at,
     )
+
+
+def _column_names(conn: sqlite3.Connection) -> set[str]:
+    return {str(row[1]) for row in conn.execute("PRAGMA table_info(actions)")}
 
 
 def _body(record: ActionRecord) -> str:
@@ -168,11 +193,11 @@ def _record(body: str) -> ActionRecord:
 def _update(
     conn: sqlite3.Connection, record: ActionRecord, version: int, timeline: Sequence[TimelineEntry]
 ) -> None:
-    _, _, _, state, _, started_at = _columns(record)
+    _, _, _, state, _, started_at, wake_at = _columns(record)
     updated = conn.execute(
-        "UPDATE actions SET state = ?, started_at = ?, version = version + 1, body = ?"
+        "UPDATE actions SET state = ?, started_at = ?, wake_at = ?, version = version + 1, body = ?"
         " WHERE id = ? AND version = ?",
-        (state, started_at, _body(record), record.id, version),
+        (state, started_at, wake_at, _body(record), record.id, version),
     ).rowcount
     if not updated:
         raise PreconditionFailed(f"action {record.id} changed since version {version}")

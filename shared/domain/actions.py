@@ -130,6 +130,23 @@ class ActionRecord:
     result: str = ""  # what happened, as a person reads it
 
     @property
+    def wake(self) -> Wake | None:
+        """The message the last write that meant one sent to go on from it (None: none is awaited)."""
+        return Wake.from_value(self.continuation.get(WAKE))
+
+    @property
+    def wake_at(self) -> str:
+        """When a message must have come for this record by, "" when none must: the wake's time
+        while it is not final; a final one's while its escalation is pending (then it must still
+        page). What a sweep looks for, past a margin, to send again what was lost."""
+        wake = self.wake
+        if self.state.final:
+            if ESCALATION_PENDING not in self.continuation:
+                return ""
+            return wake.at if wake else self.updated_at
+        return wake.at if wake else ""
+
+    @property
     def automatic(self) -> bool:
         """Started by a rule without a person (what the rate caps and the kill switch count)."""
         return self.mode == "auto" and self.planned_by.name == AUTOMATION
@@ -193,6 +210,9 @@ def session_of(resource: str) -> str:
     return "resource-" + hashlib.sha256(resource.lower().encode()).hexdigest()[:32]
 
 
+STEPS = ("run", "check", "expire")
+
+
 @dataclass(frozen=True)
 class ActionStep:
     """A message of the pipeline to itself: run an approved action, check a running one, expire one."""
@@ -220,9 +240,46 @@ class ActionStep:
     def from_dict(cls, data: Mapping[str, Any]) -> ActionStep:
         """Inverse of `to_dict`; KeyError/TypeError/ValueError when malformed."""
         step = str(data["step"])
-        if step not in ("run", "check", "expire"):
+        if step not in STEPS:
             raise ValueError(f"unknown step {step!r}")
         return cls(str(data["action_id"]), step, str(data["resource"]), int(data.get("seq", 0)))
+
+
+ESCALATION_PENDING = "escalation_pending"  # on a final record: why it must still page
+WAKE = "wake"  # in the continuation: the message sent to go on from this write (a `Wake`)
+
+
+@dataclass(frozen=True)
+class Wake:
+    """The message a write of the record was followed by, written in that same write: which step,
+    its sequence (so its message id, see `ActionStep`) and when it was due. A record whose wake is
+    long past due, and which has not changed since, lost it (the sender died, or its send failed)."""
+
+    step: str  # "run" | "check" | "expire"
+    seq: int
+    at: str  # ISO time it is due (when it was sent again, if `resent`)
+    resent: int = 0  # times a sweep sent it again
+
+    def message(self, record: ActionRecord) -> ActionStep:
+        """The step that wakes the record: the same message id each time it is sent."""
+        return ActionStep(record.id, self.step, record.target, self.seq)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the continuation keeps it."""
+        data: dict[str, Any] = {"step": self.step, "seq": self.seq, "at": self.at}
+        return data | ({"resent": self.resent} if self.resent else {})
+
+    @classmethod
+    def from_value(cls, value: Any) -> Wake | None:
+        """The wake a continuation holds; None when there is none, or not one this release reads."""
+        if not isinstance(value, Mapping):
+            return None
+        step, seq, at, resent = value.get("step"), value.get("seq"), value.get("at"), value.get("resent", 0)
+        if step not in STEPS or not isinstance(at, str) or not at:
+            return None
+        if not isinstance(seq, int) or not isinstance(resent, int):
+            return None
+        return cls(str(step), seq, at, resent)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -9,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.azure_tables_actions import TableActionStore
-from shared.adapters.azure_tables_store import TableIncidentStore
+from shared.adapters.azure_tables_actions import ACTION_ROWS, TableActionStore
+from shared.adapters.azure_tables_store import NOTES, TableIncidentStore
 from shared.adapters.sqlite_actions import SqliteActionStore
 from shared.adapters.sqlite_store import SqliteIncidentStore
-from shared.domain.actions import AUTOMATION, ActionRecord, ActionState, Actor, Pause, action_id
+from shared.domain.actions import AUTOMATION, WAKE, ActionRecord, ActionState, Actor, Pause, Wake, action_id
 from shared.domain.incidents import TimelineEntry
 from shared.errors import PreconditionFailed, StartRefused
 from shared.ports import ActionStore, ActiveActions, AutomationSwitch, IncidentRepository
@@ -131,6 +132,67 @@ def test_actions_in_several_states_are_read_at_once_newest_first(stores: Stores)
     ]
     assert [r.id for r in stores.actions.actions_in(["running", "awaiting approval"], 1)] == [c.id]
     assert stores.actions.actions_in(["failed"], 10) == []
+
+
+def _waking(record: ActionRecord, at: str, **more: object) -> ActionRecord:
+    wake = Wake("check", 1, at).to_dict()
+    return record.evolve(continuation=dict(record.continuation) | {WAKE: wake} | more)
+
+
+def test_actions_due_are_those_whose_wake_or_pending_escalation_is_due_oldest_first(stores: Stores) -> None:
+    """What the sweep reads: a wake due by the time asked (not one due later, nor none), and a final
+    record only while its escalation is pending; each at the version a conditional write needs."""
+    waiting = planned("inc-1", CACHE, T0)
+    later = planned("inc-2", CACHE + "-b", T0)
+    never = planned("inc-3", CACHE + "-c", T0)
+    ended = planned("inc-4", CACHE + "-d", T0)
+    pending = planned("inc-5", CACHE + "-e", T0)
+    for record in (waiting, later, never, ended, pending):
+        stores.actions.create_action(record, [])
+    assert stores.actions.actions_due(T2, 10) == [], "nothing awaits a message yet"
+
+    stores.actions.save_action(_waking(waiting.moved(ActionState.AWAITING_APPROVAL, RULE, T0)[0], T1), 1, [])
+    stores.actions.save_action(_waking(later.moved(ActionState.RUNNING, RULE, T0)[0], T2), 1, [])
+    stores.actions.save_action(never.moved(ActionState.RUNNING, RULE, T0)[0], 1, [])  # a claim: no wake
+    stores.actions.save_action(_waking(ended.moved(ActionState.REFUSED, RULE, T0)[0], T0), 1, [])
+    denied = _waking(pending.moved(ActionState.REFUSED, RULE, T0)[0], T0, escalation_pending="refused: x")
+    stores.actions.save_action(denied, 1, [])
+
+    found = stores.actions.actions_due(T1, 10)
+    assert [(v.record.id, v.version, v.record.wake_at) for v in found] == [
+        (pending.id, 2, T0),
+        (waiting.id, 2, T1),
+    ]
+    assert [v.record.id for v in stores.actions.actions_due(T1, 1)] == [pending.id]
+    assert [v.record.id for v in stores.actions.actions_due(T2, 10)] == [pending.id, waiting.id, later.id]
+    assert stores.actions.actions_due("2026-12-01T09:59:59.999Z", 10) == []
+
+    # A version read here is what a conditional write goes on from; the escalation cleared, it is done.
+    cleared = denied.evolve(continuation={})
+    stores.actions.save_action(cleared, found[0].version, [])
+    assert [v.record.id for v in stores.actions.actions_due(T2, 10)] == [waiting.id, later.id]
+    with pytest.raises(PreconditionFailed):
+        stores.actions.save_action(found[1].record, found[1].version - 1, [])
+
+
+def test_a_sqlite_file_from_before_the_wakes_gets_their_column(tmp_path: Path) -> None:
+    store = SqliteIncidentStore(tmp_path / "old.sqlite3")
+    conn = store.db.connection()
+    conn.executescript(
+        "CREATE TABLE actions (id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, resource TEXT NOT NULL,"
+        " state TEXT NOT NULL, planned_at TEXT NOT NULL, started_at TEXT NOT NULL,"
+        " version INTEGER NOT NULL, body TEXT NOT NULL);"
+    )
+    old = planned()
+    conn.execute(
+        "INSERT INTO actions VALUES (?,?,?,?,?,?,1,?)",
+        (old.id, old.incident_id, old.target.lower(), "planned", T0, "", json.dumps(old.to_dict())),
+    )
+    actions = SqliteActionStore(store.db)
+    SqliteActionStore(store.db)  # a second opening finds the column there
+    assert actions.actions_due(T2, 10) == []
+    actions.save_action(_waking(old, T1), 1, [])
+    assert [v.record.id for v in actions.actions_due(T2, 10)] == [old.id]
 
 
 def test_actions_on_a_resource_since_a_time_and_started_since_a_time(stores: Stores) -> None:
@@ -286,3 +348,18 @@ def test_on_table_storage_a_pause_between_the_guardrails_and_the_write_is_read_a
         store.start_action(record.moved(ActionState.RUNNING, RULE, T1)[0], 1, [], T0, admit)
     assert [len(p) for p in seen] == [0, 1], "read, then (the gate having refused the write) read again"
     assert store.started_since(T0) == []
+
+
+def test_on_table_storage_a_row_from_before_the_wakes_is_never_due(azurite: str) -> None:
+    """A row written before `wake_at` was a property has none: the query passes it over."""
+    from azure.data.tables import UpdateMode
+
+    store = TableActionStore(fresh_table(azurite))
+    old, new = planned("inc-1", CACHE), planned("inc-2", CACHE + "-2")
+    for record in (old, new):
+        store.create_action(_waking(record, T0), [])
+    row = dict(store.client.get_entity(NOTES, ACTION_ROWS + old.id))
+    del row["wake_at"]
+    store.client.upsert_entity(row, mode=UpdateMode.REPLACE)
+    assert "wake_at" not in store.client.get_entity(NOTES, ACTION_ROWS + old.id)
+    assert [v.record.id for v in store.actions_due(T2, 10)] == [new.id]
