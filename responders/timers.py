@@ -1,4 +1,5 @@
-"""Timers: the sweep that re-sends effects a crash left in an incident's outbox."""
+"""Timers: the sweeps that send again what a crash or a failed send lost: the effects left in an
+incident's outbox, and the messages that make actions go on."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ def sweep_outbox(timer: func.TimerRequest) -> None:
         settled = app.store.repair()
         if settled:
             log.warning("repaired what interrupted writes left on %d incidents", settled)
+
+
+# Halfway between the outbox sweeps: the two never take the store at the same second.
+@bp.timer_trigger(arg_name="timer", schedule="15,45 * * * * *", run_on_startup=False)
+def sweep_actions(timer: func.TimerRequest) -> None:
+    """Send again each action's wake (run, check, expire, or its pending page) written on its
+    record but not come within a margin of when it was due: its sender died or its send failed."""
+    resent = services().actions.sweep()
+    if resent:
+        log.warning("sent %d lost action wakes again", resent)

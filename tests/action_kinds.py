@@ -23,6 +23,7 @@ class PretendCache:
     primary: str = "node-0"
     healthy_replica: bool = True
     polls_until_done: int = 1  # checks that answer "pending" before the swap shows
+    check_after: float = 0  # seconds a "pending" check asks to be checked again after
     errors: dict[str, list[Exception]] = field(default_factory=dict)  # step → errors raised first, in order
     calls: list[tuple[str, str]] = field(default_factory=list)  # (step, resource)
     starts: int = 0  # how often the failover was started: the thing that must never exceed one
@@ -87,7 +88,7 @@ class PretendFailover:
         self.world._maybe_fail("check")
         if self.world.polls_until_done > 0:
             self.world.polls_until_done -= 1
-            return Step(Progress.PENDING, "node-0 rebooting", continuation, 0)
+            return Step(Progress.PENDING, "node-0 rebooting", continuation, self.world.check_after)
         if self.world.primary == continuation.get("old"):
             return Step(Progress.FAILED, "the primary did not move")
         return Step(Progress.DONE, f"primary moved {continuation.get('old')} → {self.world.primary}")
@@ -99,14 +100,17 @@ def policy_without_actions(path: Path) -> Path:
     return path
 
 
-def policy_with(path: Path, action: str, guardrails: str = "", targets: str = "") -> Path:
-    """The default policy with its actions taken out and one rule that acts on `redis-down*` alerts."""
+def policy_with(
+    path: Path, action: str, guardrails: str = "", targets: str = "", severity: str = "sev2"
+) -> Path:
+    """The default policy with its actions taken out and one rule that acts on `redis-down*` alerts
+    (a Sev2 alert), of that severity (sev3: one that does not page until the action escalates)."""
     text = re.sub(r"^actions = .*$", "", DEFAULT_POLICY.read_text(), flags=re.M)
     rule = f"""
 [[rules]]
 id = "test-redis-down"
 when = {{ rule = "redis-down*" }}
-severity = "sev2"
+severity = "{severity}"
 reason = "Redis {{resource_name}} is down"
 actions = [{action}]
 """

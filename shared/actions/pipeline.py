@@ -9,6 +9,13 @@ record moves by conditional writes; whoever loses a race re-reads and goes on fr
     running: starting (claimed, execute called) → operating (check until done) → settling (the
     alert must stay clear for settle_minutes) → succeeded | failed ("not recovered")
 
+Every write that is followed by a message to the pipeline itself (a wake: the run after an
+approval, a request's expiry, the next check, the look after a lease or a lost answer, a page
+still pending on a final record) names that message in the same write (`ActionRecord.wake`). A
+worker that dies between the write and the send, or a send that fails, leaves a record whose wake
+is past due: `sweep` (the `sweep_actions` timer) sends it again, under the same message id, once it
+is `wake_grace_seconds` late.
+
 A start the vendor turned away (a 429, a 503, a 409, a refused connection) is sent again after a
 back-off. A start that may have reached the target although nobody knows what it did is never sent
 again blind: a worker that died between claiming and recording what execute started, or a start
@@ -35,10 +42,13 @@ from shared.actions.registry import Registry
 from shared.clock import Clock, iso, parse_iso
 from shared.domain.actions import (
     AUTOMATION,
+    ESCALATION_PENDING,
+    WAKE,
     ActionRecord,
     ActionState,
     ActionStep,
     Actor,
+    Wake,
     action_id,
 )
 from shared.domain.effects import Change, Effect, EffectKind
@@ -68,10 +78,12 @@ from shared.triage.targets import plan_label
 log = logging.getLogger(__name__)
 
 ACTIONS_QUEUE = "actions"
-ESCALATION_PENDING = "escalation_pending"  # on a final record: why it must still page (see _end)
-# The wake-up of a person's action (checks count from 1, retries from 200_000, looks after a lost
-# answer from 300_000).
+# The wake-up of a person's action (checks count from 1, settle checks from 100_000, retries from
+# 200_000, looks after a lost answer from 300_000, the takeover look after a claim from 400_000).
+TAKEOVER_SEQ = 400_000
 BY_HAND_SEQ = 500_000
+# The delivery that pages for a final record whose escalation is still pending (see _end).
+ESCALATE_SEQ = 600_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,10 @@ class PipelineSettings:
     # reason on the incident and in Slack: one delivery short of the queue's own MaxDeliveryCount,
     # whose dead letter nobody would hear of.
     max_errors: int = 5
+    # A wake not come this long after it was due, its record unchanged, was lost: the sweep sends it
+    # again (then after twice as long, up to wake_resend_max_seconds, if that one is lost too).
+    wake_grace_seconds: float = 120.0
+    wake_resend_max_seconds: float = 3600.0
 
 
 class ActionPipeline:
@@ -178,12 +194,11 @@ class ActionPipeline:
 
     def request_by_hand(self, record: ActionRecord) -> ActionRecord:
         """A person's confirmed action: stored planned (or found, confirmed before) and woken once."""
-        created = self.request(record)
+        # Its own sequence: the "run" an approval sends later must not be dropped as a duplicate.
+        created = self.request(self._waking(record, "run", BY_HAND_SEQ, after=0))
         current = created.record if created else self._get(record.id).record
         if current.state is ActionState.PLANNED:
-            # Its own sequence: the "run" an approval sends later must not be dropped as a duplicate.
-            step = ActionStep(current.id, "run", current.target, BY_HAND_SEQ)
-            self.queue.send([_step_message(step, None)])
+            self._send(current, current.wake or self._due(current, "run", BY_HAND_SEQ, after=0))
         return current
 
     def guardrail(self, record: ActionRecord) -> str | None:
@@ -241,14 +256,21 @@ class ActionPipeline:
             decision = {"start_by": start_by}
             if not acknowledged:  # a person who decided on it while paused means it: the pause lets it be
                 decision["approved_at"] = iso(now)
-            approved = record.evolve(continuation=dict(record.continuation) | decision)
+            approved = self._waking(
+                record.evolve(continuation=dict(record.continuation) | decision), "run", 0
+            )
             moved = self._move(
                 VersionedAction(approved, current.version),
                 ActionState.APPROVED,
                 actor,
                 f"approved by {actor}",
             )
-            self._wake(moved.record, "run", 0)
+            try:
+                self._wake(moved.record)
+            except (Transient, StoreContention) as e:
+                # The approval stands (asked again, it would be "approved" already): its run is on
+                # the record, and the sweep sends it.
+                log.warning("action %s approved; its run was not sent, the sweep sends it: %s", record.id, e)
         else:
             moved = self._move(current, ActionState.DENIED, actor, f"denied by {actor}")
             self._escalate(moved.record, f"{record.action} on {record.target} was denied by {actor}")
@@ -280,6 +302,46 @@ class ActionPipeline:
                 except Rejected as e:  # expired, or decided meanwhile: said on its timeline already
                     log.info("acknowledgement did not approve %s: %s", record.id, e)
         return approved
+
+    def sweep(self, limit: int = 200) -> int:
+        """Send again each wake lost between its record's write and its send; how many were sent.
+
+        Every write that is followed by a message says which (its step, its sequence, when it is due)
+        in the record (`ActionRecord.wake`). One not come `wake_grace_seconds` past due, the record
+        unchanged since, was lost. It is sent again with the same message id, so the queue drops it
+        if the first did go out and is still remembered; any other extra delivery only makes the
+        pipeline read the record again, which says what comes next. Marked first, by a conditional
+        write: one that lost a race was not lost, and the next resend of one waits twice as long.
+        """
+        now = self.clock()
+        grace = timedelta(seconds=self.settings.wake_grace_seconds)
+        resent = 0
+        for found in self.actions.actions_due(iso(now - grace), limit):
+            record = found.record
+            wake = record.wake or self._due(
+                record, "check", ESCALATE_SEQ, at=parse_iso(record.wake_at) or now
+            )
+            due = parse_iso(wake.at) or now
+            wait = min(
+                self.settings.wake_grace_seconds * 2**wake.resent, self.settings.wake_resend_max_seconds
+            )
+            if now - due < timedelta(seconds=wait):
+                continue  # sent again lately: that one may still come
+            again = Wake(wake.step, wake.seq, iso(now), wake.resent + 1)
+            what = f"its {wake.step} message (seq {wake.seq}), due at {wake.at}"
+            line = _line(record, f"{what}, has not come: sent by the sweep (it is {record.state})")
+            marked = record.evolve(continuation=dict(record.continuation) | {WAKE: again.to_dict()})
+            try:
+                saved = self.actions.save_action(
+                    marked, found.version, [TimelineEntry(iso(now), "action", line)]
+                )
+            except (PreconditionFailed, StoreContention) as e:
+                log.info("action %s: not sent again, it moved meanwhile or is busy: %s", record.id, e)
+                continue
+            log.warning("action %s (%s): %s, has not come: sending it again", record.id, record.state, what)
+            self._send(saved.record, again)
+            resent += 1
+        return resent
 
     # ---- the state machine ---------------------------------------------------------------
 
@@ -358,13 +420,14 @@ class ActionPipeline:
         if plan and plan.approve_on_ack:
             request += " Acknowledging the PagerDuty incident approves it."
         waiting = record.evolve(request=request, expires_at=iso(expires), continuation={"found": found})
+        waiting = self._waking(waiting, "expire", 0, at=expires + timedelta(seconds=1))
         moved = self._move(
             VersionedAction(waiting, current.version),
             ActionState.AWAITING_APPROVAL,
             Actor(AUTOMATION, record.rule or "?"),
             f"approval needed: {request} Approve: `dr approve {record.id}`",
         )
-        self._wake(moved.record, "expire", 0, at=expires + timedelta(seconds=1))
+        self._wake(moved.record)
 
     def _guarded_start(self, current: VersionedAction) -> None:
         """An approved action: the guardrails and the precondition again (things moved), then start."""
@@ -440,6 +503,7 @@ class ActionPipeline:
         record = current.record
         claim = record.evolve(continuation={"phase": "starting", "claimed_at": now, "found": found})
         moved, line = claim.moved(ActionState.RUNNING, actor, now, "started")
+        moved = self._claimed(moved)
         limits = self.policy.guardrails
 
         def admit(started: Sequence[ActionRecord]) -> str | None:
@@ -473,10 +537,14 @@ class ActionPipeline:
             if later is None:
                 self._finish(claimed, ActionState.FAILED, f"{self._gave_up_waiting(record, e)} (starting)")
                 return
-            retry = later | {"start_failed": str(e)}
-            saved = self.actions.save_action(record.evolve(continuation=retry), claimed.version, [])
             tries = int(later["transients"])
-            self._wake(saved.record, "run", tries, after=self._backoff(tries, e))
+            retry = self._waking(
+                record.evolve(continuation=later | {"start_failed": str(e)}),
+                "run",
+                tries,
+                after=self._backoff(tries, e),
+            )
+            self._wake(self.actions.save_action(retry, claimed.version, []).record)
             return
         except ActionFailed as e:
             self._finish(claimed, ActionState.FAILED, f"refused by the target: {e}")
@@ -506,13 +574,26 @@ class ActionPipeline:
             self._finish(claimed, ActionState.FAILED, why)
             return
         wait = max(self.settings.lease_seconds, self.settings.lost_answer_seconds)
-        unknown = record.evolve(continuation=later | {"outcome_unknown": str(error)[:300]})
+        unknown = self._waking(
+            record.evolve(continuation=later | {"outcome_unknown": str(error)[:300]}),
+            "check",
+            int(later["transients"]) + 300_000,
+            after=wait,
+        )
         line = (
             f"the answer to the start was lost ({str(error)[:200]}); looking again in {wait:g} s "
             "before doing anything"
         )
-        saved = self._noted(claimed, unknown, line)
-        self._wake(saved.record, "check", int(later["transients"]) + 300_000, after=wait)
+        self._wake(self._noted(claimed, unknown, line).record)
+
+    def _claimed(self, claim: ActionRecord) -> ActionRecord:
+        """A claim with the wake a takeover looks by, after the lease: nothing sends it while its
+        worker is inside execute (the delivery it is in comes again if that worker dies), so the
+        sweep sends it only if that delivery is lost too (dead-lettered) and nothing else moved it.
+        One per attempt and per start again, so a later claim's is not dropped as an earlier one's."""
+        tries = claim.continuation.get("transients", 0)
+        seq = TAKEOVER_SEQ + (tries if isinstance(tries, int) else 0)
+        return self._waking(claim, "check", seq, after=self.settings.lease_seconds)
 
     def _restart(
         self, current: VersionedAction, kind: ActionKind, target: Target, found: dict[str, Any], line: str
@@ -527,6 +608,7 @@ class ActionPipeline:
         now = iso(self.clock())
         kept = {k: v for k, v in record.continuation.items() if k in _KEPT_ON_RESTART}
         claim = record.evolve(continuation=kept | {"phase": "starting", "claimed_at": now, "found": found})
+        claim = self._claimed(claim)
         lines = [TimelineEntry(now, "action", _line(claim, line))] if line else []
 
         def admit(_: Sequence[ActionRecord]) -> str | None:
@@ -583,8 +665,10 @@ class ActionPipeline:
         hold = max(self.settings.lease_seconds, self.settings.lost_answer_seconds if lost else 0.0)
         if quiet < hold:
             # Another worker may be inside execute right now (or a lost answer's call may not show
-            # yet): look again when its lease (lost_answer_seconds) has run out.
-            self._wake(record, "check", record.attempts * 1000 + int(quiet), after=hold - quiet)
+            # yet): look again when its lease (lost_answer_seconds) has run out. Not written on the
+            # record: this delivery writes nothing, so if this send is lost the queue delivers it again.
+            look = self._due(record, "check", record.attempts * 1000 + int(quiet), after=hold - quiet)
+            self._send(record, look)
             return
         # The precondition is asked about this very start: it may find its change (STARTED).
         context = self._context(record, started=found)
@@ -638,12 +722,14 @@ class ActionPipeline:
         # A check may answer with only what changed: keep what execute left for the checks after it.
         kept = {} if first else dict(record.continuation)
         continuation = {**kept, **step.continuation, "phase": "operating", "found": found, "checks": checks}
-        operating = record.evolve(continuation=continuation)
+        operating = self._waking(
+            record.evolve(continuation=continuation), "check", checks, after=self._interval(step)
+        )
         if first:  # the progress is said once; each later check only saves what it found
             saved = self._noted(current, operating, said or f"in progress: {step.detail}")
         else:
             saved = self.actions.save_action(operating, current.version, [])
-        self._wake(saved.record, "check", checks, after=self._interval(step))
+        self._wake(saved.record)
 
     def _noted(self, current: VersionedAction, updated: ActionRecord, text: str) -> VersionedAction:
         """Save a change that is not a transition, with its line on the timeline, the card and PagerDuty."""
@@ -693,14 +779,13 @@ class ActionPipeline:
             return
         remaining = ((parse_iso(until) or self.clock()) - self.clock()).total_seconds()
         checks = _count(record, "settle_checks")
-        saved = self.actions.save_action(
+        settling = self._waking(
             record.evolve(continuation=dict(record.continuation) | {"settle_checks": checks}),
-            current.version,
-            [],
+            "check",
+            checks + 100_000,
+            after=min(remaining + 0.01, self.settings.check_seconds),
         )
-        self._wake(
-            saved.record, "check", checks + 100_000, after=min(remaining + 0.01, self.settings.check_seconds)
-        )
+        self._wake(self.actions.save_action(settling, current.version, []).record)
 
     def _last_signal(self, record: ActionRecord, incident: Incident) -> str:
         """When the part the action is about last had a signal: its own, when the incident tracks it
@@ -758,9 +843,11 @@ class ActionPipeline:
                 state = ActionState.FAILED if record.state is ActionState.RUNNING else ActionState.REFUSED
                 self._finish(current, state, self._gave_up_waiting(record, e))
                 return None
-            saved = self.actions.save_action(record.evolve(continuation=later), current.version, [])
             tries = int(later["transients"])
-            self._wake(saved.record, "check", tries + 200_000, after=self._backoff(tries, e))
+            retry = self._waking(
+                record.evolve(continuation=later), "check", tries + 200_000, after=self._backoff(tries, e)
+            )
+            self._wake(self.actions.save_action(retry, current.version, []).record)
             return None
         except ActionFailed as e:
             running = record.state is ActionState.RUNNING
@@ -938,23 +1025,44 @@ class ActionPipeline:
             message, "ActionFailed", f"{record.action} on {record.target}: {reason}"
         )
 
-    def _wake(
+    def _due(
         self,
         record: ActionRecord,
         step: str,
         seq: int,
         after: float | None = None,
         at: datetime | None = None,
-    ) -> None:
+    ) -> Wake:
         """A message to the pipeline itself, due later (never a function that waits)."""
         due = at or self.clock() + timedelta(
             seconds=after if after is not None else self.settings.retry_seconds
         )
         # The attempt is part of the id: a takeover's steps must not be dropped as the first worker's.
-        message = _step_message(
-            ActionStep(record.id, step, record.target, seq + record.attempts * 1_000_000), due
-        )
-        self.queue.send([message])
+        return Wake(step, seq + record.attempts * 1_000_000, iso(due))
+
+    def _waking(
+        self,
+        record: ActionRecord,
+        step: str,
+        seq: int,
+        after: float | None = None,
+        at: datetime | None = None,
+    ) -> ActionRecord:
+        """The record with the wake it is to be followed by (`_wake`), to be written with the write
+        that precedes the send: a wake lost between them (the sender died, its send failed) then
+        shows on the record, for the sweep to send again."""
+        wake = self._due(record, step, seq, after, at)
+        return record.evolve(continuation=dict(record.continuation) | {WAKE: wake.to_dict()})
+
+    def _wake(self, record: ActionRecord) -> None:
+        """Send the wake `record` was just written with (see `_waking`)."""
+        wake = record.wake
+        if wake is None:
+            raise ValueError(f"action {record.id} was written without its wake")
+        self._send(record, wake)
+
+    def _send(self, record: ActionRecord, wake: Wake) -> None:
+        self.queue.send([_step_message(wake.message(record), parse_iso(wake.at))])
 
     def _interval(self, step: Step) -> float:
         return max(min(step.check_after, self.settings.check_seconds), 0.0)

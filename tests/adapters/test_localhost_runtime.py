@@ -227,3 +227,4 @@ def test_in_a_storm_only_the_folding_the_drain_and_the_timers_yield_the_cpu(tmp_
     )
     assert any("queue pages (" in line and "background" not in line for line in lines)
     assert any("queue intake (" in line and line.endswith(", in the background)") for line in lines)
+    assert "sweep_actions: timer 15,45 * * * * *, in the background" in lines

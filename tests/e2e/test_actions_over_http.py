@@ -223,6 +223,11 @@ def test_an_approval_over_http_runs_the_failover_once_and_names_who_approved(
 ) -> None:
     azure_cache(arm, CACHE)
     responder = serve(action='{ action = "redis.failover", mode = "approve", settle_minutes = 0 }')
+    # The sweep that sends again a run (or any wake) lost between its record's write and its send.
+    assert (
+        "    sweep_actions: timer 15,45 * * * * *, in the background"
+        in responder.log.read_text().splitlines()
+    )
     incident_id = post_alert(responder, alert(CACHE))
 
     def waiting() -> dict[str, Any] | None:

@@ -50,12 +50,14 @@ def services_for(
     env: Mapping[str, str] | None = None,
     limits: Mapping[str, int] | None = None,
     kinds: Sequence[ActionKind] | None = None,
+    severity: str = "sev2",
 ) -> Services:
     """The app with one rule acting on `redis-down*` alerts; `limits` replace [guardrails] values.
 
     `kinds`: the actions it knows (real kinds on their vendors' stubs); the pretend failover if None.
+    `severity`: the rule's (sev3 opens incidents that page only when an action escalates).
     """
-    policy = policy_with(data_dir.parent / "policy.toml", action, "", extra)
+    policy = policy_with(data_dir.parent / "policy.toml", action, "", extra, severity)
     if limits:
         text = policy.read_text()
         for key, value in limits.items():

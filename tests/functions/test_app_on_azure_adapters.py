@@ -50,3 +50,4 @@ def test_an_alert_is_folded_into_an_incident_on_table_storage(on_tables: Service
     assert len(on_tables.store.signals(incident.id, 10)) == 3
     assert [e.kind for e in on_tables.store.timeline(incident.id)][:1] == ["opened"]
     function("sweep_outbox")(None)  # the sweep with the repair of half-written index rows runs
+    function("sweep_actions")(None)  # and the wakes' sweep, on the actions' partition

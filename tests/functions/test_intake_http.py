@@ -93,6 +93,7 @@ def test_every_trigger_family_is_registered() -> None:
         "run_action",
         "fold_signals",
         "sweep_outbox",
+        "sweep_actions",
         "pagerduty_webhook",
         "apply_pagerduty_event",
         "slack_commands",
