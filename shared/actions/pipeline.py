@@ -227,11 +227,13 @@ class ActionPipeline:
         record = current.record
         now = self.clock()
         if record.state is ActionState.AWAITING_APPROVAL and _due(record.expires_at, now):
-            moved = self._move(
-                current, ActionState.EXPIRED, Actor(AUTOMATION, record.rule), "approval request expired"
+            # Escalated as when the expiry message finds it: the message will find it final and say
+            # nothing (or page, if this escalation could not: it is pending on the record).
+            why = f"{record.action} on {record.target}: approval expired"
+            automation = Actor(AUTOMATION, record.rule)
+            self._end(
+                current, ActionState.EXPIRED, automation, "approval request expired", why, deferred=True
             )
-            # Escalated as when the expiry message finds it: the message will find it final and say nothing.
-            self._escalate(moved.record, f"{record.action} on {record.target}: approval expired")
             raise Rejected(f"action {record.id} expired at {record.expires_at} before it was decided")
         resolved_at = self._resolved_at(record)
         if approve and record.state is ActionState.AWAITING_APPROVAL and resolved_at:
@@ -272,8 +274,8 @@ class ActionPipeline:
                 # the record, and the sweep sends it.
                 log.warning("action %s approved; its run was not sent, the sweep sends it: %s", record.id, e)
         else:
-            moved = self._move(current, ActionState.DENIED, actor, f"denied by {actor}")
-            self._escalate(moved.record, f"{record.action} on {record.target} was denied by {actor}")
+            why = f"{record.action} on {record.target} was denied by {actor}"
+            moved = self._end(current, ActionState.DENIED, actor, f"denied by {actor}", why, deferred=True)
         return moved.record
 
     def approve_on_ack(self, incident_id: str, who: str, via: str = "pagerduty") -> list[ActionRecord]:
@@ -475,8 +477,8 @@ class ActionPipeline:
             f"lapsed: {decided}, but it could not start by {start_by} (last answer: {later}); ask for it"
             " again if it is still needed"
         )
-        moved = self._move(current, ActionState.REFUSED, Actor(AUTOMATION, record.rule or "?"), lapsed)
-        self._escalate(moved.record, f"{record.action} on {record.target}: {lapsed}")
+        why = f"{record.action} on {record.target}: {lapsed}"
+        self._end(current, ActionState.REFUSED, Actor(AUTOMATION, record.rule or "?"), lapsed, why)
         return True
 
     def _precondition(
@@ -934,29 +936,47 @@ class ActionPipeline:
         self._end(current, state, actor, detail, pending)
 
     def _end(
-        self, current: VersionedAction, to: ActionState, actor: Actor, detail: str, escalate: str
-    ) -> None:
+        self,
+        current: VersionedAction,
+        to: ActionState,
+        actor: Actor,
+        detail: str,
+        escalate: str,
+        *,
+        deferred: bool = False,
+    ) -> VersionedAction:
         """A final transition, and its escalation (`escalate`, the why; "" for none) made sure of.
 
-        The escalation is a second write, on the incident: the first marks it pending, so that a
-        failure in between (a store locked past its timeout, a crash) leaves a record that the next
-        delivery escalates, instead of a final record nobody is paged for."""
+        The escalation is a second write, on the incident: the first marks it pending, with the wake
+        that pages for it, so that a failure in between (a store locked past its timeout, a crash)
+        leaves a record that the next delivery, or the sweep, escalates, instead of a final record
+        nobody is paged for. `deferred`: a person's request (a denial) that must not fail on it: the
+        transition stands, and the page is left to the sweep."""
         marked = current.record
         if escalate:
-            marked = marked.evolve(continuation=dict(marked.continuation) | {ESCALATION_PENDING: escalate})
+            pending = dict(marked.continuation) | {ESCALATION_PENDING: escalate}
+            marked = self._waking(marked.evolve(continuation=pending), "check", ESCALATE_SEQ, after=0)
         moved = self._move(VersionedAction(marked, current.version), to, actor, detail)
         if escalate:
-            self._escalate_pending(moved)
+            try:
+                self._escalate_pending(moved)
+            except StoreContention as e:
+                if not deferred:
+                    raise  # the delivery comes again, and pages
+                log.warning(
+                    "action %s is %s; its escalation is pending, for the sweep: %s", moved.record.id, to, e
+                )
+        return moved
 
     def _escalate_pending(self, current: VersionedAction) -> None:
-        """Escalate what the record marks pending, then clear the mark (a lost clear escalates twice:
-        PagerDuty keeps one incident per key, and the timeline shows two lines)."""
+        """Escalate what the record marks pending, then clear the mark and its wake (a lost clear
+        escalates twice: PagerDuty keeps one incident per key, and the timeline shows two lines)."""
         record = current.record
         why = str(record.continuation.get(ESCALATION_PENDING, ""))
         if not why:
             return
         self._escalate(record, why)
-        cleared = {k: v for k, v in record.continuation.items() if k != ESCALATION_PENDING}
+        cleared = {k: v for k, v in record.continuation.items() if k not in (ESCALATION_PENDING, WAKE)}
         try:
             self.actions.save_action(record.evolve(continuation=cleared), current.version, [])
         except (PreconditionFailed, StoreContention) as e:

@@ -22,9 +22,10 @@ from azure.functions.timer import TimerRequest
 from shared.adapters.azure_actions import azure_kinds
 from shared.bootstrap import Services
 from shared.domain.actions import ActionState, ActionStep
-from shared.errors import Transient
+from shared.errors import StoreBusy, Transient
 from shared.localhost.ncrontab import Schedule
 from shared.localhost.runtime import service_bus_message
+from shared.outbox import Outbox
 from shared.ports import DeadLetter, EffectQueue, QueueMessage
 from tests.action_kinds import PretendCache
 from tests.factories import FakeClock
@@ -331,6 +332,68 @@ def test_a_request_whose_expiry_wake_was_lost_expires_and_pages(
     assert f"Escalated: test.failover on {CACHE}: approval expired (raised to sev2)" in timeline(
         app, incident_id
     )
+    assert world.starts == 0
+
+
+# ---- a denial's page -------------------------------------------------------------------------------
+
+
+class _OutboxBusyOnce(Outbox):
+    """The incident's store locked once, for the escalation's update."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(outbox.store, outbox.queue)
+        self.failed = False
+
+    def update(self, incident_id: str, change: Any, signal: Any = None) -> Any:
+        if not self.failed and change.__name__ == "escalated":
+            self.failed = True
+            raise StoreBusy("incidents.sqlite3 stayed locked by another process for over 10 s")
+        return super().update(incident_id, change, signal)
+
+
+def test_a_denial_whose_escalation_failed_is_paged_once_by_the_sweep(
+    acting: Acting, world: PretendCache, pager: FakePager, clock: FakeClock
+) -> None:
+    app, incident_id, action_id = awaiting(acting)
+    outbox = _OutboxBusyOnce(app.actions.outbox)
+    app.actions.outbox = outbox
+
+    answer = decide(action_id, "deny", {"by": "bob"})
+    assert answer.status_code == 200, answer.get_body()  # the denial stands; its page is pending
+    assert outbox.failed and json_body(answer)["state"] == "denied"
+    assert "escalation_pending" in only_action(app, incident_id).continuation
+    assert triggers(pager) == []
+    run_with_sweeps(app, seconds=GRACE - 5)
+    assert triggers(pager) == [], "not before the margin"
+
+    run_with_sweeps(app, seconds=3600)  # past the request's own expiry wake, too
+    assert triggers(pager) == [incident_id], "paged once"
+    escalated = [t for t in timeline(app, incident_id) if t.startswith("Escalated")]
+    assert escalated == [f"Escalated: test.failover on {CACHE} was denied by bob via api (raised to sev2)"]
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.DENIED
+    assert "escalation_pending" not in record.continuation and record.wake_at == ""
+    assert world.starts == 0
+
+
+def test_a_lapsed_approval_whose_escalation_failed_is_paged_on_the_next_delivery(
+    acting: Acting, world: PretendCache, pager: FakePager, clock: FakeClock
+) -> None:
+    """The approved start cannot go ahead within approval_minutes and lapses; paging for it fails
+    once. The delivery that failed comes again and finds the page pending (it was lost before)."""
+    app, incident_id, action_id = awaiting(acting, EXPIRING)
+    outbox = _OutboxBusyOnce(app.actions.outbox)
+    app.actions.outbox = outbox
+    assert decide(action_id, "approve", {"by": "alice"}).status_code == 200
+    world.fail("precondition", *[Transient("429 Too Many Requests", 60) for _ in range(3)])
+    errors: list[Exception] = []
+    run_with_sweeps(app, seconds=600, errors=errors)
+    assert outbox.failed and [type(e) for e in errors] == [StoreBusy]
+    record = only_action(app, incident_id)
+    assert record.state is ActionState.REFUSED and record.result.startswith("lapsed: approved by alice")
+    assert triggers(pager) == [incident_id]
+    assert len([t for t in timeline(app, incident_id) if t.startswith("Escalated")]) == 1
     assert world.starts == 0
 
 
