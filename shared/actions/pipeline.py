@@ -20,11 +20,12 @@ A start the vendor turned away (a 429, a 503, a 409, a refused connection) is se
 back-off. A start that may have reached the target although nobody knows what it did is never sent
 again blind: a worker that died between claiming and recording what execute started, or a start
 whose answer was lost (`OutcomeUnknown`: a reset or time-out after sending, a 500/502/504/408),
-leaves "starting" with its claim. After the lease (after a lost answer, `lost_answer_seconds`, long
-enough for an accepted call to show) the next delivery takes over and asks the precondition about
-that very start (`Context.started`): STARTED, it took effect or is under way (checked from there
-on); SKIP, not needed any more (settled); PROCEED, no sign of it (claimed again and started again);
-REFUSE, it cannot tell or it is no longer safe (failed, and a person is paged).
+leaves "starting" with its claim. After `lost_answer_seconds` (the lease at least; long enough for
+an accepted call to show) the next delivery takes over and asks the precondition about that very
+start (`Context.started`): STARTED, it took effect or is under way (checked from there on); SKIP,
+not needed any more (settled); PROCEED, no sign of it (claimed again and started again, unless the
+incident resolved meanwhile: then settled); REFUSE, it cannot tell or it is no longer safe (failed,
+and a person is paged).
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class PipelineSettings:
     automation_on: bool = True  # DR_AUTOMATION
     check_seconds: float = 15.0  # between checks of a long operation
     lease_seconds: float = 60.0  # a claimed action not heard of for this long is taken over
-    # After a start whose answer was lost: how long to wait (the lease at least) before looking
-    # whether it took effect, so that a call ARM accepted has had time to show.
+    # After a start whose outcome is unknown (its answer lost, or its worker gone): how long to wait
+    # (the lease at least) before looking whether it took effect, so an accepted call has shown.
     lost_answer_seconds: float = 120.0
     # After a vendor said "later": doubling from retry_seconds up to retry_max_seconds, jittered; a
     # 429's Retry-After wins. A step kept "later" for longer than its action's time-out is given up.
@@ -664,11 +665,14 @@ class ActionPipeline:
         claimed_at = parse_iso(str(record.continuation.get("claimed_at", ""))) or self.clock()
         quiet = (self.clock() - claimed_at).total_seconds()
         lost = bool(record.continuation.get("outcome_unknown"))
-        hold = max(self.settings.lease_seconds, self.settings.lost_answer_seconds if lost else 0.0)
+        # A worker that died inside execute leaves the same doubt as a lost answer (its call may have
+        # gone out), and the record may not say which it was (the write that says "lost" can fail
+        # too): both wait lost_answer_seconds, for an accepted call to show, before anyone looks.
+        hold = max(self.settings.lease_seconds, self.settings.lost_answer_seconds)
         if quiet < hold:
             # Another worker may be inside execute right now (or a lost answer's call may not show
-            # yet): look again when its lease (lost_answer_seconds) has run out. Not written on the
-            # record: this delivery writes nothing, so if this send is lost the queue delivers it again.
+            # yet): look again when the hold has run out. Not written on the record: this delivery
+            # writes nothing, so if this send is lost the queue delivers it again.
             look = self._due(record, "check", record.attempts * 1000 + int(quiet), after=hold - quiet)
             self._send(record, look)
             return
@@ -694,8 +698,13 @@ class ActionPipeline:
         if check.verdict is Verdict.REFUSE:
             self._finish(current, ActionState.FAILED, f"{before}; precondition: {check.detail}")
             return
-        # PROCEED: the precondition saw no sign of that start, after the lease (after a lost answer,
-        # lost_answer_seconds) in which an accepted call shows; and every execute re-reads first.
+        if resolved_at := self._resolved_at(record):
+            # The alert cleared while nobody knew whether the start went out: most likely it did.
+            line = f"{before}: the incident resolved at {resolved_at} meanwhile; not started again"
+            self._settle(self._noted(current, record.evolve(continuation=self._settling(record, now)), line))
+            return
+        # PROCEED: the precondition saw no sign of that start, after lost_answer_seconds in which an
+        # accepted call shows; and every execute re-reads first.
         line = (
             f"{before}: no sign that it took effect ({check.detail}); starting again"
             if lost

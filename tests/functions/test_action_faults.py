@@ -21,6 +21,7 @@ from tests.fakes import FakePager
 from tests.functions.action_harness import (
     CACHE,
     actions_of,
+    alert,
     automation,
     deliver,
     only_action,
@@ -29,7 +30,7 @@ from tests.functions.action_harness import (
     timeline,
     triggers,
 )
-from tests.functions.harness import function
+from tests.functions.harness import function, post
 
 Acting = Callable[..., Services]
 LOCK_SECONDS = 5  # DR_QUEUE_LOCK_SECONDS: the pipeline's lease is twice that
@@ -457,3 +458,40 @@ def test_a_delivery_during_the_wait_after_a_lost_answer_does_not_look_early(
     assert [c[0] for c in world.calls] == ["precondition", "execute"]
     run_queues(app)
     assert only_action(app, incident_id).state is ActionState.SUCCEEDED and world.starts == 1
+
+
+def test_a_worker_dying_inside_a_start_waits_as_long_as_a_lost_answer_before_anyone_looks(
+    acting: Acting, world: PretendCache, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record cannot say whether the call went out (the write that would say "lost" may be the
+    one that failed): a redelivery past the lease but short of lost_answer_seconds does not look."""
+    app = acting()
+    asked = _timed(app, clock, monkeypatch, "precondition")
+    world.fail("execute", WorkerKilled("SIGKILL"))
+    incident_id = open_incident()
+    deliver(app, "actions", [])  # planned, claimed, and the worker died inside execute
+    clock.advance(seconds=70)  # past the lease (60 s), short of lost_answer_seconds (120 s)
+
+    app.actions.advance(only_action(app, incident_id).id)  # its message, delivered again
+
+    assert [c[0] for c in world.calls] == ["precondition", "execute"]
+    run_queues(app)
+    assert only_action(app, incident_id).state is ActionState.SUCCEEDED and world.starts == 1
+    assert asked[1] - asked[0] >= 120, f"looked again only after lost_answer_seconds: {asked}"
+
+
+def test_a_start_whose_answer_was_lost_is_not_sent_again_once_its_incident_resolved(
+    acting: Acting, world: PretendCache, clock: FakeClock
+) -> None:
+    app = acting()
+    world.fail("execute", LOST)  # taken or not, nobody knows; the precondition will see no sign
+    incident_id = open_incident()
+    deliver(app, "actions")
+    answer = post("alerts", alert(condition="Resolved"))  # the alert clears during the wait
+    assert answer.status_code == 202, answer.get_body()
+    run_queues(app)
+
+    record = only_action(app, incident_id)
+    assert [c[0] for c in world.calls].count("execute") == 1, world.calls
+    assert record.state is ActionState.SUCCEEDED, record
+    assert any("resolved at" in t and "not started again" in t for t in timeline(app, incident_id))
