@@ -12,12 +12,15 @@ do the same at the cost of a second write in every append: 12 µs where the appe
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.adapters.sqlite_db import SYNCHRONOUS_MODES
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "inbox.sqlite"
 # An append that cannot have the write lock within this long (the drain forgets in short
@@ -107,6 +110,9 @@ def waiting_in(data_dir: Path) -> int | None:
     try:
         return int(db.execute("SELECT COUNT(*) FROM inbox WHERE length(body) > 0").fetchone()[0])
     except sqlite3.OperationalError:  # created a moment ago, its table not yet
+        return None
+    except sqlite3.DatabaseError as e:  # damaged: the rest of the status must still answer
+        log.warning("the inbox %s cannot be read, so the status leaves it out: %s", path, e)
         return None
     finally:
         db.close()

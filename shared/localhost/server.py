@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from shared.localhost.worker import Worker
 from shared.settings import Settings
 
 log = logging.getLogger("dr.serve")
+
+FRONT_SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def function_key(data_dir: Path, given: str | None) -> str:
@@ -65,6 +68,9 @@ def serve(
     import uvicorn
 
     data_dir, key = settings.data_dir, settings.function_key
+    # The event loop (which answers the front door's alerts) shares the GIL with the functions' pool:
+    # a busy function would hold it for the default 5 ms at a time; 1 ms keeps the loop's waits short.
+    sys.setswitchinterval(FRONT_SWITCH_INTERVAL_SECONDS)
     services = ServedServices(settings)  # /api/status counts the inbox too
     bootstrap.reset(services)  # what the registered functions get from bootstrap.services()
     policy = services.policy  # fail fast, with the policy's own message, before serving anything

@@ -15,6 +15,7 @@ from shared.bootstrap import Services
 from shared.intake.admission import INTAKE_QUEUE
 from shared.localhost.drain import InboxDrain, admit_alerts
 from shared.localhost.inbox import Inbox, Waiting
+from shared.localhost.served import ServedServices
 from shared.settings import Settings
 from shared.status.replay import ReplayRefused, replay_dead_letter
 from tests.conftest import REFDATA
@@ -114,3 +115,12 @@ def test_a_refused_body_is_not_replayed_as_a_message_that_is_no_signal(tmp_path:
         replay_dead_letter(services.queue_inspector, services.store, dead.message_id, services.clock())
     assert services.queue.active_count(INTAKE_QUEUE) == 0  # type: ignore[attr-defined]
     assert [d.message_id for d in services.queue.dead_letters(INTAKE_QUEUE)] == [dead.message_id]  # type: ignore[attr-defined]
+
+
+def test_a_damaged_inbox_is_left_out_of_the_status_which_still_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "inbox.sqlite").write_bytes(b"not a database " * 100)
+    counts = ServedServices(Settings(data_dir=tmp_path)).queue_inspector.counts([INTAKE_QUEUE])
+    assert [c.queue for c in counts] == [INTAKE_QUEUE]
+    assert "cannot be read" in caplog.text
