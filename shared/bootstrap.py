@@ -307,6 +307,7 @@ class Services:
             automation_on=settings.automation == "on",
             check_seconds=settings.action_check_seconds,
             lease_seconds=self.lease_seconds,
+            lost_answer_seconds=settings.lost_answer_seconds,
             retry_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
             max_errors=max(1, min(5, settings.queue_max_delivery_count - 1)),

@@ -28,6 +28,8 @@ class Settings:
     log_level: str = "INFO"
     sqlite_synchronous: str = "NORMAL"
     queue_lock_seconds: float = 30.0
+    # A start whose outcome is unknown (its answer lost, its worker gone) is looked at after this.
+    lost_answer_seconds: float = 120.0
     queue_max_delivery_count: int = 10
     pagerduty_routing_key: str | None = field(default=None, repr=False)
     pagerduty_routing_keys: str | None = field(default=None, repr=False)  # "ikea=KEY,*/sev1=KEY,…"
@@ -88,6 +90,7 @@ class Settings:
             log_level=(get("DR_LOG_LEVEL") or "INFO").upper(),
             sqlite_synchronous=(get("DR_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
             queue_lock_seconds=number("DR_QUEUE_LOCK_SECONDS", 30, low=1),
+            lost_answer_seconds=number("DR_LOST_ANSWER_SECONDS", 120, low=1),
             queue_max_delivery_count=int(number("DR_QUEUE_MAX_DELIVERY_COUNT", 10, low=1)),
             pagerduty_routing_key=get("PAGERDUTY_ROUTING_KEY"),
             pagerduty_routing_keys=get("PAGERDUTY_ROUTING_KEYS"),

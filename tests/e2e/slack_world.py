@@ -290,6 +290,7 @@ def world(base: Path) -> Iterator[World]:
             "DR_POLICY_FILE": str(policy_file(base / "policy.toml")),
             "DR_ACTION_CHECK_SECONDS": "0.2",
             "DR_QUEUE_LOCK_SECONDS": "2",
+            "DR_LOST_ANSWER_SECONDS": "4",  # the lease: a takeover looks as soon as it may
             "DR_RETRY_BASE_SECONDS": "0.05",
             "DR_RETRY_MAX_SECONDS": "0.2",
         }
