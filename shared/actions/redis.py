@@ -29,6 +29,41 @@ CACHE = "microsoft.cache/redis"
 MANAGED = ("microsoft.cache/redisenterprise", "microsoft.cache/redisenterprise/databases")
 MANAGED_API_VERSION = "2025-07-01"  # azure-mgmt-redisenterprise 3.1.0's
 
+# After a start whose answer was lost, only these states read as "that start may be under way"
+# (STARTED: watched, not sent again). Any other state that is not Succeeded — Failed, Disabled, a
+# resource being created or deleted — says nothing of our start: the precondition answers as it
+# would with no start to look for (REFUSE with its reason, so a person is paged now rather than the
+# action polling until its time-out). Compared without case, as the SDKs' enums do.
+#
+# A cache's provisioningState, azure-mgmt-redis 14.5.0 `ProvisioningState`: each of these is an
+# operation on a live cache, which a reboot or unlink may be inside or queued behind.
+CACHE_UNDER_WAY = frozenset(
+    s.lower()
+    for s in (
+        "Updating",  # a change (a reboot, a patch, a setting) is being applied
+        "Scaling",  # a size or shard count change
+        "RecoveringScaleFailure",  # the platform undoing a scale that failed
+        "Linking",  # a geo-replication link being made
+        "Unlinking",  # a geo-replication link being removed (what a geo unlink shows)
+        "ConfiguringAAD",  # Entra ID authentication being set up
+    )
+)
+# A linked server's provisioningState: a plain string in the SDK ("Terminal state of the link"),
+# no enum. Deleting is ARM's state of a resource under DELETE (our `linked_server.begin_delete`);
+# Unlinking is the cache enum's word for the same.
+LINK_UNDER_WAY = frozenset(("deleting", "unlinking"))
+# A Managed Redis database's provisioningState, azure-mgmt-redisenterprise 3.1.0 `ProvisioningState`
+# (Succeeded, Failed, Canceled, Creating, Updating, Deleting): only Updating is an operation on a live
+# database. And a member's link state, `LinkState` (Linked, Linking, Unlinking, LinkFailed,
+# UnlinkFailed): Unlinking is a force-unlink under way.
+MANAGED_UNDER_WAY = frozenset(("updating",))
+MEMBER_UNDER_WAY = frozenset(("unlinking",))
+
+
+def under_way(state: str | None, states: frozenset[str]) -> bool:
+    """Whether a provisioning state is one of `states` (lower case): an operation is running."""
+    return state is not None and state.lower() in states
+
 
 # --- Azure Cache for Redis ------------------------------------------------------------------------
 
@@ -252,16 +287,19 @@ class InRegionReboot:
         )
 
     def _started(self, cache: AzureCache, started: Mapping[str, Any]) -> Precheck | None:
-        """A reboot whose outcome is unknown shows as the platform busy or every primary moved.
+        """A reboot whose outcome is unknown shows as the platform busy (`CACHE_UNDER_WAY`) or, on
+        a healthy cache, every primary moved.
 
-        Else None: the precondition decides as before, and execute reboots only the shards whose
-        primary has not moved.
+        Else None: the precondition decides as before (a cache in another state is refused), and
+        execute reboots only the shards whose primary has not moved.
         """
         recorded = {str(k): int(v) for k, v in (started.get("primaries") or {}).items()}
         keep = {"primaries": recorded}
-        if cache.provisioning_state != HEALTHY:
+        if under_way(cache.provisioning_state, CACHE_UNDER_WAY):
             why = f"the cache is {cache.provisioning_state}: the reboot may be under way; not rebooted again"
             return Precheck(Verdict.STARTED, why, keep)
+        if cache.provisioning_state != HEALTHY:  # Failed, Disabled, …: refused with its reason
+            return None
         now = cache.primaries()
         if recorded and all(now.get(shard, index) != index for shard, index in recorded.items()):
             moves = ", ".join(f"shard {s}: instance {recorded[s]} → {now[s]}" for s in sorted(recorded))
@@ -438,7 +476,9 @@ class ManagedUnlink:
         return Step(Progress.DONE, f"{failed} unlinked; {peer} serves on its own")
 
     def _started(self, started: Mapping[str, Any]) -> Precheck | None:
-        """A force-unlink whose outcome is unknown shows on the peer: the database gone, or it busy."""
+        """A force-unlink whose outcome is unknown shows on the peer: the database gone from its
+        group, the database's link Unlinking, or the peer Updating. Else None (a peer Failed or
+        Canceled too): the precondition decides as before."""
         failed, peer = str(started.get("database", "")), str(started.get("peer", ""))
         if not failed or not peer:
             return None
@@ -446,7 +486,11 @@ class ManagedUnlink:
         state = self.managed.database(peer)
         if not state.links_to(failed):
             return Precheck(Verdict.STARTED, f"{peer} no longer lists {failed} in its group", keep)
-        if state.provisioning_state != HEALTHY:
+        link = next((s for i, s in state.linked if i.lower() == failed.lower()), None)
+        if under_way(link, MEMBER_UNDER_WAY):
+            why = f"{peer} lists {failed} as {link}: the force-unlink is under way; not sent again"
+            return Precheck(Verdict.STARTED, why, keep)
+        if under_way(state.provisioning_state, MANAGED_UNDER_WAY):
             why = f"{peer} is {state.provisioning_state}: the force-unlink may be under way; not sent again"
             return Precheck(Verdict.STARTED, why, keep)
         return None
@@ -462,7 +506,8 @@ class ManagedUnlink:
 
 
 def _unlinking(links: Sequence[CacheLink], started: Mapping[str, Any]) -> Precheck | None:
-    """An unlink whose outcome is unknown shows in the links: its link gone, or being deleted."""
+    """An unlink whose outcome is unknown shows in the links: its link gone, or being deleted
+    (`LINK_UNDER_WAY`). Else None (a Failed link too): the precondition decides as before."""
     name = str(started.get("link", ""))
     if not name:
         return None
@@ -470,7 +515,7 @@ def _unlinking(links: Sequence[CacheLink], started: Mapping[str, Any]) -> Preche
     link = next((found for found in links if found.name.lower() == name.lower()), None)
     if link is None:
         return Precheck(Verdict.STARTED, f"link {name} is gone", keep)
-    if link.provisioning_state not in (None, HEALTHY):
+    if under_way(link.provisioning_state, LINK_UNDER_WAY):
         why = f"link {name} is {link.provisioning_state}: the unlink may be under way; not sent again"
         return Precheck(Verdict.STARTED, why, keep)
     return None

@@ -312,6 +312,32 @@ def start_and_lose_its_answer(
     return found
 
 
+def start_that_never_reached_arm(
+    arm: ArmStub, kind: RedisFailover, target: Target, method: str, path: str
+) -> Any:
+    """The precondition's `found`, once execute's write met a gateway's 502 (never made, but a maybe)."""
+    found = kind.precondition(target, CONTEXT).found
+    arm.fault(method, path, 502, "BadGateway")
+    with pytest.raises(OutcomeUnknown):
+        kind.execute(target, CONTEXT, found)
+    return found
+
+
+def geo_linked(arm: ArmStub) -> Target:
+    """cache-we geo-replicated to cache-ne; the target that unlinks them."""
+    azure_cache(arm, CACHE)
+    azure_cache(arm, REPLICA, location="northeurope")
+    link_caches(arm, CACHE, REPLICA)
+    return Target(CACHE, {"geo": True})
+
+
+def link_state(arm: ArmStub, state: str) -> None:
+    """Set cache-we's link to cache-ne to a provisioning state."""
+    arm.update(
+        f"{CACHE}/linkedServers/cache-ne", lambda link: link["properties"].update(provisioningState=state)
+    )
+
+
 def test_a_reboot_whose_answer_was_lost_is_found_by_its_swap_and_never_sent_again(
     arm: ArmStub, kind: RedisFailover
 ) -> None:
@@ -365,16 +391,10 @@ def test_a_reboot_that_shows_nothing_after_its_lost_answer_proceeds_as_before(
 
 
 def test_an_unlink_whose_answer_was_lost_is_found_by_its_link_gone(arm: ArmStub, kind: RedisFailover) -> None:
-    azure_cache(arm, CACHE)
-    azure_cache(arm, REPLICA, location="northeurope")
-    link_caches(arm, CACHE, REPLICA)
+    target = geo_linked(arm)
     arm.polls = 0
-    target = Target(CACHE, {"geo": True})
     found = start_and_lose_its_answer(arm, kind, target, "DELETE", f"{CACHE}/linkedServers/cache-ne", 504)
-    arm.update(
-        f"{CACHE}/linkedServers/cache-ne",
-        lambda link: link["properties"].update(provisioningState="Deleting"),
-    )
+    link_state(arm, "Deleting")
 
     deleting = kind.precondition(target, after(found))
     [operation] = arm.operations
@@ -406,4 +426,136 @@ def test_a_force_unlink_whose_answer_was_lost_is_found_on_the_peer(arm: ArmStub,
         f"{AMR_NE} no longer lists {AMR_WE} in its group",
     )
     assert kind.check(target, CONTEXT, again.found).progress is Progress.DONE
+    assert len(arm.requests_to(f"{AMR_NE}/forceUnlink", "POST")) == 1
+
+
+# --- after a lost answer, only a state that means an operation runs is read as the start under way --
+
+
+def test_a_failed_cache_after_a_lost_reboot_is_refused_with_the_reason_a_fresh_look_gives(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = start_that_never_reached_arm(arm, kind, target, "POST", f"{CACHE}/forceReboot")
+    arm.update(CACHE, lambda cache: cache["properties"].update(provisioningState="Failed"))
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.REFUSE,
+        "the cache is Failed: a reboot now would race the platform",
+    )
+    assert again == kind.precondition(target, CONTEXT)
+
+
+@pytest.mark.parametrize("state", ["Disabled", "Deleting", "Creating", "Provisioning", "Unprovisioning"])
+def test_a_cache_in_a_state_no_reboot_puts_it_in_after_a_lost_reboot_is_refused_even_if_swapped(
+    arm: ArmStub, kind: RedisFailover, state: str
+) -> None:
+    serve_azure_cache(arm, swap_after_reads=0)
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{CACHE}/forceReboot", 502)
+    arm.update(CACHE, lambda cache: cache["properties"].update(provisioningState=state))
+
+    again = kind.precondition(target, after(found))
+
+    # The primary moved, but a cache in that state would not reach Succeeded for the check: paged now.
+    assert (again.verdict, again.detail) == (
+        Verdict.REFUSE,
+        f"the cache is {state}: a reboot now would race the platform",
+    )
+
+
+@pytest.mark.parametrize(
+    "state", ["Scaling", "RecoveringScaleFailure", "Linking", "unlinking", "ConfiguringAAD"]
+)
+def test_a_cache_busy_with_an_operation_after_a_lost_reboot_is_watched(
+    arm: ArmStub, kind: RedisFailover, state: str
+) -> None:
+    azure_cache(arm, CACHE)
+    target = Target(CACHE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{CACHE}/forceReboot", None)
+    arm.update(CACHE, lambda cache: cache["properties"].update(provisioningState=state))
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"the cache is {state}: the reboot may be under way; not rebooted again",
+    )
+
+
+def test_a_failed_link_after_a_lost_unlink_is_not_taken_for_the_unlink_under_way(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    target = geo_linked(arm)
+    found = start_that_never_reached_arm(arm, kind, target, "DELETE", f"{CACHE}/linkedServers/cache-ne")
+    link_state(arm, "Failed")
+
+    again = kind.precondition(target, after(found))
+
+    # Deleting a link twice does no harm: the precondition answers as it would with no start to look for.
+    assert again == kind.precondition(target, CONTEXT)
+    assert again.verdict is Verdict.PROCEED
+
+
+def test_an_unlinking_link_after_a_lost_unlink_is_watched(arm: ArmStub, kind: RedisFailover) -> None:
+    target = geo_linked(arm)
+    found = start_and_lose_its_answer(arm, kind, target, "DELETE", f"{CACHE}/linkedServers/cache-ne", 504)
+    link_state(arm, "Unlinking")
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        "link cache-ne is Unlinking: the unlink may be under way; not sent again",
+    )
+
+
+@pytest.mark.parametrize("state", ["Failed", "Canceled", "Deleting"])
+def test_a_managed_peer_failed_after_a_lost_force_unlink_is_refused(
+    arm: ArmStub, kind: RedisFailover, state: str
+) -> None:
+    managed_group(arm, [AMR_WE, AMR_NE])
+    target = Target(AMR_WE)
+    found = start_that_never_reached_arm(arm, kind, target, "POST", f"{AMR_NE}/forceUnlink")
+    arm.update(AMR_NE, lambda d: d["properties"].update(provisioningState=state))
+
+    again = kind.precondition(target, after(found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.REFUSE,
+        f"no healthy database left in group shop: {AMR_WE} (Linked), {AMR_NE} (Linked)",
+    )
+    assert len(arm.requests_to(f"{AMR_NE}/forceUnlink", "POST")) == 1
+
+
+def test_a_managed_peer_updating_or_listing_the_database_unlinking_is_watched(
+    arm: ArmStub, kind: RedisFailover
+) -> None:
+    managed_group(arm, [AMR_WE, AMR_NE])
+    target = Target(AMR_WE)
+    found = start_and_lose_its_answer(arm, kind, target, "POST", f"{AMR_NE}/forceUnlink", None)
+    arm.update(AMR_NE, lambda d: d["properties"].update(provisioningState="Updating"))
+    updating = kind.precondition(target, after(found))
+
+    def unlinking(database: Any) -> None:
+        database["properties"]["provisioningState"] = "Succeeded"
+        for member in database["properties"]["geoReplication"]["linkedDatabases"]:
+            if member["id"] == AMR_WE:
+                member["state"] = "Unlinking"
+
+    arm.update(AMR_NE, unlinking)
+    member = kind.precondition(target, after(found))
+
+    assert (updating.verdict, updating.detail) == (
+        Verdict.STARTED,
+        f"{AMR_NE} is Updating: the force-unlink may be under way; not sent again",
+    )
+    assert (member.verdict, member.detail) == (
+        Verdict.STARTED,
+        f"{AMR_NE} lists {AMR_WE} as Unlinking: the force-unlink is under way; not sent again",
+    )
     assert len(arm.requests_to(f"{AMR_NE}/forceUnlink", "POST")) == 1
