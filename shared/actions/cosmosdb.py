@@ -19,6 +19,14 @@ from shared.actions.kind import Context, Param, Precheck, Progress, Step, Target
 
 API_VERSION = "2026-03-15"  # azure-mgmt-cosmosdb 10.0.0's; `az rest` in suggest mode sends the same
 HEALTHY = "Succeeded"  # a region's provisioningState while it serves
+# The account's provisioningState values that read, after a start whose answer was lost, as "that
+# start may be under way" (STARTED: watched, not sent again). azure-mgmt-cosmosdb 10.0.0 types it a
+# plain string; the service documents Creating, Succeeded, Updating, Deleting, Failed and
+# DeletionFailed. Only Updating is an operation on a live account (an offlineRegion or a
+# failoverPriorityChange shows it); Failed or DeletionFailed is no sign of our start, nor is an
+# account being created or deleted: those are refused at once, so a person is paged now rather than
+# the action polling until its time-out.
+ACCOUNT_UNDER_WAY = frozenset(("updating",))
 
 
 @dataclass(frozen=True)
@@ -255,12 +263,13 @@ class CosmosFailback:
 
 def _after_start(account: CosmosAccount, region: str, what: str, *, moved: bool) -> Precheck:
     """After a start whose outcome is unknown: STARTED when its change shows (`moved`) or the account
-    is busy with an operation; else REFUSE. A forced failover takes minutes, so writes still in
-    place do not say the call was never taken, and a second call on a maybe is never made."""
+    is busy with an operation (`ACCOUNT_UNDER_WAY`); else (a Failed account too) REFUSE. A forced
+    failover takes minutes, so writes still in place do not say the call was never taken, and a
+    second call on a maybe is never made."""
     keep = {"failed_region" if what == "offline" else "region": region}
     if moved:
         return Precheck(Verdict.STARTED, f"the writes are in {account.write_region} now", keep)
-    if account.provisioning_state not in (None, HEALTHY):
+    if (account.provisioning_state or "").lower() in ACCOUNT_UNDER_WAY:
         why = f"the account is {account.provisioning_state}: the {what} of {region} may be under way"
         return Precheck(Verdict.STARTED, why, keep)
     return Precheck(

@@ -259,13 +259,27 @@ def after(found: Any) -> Context:
     return Context("inc-1", NOW, NOW, "act-1", found)
 
 
-def start_and_lose_its_answer(arm: ArmStub, kind: Any, tgt: Target, action: str, lost: int | None) -> Any:
-    """The precondition's `found`, once execute's POST to `action` was taken and its answer lost."""
+def start_and_lose_its_answer(
+    arm: ArmStub, kind: Any, tgt: Target, action: str, lost: int | None, *, reached: bool = True
+) -> Any:
+    """The precondition's `found`, once execute's POST to `action` was taken and its answer lost
+    (not `reached`: a gateway answered `lost` itself, the POST never made)."""
     found = kind.precondition(tgt, CONTEXT).found
-    arm.lose_answer_next(f"{ACCOUNT}/{action}", lost, method="POST")
+    if reached:
+        arm.lose_answer_next(f"{ACCOUNT}/{action}", lost, method="POST")
+    else:
+        arm.fault("POST", f"{ACCOUNT}/{action}", lost or 502, "BadGateway")
     with pytest.raises(OutcomeUnknown):
         kind.execute(tgt, CONTEXT, found)
     return found
+
+
+def lost_failback(arm: ArmStub, accounts: ArmCosmosAccounts, lost: int | None) -> tuple[Any, Target, Any]:
+    """A failback to West Europe (writes in North Europe) whose answer was lost: kind, target, found."""
+    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"))
+    kind = CosmosFailback(accounts)
+    tgt = target(region="West Europe")
+    return kind, tgt, start_and_lose_its_answer(arm, kind, tgt, "failoverPriorityChange", lost)
 
 
 def test_an_offline_whose_answer_was_lost_is_watched_while_the_account_is_busy_then_done(
@@ -313,10 +327,7 @@ def test_an_offline_whose_answer_was_lost_and_shows_no_sign_is_refused_not_sent_
 def test_a_failback_whose_answer_was_lost_is_found_by_the_write_region(
     arm: ArmStub, accounts: ArmCosmosAccounts
 ) -> None:
-    cosmos_account(arm, ACCOUNT, ("North Europe", "West Europe"))
-    kind = CosmosFailback(accounts)
-    tgt = target(region="West Europe")
-    found = start_and_lose_its_answer(arm, kind, tgt, "failoverPriorityChange", 502)
+    kind, tgt, found = lost_failback(arm, accounts, 502)
     [operation] = arm.operations
     while operation.status == "InProgress":
         operation.read()
@@ -326,3 +337,36 @@ def test_a_failback_whose_answer_was_lost_is_found_by_the_write_region(
     assert (again.verdict, again.found) == (Verdict.STARTED, {"region": "West Europe"})
     assert run_to_done(kind, tgt, kind.check(tgt, CONTEXT, again.found)).progress is Progress.DONE
     assert len(arm.requests_to(f"{ACCOUNT}/failoverPriorityChange", "POST")) == 1
+
+
+@pytest.mark.parametrize("state", ["Failed", "DeletionFailed", "Deleting", "Creating"])
+def test_an_account_in_a_state_no_failover_puts_it_in_after_a_lost_offline_is_refused_at_once(
+    arm: ArmStub, accounts: ArmCosmosAccounts, state: str
+) -> None:
+    kind = CosmosFailover(accounts)
+    tgt = target()
+    found = start_and_lose_its_answer(arm, kind, tgt, "offlineRegion", 502, reached=False)
+    arm.update(ACCOUNT, lambda a: a["properties"].update(provisioningState=state))
+
+    again = kind.precondition(tgt, after(found))
+
+    assert again.verdict is Verdict.REFUSE
+    assert f"(writes in West Europe, account {state})" in again.detail
+    assert arm.operations == []
+
+
+def test_a_failed_account_after_a_lost_failback_is_refused_and_an_updating_one_watched(
+    arm: ArmStub, accounts: ArmCosmosAccounts
+) -> None:
+    kind, tgt, found = lost_failback(arm, accounts, None)
+    arm.update(ACCOUNT, lambda a: a["properties"].update(provisioningState="Failed"))
+    failed = kind.precondition(tgt, after(found))
+    arm.update(ACCOUNT, lambda a: a["properties"].update(provisioningState="updating"))
+    updating = kind.precondition(tgt, after(found))
+
+    assert failed.verdict is Verdict.REFUSE
+    assert "the answer to the failback of West Europe was lost" in failed.detail
+    assert (updating.verdict, updating.detail) == (
+        Verdict.STARTED,
+        "the account is updating: the failback of West Europe may be under way",
+    )
