@@ -9,10 +9,13 @@ What counts, as the runbook says it:
   address, and at least a quorum (a majority unless told) must answer; otherwise Transient, with
   what each one said.
 - `failover()`: `SENTINEL FAILOVER <master>` to the first Sentinel that answers; returns the master
-  it had before. Sentinel refuses a second failover while one runs (`INPROG`) and a failover with no
-  replica fit to promote (`NOGOODSLAVE`): both are Rejected, because repeating the command later
-  would start a failover nobody asked for (after an `INPROG` one finished, it would swing the
-  master back) or cannot find a replica a person has not restarted yet.
+  it had before. The command goes on a connection of its own, opened (and PINGed) first: a Sentinel
+  that refuses it or does not answer in time never got the command, so the next Sentinel is asked at
+  once; only a connection lost once the command went out is OutcomeUnknown. Sentinel refuses a
+  second failover while one runs (`INPROG`) and a failover with no replica fit to promote
+  (`NOGOODSLAVE`): both are Rejected, because repeating the command later would start a failover
+  nobody asked for (after an `INPROG` one finished, it would swing the master back) or cannot find
+  a replica a person has not restarted yet.
 - `check(old)`: one look, no waiting: done when every Sentinel that answers (a quorum at least)
   names a master other than `old`, that master says `ROLE` master, and it accepts a write of a
   probe key with a TTL. Else pending, with the reason. `verify(old, within)` polls `check` until
@@ -163,9 +166,10 @@ class SentinelRedis:
     def failover(self) -> Address:
         """Send `SENTINEL FAILOVER` to the first Sentinel that answers; return the master it had.
 
-        Transient if no Sentinel answers or the one asked answers "not now" (BUSY); OutcomeUnknown
-        if it was lost after the command went out (it may have started: look at master() before
-        trying again). Rejected if Sentinel refuses.
+        Transient if no Sentinel answers (a Sentinel whose connection for the command is refused or
+        times out never got it: the next one is asked) or the one asked answers "not now" (BUSY);
+        OutcomeUnknown if it was lost after the command went out (it may have started: look at
+        master() before trying again). Rejected if Sentinel refuses.
         """
         unreachable: list[str] = []
         for sentinel in self.sentinels:
@@ -176,11 +180,30 @@ class SentinelRedis:
             if report.master is None:
                 raise Rejected(f"Sentinel {show(sentinel)} does not monitor a master named {self.name!r}")
             where = f"SENTINEL FAILOVER {self.name} at {show(sentinel)}"
-            with self._translated(where, replies=True, write=True):
-                self._clients[sentinel].execute_command("SENTINEL FAILOVER", self.name)
+            client = self._client(sentinel, self._sentinel_password)
+            try:
+                try:
+                    connection = self._connected(client, where)
+                except Transient as e:  # the command was never sent: the next Sentinel is asked
+                    unreachable.append(str(e))
+                    continue
+                with self._translated(where, replies=True, write=True):
+                    connection.send_command("SENTINEL FAILOVER", self.name)
+                    connection.read_response()
+            finally:
+                client.close()  # and its connection with it
             log.info("%s: sent; the master was %s", where, show(report.master))
             return report.master
         raise Transient(f"no Sentinel answered for {self.name!r}: {'; '.join(unreachable)}")
+
+    def _connected(self, client: Any, where: str) -> Any:
+        """A new connection of `client`, open and answering PING. What fails here (refused, connect
+        or PING timed out, closed) fails before the command is sent: Transient, never a lost answer."""
+        with self._translated(where):
+            connection = client.connection_pool.get_connection()  # connects (and reads the handshake)
+            connection.send_command("PING")
+            connection.read_response()
+        return connection
 
     # -- is it done? ---------------------------------------------------------------------------
 
@@ -260,6 +283,8 @@ class SentinelRedis:
         """redis-py's errors as ours, scrubbed of the passwords, each `from` the original.
 
         `write`: the command changes the set, so a connection lost once it went out is OutcomeUnknown.
+        Use it only around sending the command and reading its answer, on a connection already
+        open (`_connected`): a refused connection or a connect time-out is never a lost answer.
         """
         from redis import exceptions
 
@@ -270,7 +295,7 @@ class SentinelRedis:
         except exceptions.BusyLoadingError as e:  # LOADING; a ConnectionError too
             raise Transient(f"{where}: still loading its data ({self._scrub(e)})") from e
         except (exceptions.ConnectionError, exceptions.TimeoutError, OSError) as e:
-            if write:  # the connection had just answered: the command may have gone out
+            if write:  # sending or after: the command may have reached Sentinel
                 raise OutcomeUnknown(
                     f"{where}: the answer was lost ({type(e).__name__}: {self._scrub(e)}); it may have "
                     "started: look at master() before trying again"

@@ -214,6 +214,41 @@ def test_a_failover_whose_answer_is_lost_is_outcome_unknown_and_did_happen(clust
     assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
 
 
+def config_epoch(cluster: SentinelSet, sentinel: int) -> int:
+    """The master's config epoch as one Sentinel has it: one more after each failover."""
+    state = cluster.client(cluster.sentinels[sentinel].address, data=False).execute_command(
+        "SENTINEL MASTER", MASTER_NAME
+    )
+    return int(state["config-epoch"])
+
+
+def test_a_sentinel_gone_between_the_question_and_the_command_is_passed_over_at_once(
+    cluster: SentinelSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    master, replica = roles(cluster)
+    first, *others = cluster.sentinel_addresses
+    epoch = config_epoch(cluster, 1)
+    caplog.set_level(logging.INFO, logger="shared.adapters.redis_sentinel")
+    # The first Sentinel names the master, then dies: its port refuses the command's connection.
+    with CuttingProxy(first, b"GET-MASTER-ADDR-BY-NAME", vanish=True) as proxy:
+        redis = SentinelRedis(
+            [proxy.address, *others], MASTER_NAME, password=PASSWORD, connect_timeout=0.5, command_timeout=1.0
+        )
+        try:
+            old = redis.failover()  # neither OutcomeUnknown nor Transient: the next Sentinel took it
+            done = redis.verify(old, within=FAILOVER_SECONDS, interval=0.1)
+        finally:
+            redis.close()
+
+    assert proxy.gone and old == master
+    assert f"SENTINEL FAILOVER {MASTER_NAME} at {show(others[0])}: sent; the master was {show(master)}" in (
+        caplog.messages
+    )
+    assert done.done and done.master == replica
+    assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
+    assert config_epoch(cluster, 1) == epoch + 1  # one failover, not two
+
+
 def test_with_every_sentinel_down_master_and_failover_are_transient_and_check_pending(
     cluster: SentinelSet, redis: SentinelRedis
 ) -> None:

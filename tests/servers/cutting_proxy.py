@@ -6,6 +6,11 @@
 
 The server acts on the request as usual (the connection to it stays open until the proxy stops):
 what a client sees is a connection lost after sending, as when a network path dies mid-call.
+
+    with CuttingProxy(sentinel_address, b"GET-MASTER-ADDR", vanish=True) as proxy:
+        ...  # the request holding the trigger is answered; then the proxy is gone: its port
+             # refuses connections and every connection through it is closed, as when a server
+             # dies between two calls
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ Address = tuple[str, int]
 
 
 class CuttingProxy:
-    """Forwards connections to `upstream`; cuts each one whose client bytes contain `trigger`."""
+    """Forwards connections to `upstream`; cuts each one whose client bytes contain `trigger` (or,
+    `vanish`, lets the answer to it through and then stops)."""
 
-    def __init__(self, upstream: Address, trigger: bytes) -> None:
+    def __init__(self, upstream: Address, trigger: bytes, *, vanish: bool = False) -> None:
         self.upstream = upstream
         self.trigger = trigger.lower()
+        self.vanish = vanish
         self.cut = 0  # connections cut so far
+        self.gone = False  # vanished: nothing more goes through
         self._listener = socket.create_server(("127.0.0.1", 0))
         host, port = self._listener.getsockname()[:2]
         self._address = (str(host), int(port))
@@ -71,7 +79,15 @@ class CuttingProxy:
                 data = source.recv(65536)
             except OSError:
                 return
-            if not data:
+            if not data or self.gone:
+                return
+            if not up and cutting.is_set() and self.vanish:
+                self.gone = True
+                with contextlib.suppress(OSError):  # refused from now on, before the client reads on
+                    self._listener.shutdown(socket.SHUT_RDWR)  # (a close alone leaves accept() listening)
+                with contextlib.suppress(OSError):
+                    sink.sendall(data)
+                self.stop()
                 return
             if not up and cutting.is_set():
                 continue  # the server's answer to the cut request: swallowed
@@ -80,7 +96,7 @@ class CuttingProxy:
                 cutting.set()  # before the server can answer
             with contextlib.suppress(OSError):
                 sink.sendall(data)
-            if triggered:
+            if triggered and not self.vanish:
                 with self._lock:
                     self.cut += 1
                 with contextlib.suppress(OSError):
