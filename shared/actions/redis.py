@@ -173,6 +173,8 @@ class SentinelSet(Protocol):
 
     def check(self, old: tuple[str, int]) -> SentinelLook: ...
 
+    def failing_over(self) -> list[tuple[str, int]]: ...
+
     def close(self) -> None: ...
 
 
@@ -545,15 +547,23 @@ class SentinelFailover:
         return f"redis-cli -h {host} -p {port} SENTINEL FAILOVER {target.reach.get('master')}"
 
     def precondition(self, target: Target, context: Context) -> Precheck:
+        recorded = (context.started or {}).get("old_master")  # set after a start's answer was lost
         try:
-            old = self._with(target, lambda s: s.master())
+            # Then also who runs a failover now: a second SENTINEL FAILOVER while the first one runs
+            # would be refused (INPROG) and fail an action that is under way.
+            old, running = self._with(target, lambda s: (s.master(), s.failing_over() if recorded else []))
         except Rejected as e:
             return Precheck(Verdict.REFUSE, str(e))
-        if context.started is not None and context.started.get("old_master"):
-            before = _address(context.started["old_master"])
+        if recorded:
+            before = _address(recorded)
+            keep = {"old_master": list(before)}
             if old != before:  # moved (this failover, or Sentinel's own): checked, not sent again
                 said = f"the Sentinels name {old[0]}:{old[1]} now, not {before[0]}:{before[1]}"
-                return Precheck(Verdict.STARTED, said, {"old_master": list(before)})
+                return Precheck(Verdict.STARTED, said, keep)
+            if running:  # the failover that was sent, most likely: checked, not sent again
+                who = ", ".join(f"{host}:{port}" for host, port in running)
+                said = f"Sentinel {who} is failing {before[0]}:{before[1]} over now"
+                return Precheck(Verdict.STARTED, said, keep)
         detail = (
             f"the Sentinels agree the master is {old[0]}:{old[1]}; a replica is promoted, clients reconnect"
         )

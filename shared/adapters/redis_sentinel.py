@@ -16,6 +16,8 @@ What counts, as the runbook says it:
   (`NOGOODSLAVE`): both are Rejected, because repeating the command later would start a failover
   nobody asked for (after an `INPROG` one finished, it would swing the master back) or cannot find
   a replica a person has not restarted yet.
+- `failing_over()`: the Sentinels running a failover of the master now (`SENTINEL MASTER` flags
+  `failover_in_progress`; only the Sentinel that took the command says so, until it is done).
 - `check(old)`: one look, no waiting: done when every Sentinel that answers (a quorum at least)
   names a master other than `old`, that master says `ROLE` master, and it accepts a write of a
   probe key with a TTL. Else pending, with the reason. `verify(old, within)` polls `check` until
@@ -204,6 +206,21 @@ class SentinelRedis:
             connection.send_command("PING")
             connection.read_response()
         return connection
+
+    def failing_over(self) -> list[Address]:
+        """The Sentinels that say they run a failover of the master now; those that do not answer are
+        left out. Only the Sentinel that took `SENTINEL FAILOVER` says so, from the command until the
+        failover is done or aborted."""
+        running = []
+        for sentinel in self.sentinels:
+            try:
+                with self._translated(f"Sentinel {show(sentinel)}"):
+                    state = self._clients[sentinel].execute_command("SENTINEL MASTER", self.name)
+            except (Transient, Rejected):
+                continue
+            if "failover_in_progress" in str(state.get("flags", "")).split(","):
+                running.append(sentinel)
+        return running
 
     # -- is it done? ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,21 @@ def until_done(kind: RedisFailover, target: Target, step: Step) -> Step:
     return step
 
 
+def start_and_lose_its_answer(
+    cluster: SentinelSet, kind: RedisFailover, proxy: CuttingProxy
+) -> tuple[Target, dict[str, Any]]:
+    """The target with `proxy` in place of the first Sentinel, and the precondition's `found`, once
+    execute's SENTINEL FAILOVER went through the proxy and its answer was cut."""
+    plain = target_of(cluster)
+    _, *others = plain.reach["sentinels"]
+    host, port = proxy.address
+    target = Target(plain.resource, reach={**plain.reach, "sentinels": [f"{host}:{port}", *others]})
+    found = dict(kind.precondition(target, CONTEXT).found)
+    with pytest.raises(OutcomeUnknown, match="it may have started"):
+        kind.execute(target, CONTEXT, found)
+    return target, found
+
+
 def test_sentinel_failover_records_the_old_master_and_is_done_when_all_agree_on_a_writable_new_one(
     cluster: SentinelSet, kind: RedisFailover
 ) -> None:
@@ -123,14 +139,8 @@ def test_a_failover_whose_answer_was_lost_is_found_by_the_new_master_and_not_sen
     cluster: SentinelSet, kind: RedisFailover
 ) -> None:
     old = master_of(cluster)
-    first, *others = cluster.sentinel_addresses
-    with CuttingProxy(first, b"FAILOVER") as proxy:
-        target = target_of(cluster)
-        sentinels = [f"{host}:{port}" for host, port in [proxy.address, *others]]
-        target = Target(target.resource, reach={**target.reach, "sentinels": sentinels})
-        found = kind.precondition(target, CONTEXT).found
-        with pytest.raises(OutcomeUnknown, match="it may have started"):
-            kind.execute(target, CONTEXT, found)
+    with CuttingProxy(cluster.sentinel_addresses[0], b"FAILOVER") as proxy:
+        target, found = start_and_lose_its_answer(cluster, kind, proxy)
         deadline = time.monotonic() + FAILOVER_SECONDS
         said = {cluster.said_by(s) for s in cluster.sentinels}
         while time.monotonic() < deadline and (len(said) != 1 or old in said):
@@ -150,3 +160,25 @@ def test_a_failover_whose_answer_was_lost_is_found_by_the_new_master_and_not_sen
         is Progress.DONE
     )
     assert master_of(cluster) == new  # not swung back
+
+
+def test_a_lost_failover_still_running_when_looked_at_again_is_watched_not_sent_again(
+    cluster: SentinelSet, kind: RedisFailover
+) -> None:
+    old = master_of(cluster)
+    with CuttingProxy(cluster.sentinel_addresses[0], b"FAILOVER") as proxy:
+        target, found = start_and_lose_its_answer(cluster, kind, proxy)
+
+        # At once, while Sentinel still promotes the replica: every Sentinel names the old master,
+        # and a second SENTINEL FAILOVER would be refused (INPROG) and fail the action.
+        again = kind.precondition(target, Context("inc-1", NOW, NOW, "act-1", found))
+        done = until_done(kind, target, Step(Progress.PENDING, "", again.found))
+
+    assert (again.verdict, again.detail) == (
+        Verdict.STARTED,
+        f"Sentinel {proxy.address[0]}:{proxy.address[1]} is failing {old[0]}:{old[1]} over now",
+    )
+    assert done.progress is Progress.DONE, done.detail
+    new = master_of(cluster)
+    assert new != old and proxy.cut == 1
+    assert {cluster.said_by(s) for s in cluster.sentinels} == {new}  # moved once, not swung back

@@ -137,6 +137,20 @@ def test_a_second_failover_while_one_runs_is_rejected_and_not_repeated(
     assert [cluster.said_by(s) for s in cluster.sentinels] == [replica] * 3
 
 
+def test_failing_over_names_the_sentinel_running_the_failover_until_it_is_done(
+    cluster: SentinelSet, redis: SentinelRedis
+) -> None:
+    before = redis.failing_over()
+
+    old = redis.failover()
+    running = redis.failing_over()  # at once: Sentinel promotes the replica for a second or so
+    redis.verify(old, within=FAILOVER_SECONDS, interval=0.1)
+    wait_for("the failover to end", lambda: not redis.failing_over(), FAILOVER_SECONDS, cluster.logs)
+
+    assert before == []
+    assert running == [cluster.sentinels[0].address]  # only the one that took the command says so
+
+
 def test_failover_with_the_replica_down_is_rejected_and_the_master_stays(
     cluster: SentinelSet, redis: SentinelRedis
 ) -> None:
