@@ -30,8 +30,7 @@ CONTEXT = Context("inc-1", NOW, NOW)
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         container_registry(started, REGISTRY, "westeurope")
         container_registry(started, PEER, "northeurope")
         yield started

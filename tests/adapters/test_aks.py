@@ -42,8 +42,7 @@ def ca_pem() -> str:
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch, ca_pem: str) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         started.put(CLUSTER, {"location": "westeurope", "properties": {"provisioningState": "Succeeded"}})
         config = base64.b64encode(kubeconfig(SERVER, ca_pem).encode()).decode()
         started.on(

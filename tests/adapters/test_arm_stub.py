@@ -23,8 +23,7 @@ API = "2024-11-01"  # azure-mgmt-redis 14.5.0's
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         started.put(
             REDIS,
             {
@@ -208,8 +207,7 @@ def test_a_keep_alive_stub_serves_a_pooled_connection_until_stopped(
     from azure.core.exceptions import ServiceRequestError
 
     with ArmStub(keep_alive=True) as arm:
-        for name, value in arm.client_env().items():
-            monkeypatch.setenv(name, value)
+        arm.announce(monkeypatch)
         arm.put(REDIS, {"location": "westeurope", "properties": {"provisioningState": "Succeeded"}})
         redis = client(arm, credential, retry_total=0)
         assert [redis.redis.get(GROUP, "cache-we").name for _ in range(3)] == ["cache-we"] * 3

@@ -28,8 +28,7 @@ CACHE = f"/subscriptions/{SUB}/resourceGroups/rg-shop/providers/Microsoft.Cache/
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         serve_azure_cache(started)
         azure_cache(started, CACHE)
         yield started

@@ -30,8 +30,7 @@ def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStub]:
     # The SDK caches challenges per host:port for the whole process; each test starts unchallenged.
     http_challenge_cache.clear()
     with KeyVaultStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         yield started
     http_challenge_cache.clear()
 

@@ -146,8 +146,7 @@ ARM_WRITES = [
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         serve_azure_cache(started)
         serve_managed_redis(started)
         serve_cosmos(started)
@@ -239,8 +238,7 @@ def vault(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultStub]:
 
     http_challenge_cache.clear()  # the SDK caches challenges per host:port for the whole process
     with KeyVaultStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         started.delete("db-password")
         yield started
     http_challenge_cache.clear()

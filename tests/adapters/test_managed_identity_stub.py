@@ -25,8 +25,7 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedIdentityStub]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(azure_clients, "_credentials", {})  # the process-wide cache: a fresh one
     with ManagedIdentityStub() as stub:
-        for name, value in stub.client_env().items():
-            monkeypatch.setenv(name, value)
+        stub.announce(monkeypatch)
         yield stub
 
 
@@ -76,8 +75,7 @@ def test_arm_receives_the_identitys_token_as_bearer(
     identity: ManagedIdentityStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with ArmStub() as arm:
-        for name, value in arm.client_env().items():
-            monkeypatch.setenv(name, value)
+        arm.announce(monkeypatch)
         azure_cache(arm, CACHE)
         cache = ArmClients(arm.url, LazyCredential()).redis(SUB).redis.get("rg-shop", "cache-we")
 
@@ -109,8 +107,7 @@ def test_the_actions_token_that_never_comes_is_one_bounded_try_and_transient_nev
     identity: ManagedIdentityStub, monkeypatch: pytest.MonkeyPatch, client_id: str | None
 ) -> None:
     with ArmStub() as arm:
-        for name, value in arm.client_env().items():
-            monkeypatch.setenv(name, value)
+        arm.announce(monkeypatch)
         serve_azure_cache(arm)
         azure_cache(arm, CACHE)
         caches = ArmAzureCaches(ArmClients(arm.url, ActionsCredential(client_id, ArmTimeouts(1.0, 1.0))))

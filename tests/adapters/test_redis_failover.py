@@ -35,8 +35,7 @@ CONTEXT = Context("inc-1", NOW, NOW)
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         serve_azure_cache(started)
         serve_managed_redis(started)
         yield started

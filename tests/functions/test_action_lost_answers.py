@@ -59,8 +59,7 @@ def build(data_dir: Path, clock: FakeClock, pager: FakePager, chat: FakeChat) ->
 @pytest.fixture
 def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStub]:
     with ArmStub() as started:
-        for name, value in started.client_env().items():
-            monkeypatch.setenv(name, value)
+        started.announce(monkeypatch)
         yield started
 
 

@@ -196,8 +196,7 @@ def test_an_approved_azure_cache_reboot_whose_run_was_lost_reaches_arm_once(
 ) -> None:
     """The same on the real redis.failover and the ARM stub: one forceReboot, after the sweep."""
     with ArmStub() as arm:
-        for name, value in arm.client_env().items():
-            monkeypatch.setenv(name, value)
+        arm.announce(monkeypatch)
         serve_azure_cache(arm)
         azure_cache(arm, CACHE)
         kinds = azure_kinds(arm.url, StubCredential(), check_seconds=1)

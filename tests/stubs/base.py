@@ -19,10 +19,13 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from tests.stubs.tls import certificate
+
+if TYPE_CHECKING:
+    import pytest
 
 log = logging.getLogger(__name__)
 HOLD_SECONDS = 30.0  # the longest a held answer waits for its release (a test that forgot it)
@@ -131,6 +134,12 @@ class StubServer:
     def client_env(self) -> dict[str, str]:
         """Environment for a child process that talks to this stub (SSL_CERT_FILE when tls is on)."""
         return {"SSL_CERT_FILE": self.ca_file} if self.ca_file else {}
+
+    def announce(self, monkeypatch: pytest.MonkeyPatch) -> Self:
+        """Set `client_env()` in this process for the test, as a child process would get it."""
+        for name, value in self.client_env().items():
+            monkeypatch.setenv(name, value)
+        return self
 
     # --- what was received --------------------------------------------------------------------
 
