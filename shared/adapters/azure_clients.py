@@ -86,10 +86,7 @@ def azure_credential(
     key = (client_id, timeouts, retries)
     with _credential_lock:
         if key not in _credentials:
-            bounded: dict[str, Any] = {
-                "connection_timeout": timeouts.connect_seconds,
-                "read_timeout": timeouts.read_seconds,
-            }
+            bounded: dict[str, Any] = dict(timeouts.keywords())
             if not retries:
                 bounded["retry_total"] = 0
             if client_id:
