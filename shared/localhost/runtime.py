@@ -130,7 +130,7 @@ class QueuePump(threading.Thread):
         self.handler = handler
         self.stop = stop
         self.renewer = renewer
-        self.background = background  # yields the CPU to the front and the actions (`priority`)
+        self.background = background  # yields the CPU to the front and the other pumps (`priority`)
 
     def run(self) -> None:
         """Until stopped."""
@@ -261,7 +261,7 @@ class TimerThread(threading.Thread):
 
     def run(self) -> None:
         """Until stopped."""
-        run_in_background()  # the outbox sweep: a resend may wait a second more under a storm
+        run_in_background()  # the sweeps: what they send again may wait a second more under a storm
         while not self.stop.is_set():
             now = datetime.now(UTC)
             due = self.schedule.next_after(now)
